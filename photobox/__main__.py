@@ -1,0 +1,3 @@
+from photobox.cli import main
+
+raise SystemExit(main())

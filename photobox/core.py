@@ -1,0 +1,66 @@
+"""The photobox instance: settings, data folder, database and scheduler, shared by the web
+app and the CLI so both behave the same against one data folder."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from pathlib import Path
+
+from photobox.backup import backup_database
+from photobox.db import Database
+from photobox.jobs import REGISTRY, JobRegistry, Scheduler
+from photobox.settings import Settings
+
+__all__ = ["Photobox"]
+
+log = logging.getLogger(__name__)
+
+DATA_SUBDIRS = ("library", "cache/thumbs", "cache/previews", "cache/video", "backups", "models", "tmp")
+
+
+class Photobox:
+    """Everything one running photobox owns. ``open()`` before use, ``close()`` after."""
+
+    def __init__(self, settings: Settings, registry: JobRegistry = REGISTRY, clock=time.time) -> None:
+        self.settings = settings
+        self.data_dir = settings.data_dir.resolve()
+        self.db = Database(settings.db_path, busy_timeout_ms=settings.db_busy_timeout_ms,
+                           readers=settings.read_connections)
+        self.clock = clock
+        self.scheduler = Scheduler(
+            self.db, registry, context=self, cpu_workers=settings.cpu_workers,
+            poll_seconds=settings.job_poll_seconds, backoff_seconds=settings.job_backoff_seconds,
+            max_attempts=settings.job_max_attempts, clock=clock,
+        )
+        self.secret_key = b""
+
+    def path(self, *parts: str) -> Path:
+        """A path inside the data folder."""
+        return self.data_dir.joinpath(*parts)
+
+    def open(self) -> Photobox:
+        """Create the data folder layout, open and migrate the database, load the secret key."""
+        for sub in DATA_SUBDIRS:
+            self.path(sub).mkdir(parents=True, exist_ok=True)
+        self.db.open(before_upgrade=self._backup_before_upgrade)
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'secret_key'").fetchone()
+            if row is None:
+                value = secrets.token_hex(32)
+                conn.execute("INSERT INTO meta (key, value) VALUES ('secret_key', ?)", (value,))
+            else:
+                value = row[0]
+        self.secret_key = bytes.fromhex(value)
+        return self
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _backup_before_upgrade(self, conn, current: int, target: int) -> None:
+        # beets takes a backup before data migrations; a schema change is the riskiest moment.
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        dest = self.path("backups", f"pre-upgrade-v{current}-to-v{target}-{stamp}.db")
+        log.warning("upgrading the database from schema %d to %d; backup first: %s", current, target, dest)
+        backup_database(conn, dest)

@@ -1,0 +1,94 @@
+"""Numbered ``.sql`` migrations, applied in order at startup and recorded in ``user_version``.
+
+Files are named ``NNNN_description.sql`` in ``photobox/db/migrations/``. Each runs in the
+same transaction as the ``PRAGMA user_version`` bump that records it (sqlite-utils'
+``migrations.py`` does the same), so a crash leaves the schema at a whole version.
+A database with a higher version than this code knows is refused, as rclip's ``db.py``
+does: an older photobox must not write to a newer schema. Never edit an applied migration;
+add the next number instead.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import apsw
+
+__all__ = ["MIGRATIONS_DIR", "Migration", "SchemaTooNewError", "available", "migrate", "schema_version"]
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+class SchemaTooNewError(RuntimeError):
+    """The database was written by a newer photobox than this one."""
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    path: Path
+
+
+def available(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    """The migrations in ``directory``, in order; raises if numbers are missing or repeated."""
+    found = []
+    for path in directory.iterdir():
+        match = _NAME.match(path.name)
+        if match:
+            found.append(Migration(int(match[1]), match[2], path))
+    found.sort(key=lambda m: m.version)
+    expected = list(range(1, len(found) + 1))
+    if [m.version for m in found] != expected:
+        raise RuntimeError(f"migrations in {directory} must be numbered 1..N without gaps: {[m.path.name for m in found]}")
+    return found
+
+
+def schema_version(conn: apsw.Connection) -> int:
+    """The number of the last migration applied to ``conn``'s database."""
+    return conn.execute("PRAGMA user_version").fetchone()[0]
+
+
+def migrate(
+    conn: apsw.Connection,
+    directory: Path = MIGRATIONS_DIR,
+    *,
+    before_upgrade: Callable[[apsw.Connection, int, int], None] | None = None,
+) -> list[Migration]:
+    """Apply every migration newer than the database's version; return those applied.
+
+    Args:
+        conn: a writable connection.
+        directory: where the ``NNNN_name.sql`` files are (tests pass an older set).
+        before_upgrade: called with (conn, current, target) before changing an existing,
+            non-empty database, so the caller can take a backup first.
+
+    Raises:
+        SchemaTooNewError: the database is newer than the newest migration here.
+    """
+    migrations = available(directory)
+    latest = migrations[-1].version if migrations else 0
+    current = schema_version(conn)
+    if current > latest:
+        raise SchemaTooNewError(
+            f"this database has schema version {current}, but this photobox only knows up to {latest}: "
+            "it was written by a newer photobox. Upgrade photobox, or restore a backup made by this version."
+        )
+    pending = [m for m in migrations if m.version > current]
+    if pending and current > 0 and before_upgrade is not None:
+        before_upgrade(conn, current, latest)
+    for migration in pending:
+        sql = migration.path.read_text()
+        with conn:  # a savepoint: the DDL and the version bump commit together or not at all
+            conn.execute(sql)
+            conn.execute(f"PRAGMA user_version = {int(migration.version)}")
+            conn.execute(
+                "INSERT INTO schema_migrations(version, name, applied_at) VALUES (?, ?, ?)",
+                (migration.version, migration.name, time.time()),
+            )
+    return pending

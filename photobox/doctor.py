@@ -1,0 +1,99 @@
+"""``photobox doctor``: is this installation healthy? Each check prints OK, WARN or FAIL."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import shutil
+import sys
+from collections.abc import Callable
+from typing import TextIO
+
+from photobox import __version__
+from photobox.settings import Settings
+
+__all__ = ["run_checks"]
+
+LOW_SPACE_BYTES = 5 * 1024**3
+
+
+def _versions() -> str:
+    names = ["litestar", "granian", "apsw", "sqlite-vec", "pillow", "pillow-heif", "av", "numpy", "onnxruntime",
+             "ai-edge-litert"]
+    parts = []
+    for name in names:
+        try:
+            parts.append(f"{name} {importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            parts.append(f"{name} missing")
+    return ", ".join(parts)
+
+
+def run_checks(settings: Settings, out: TextIO) -> int:
+    """Run every check against ``settings``; return 1 if any failed, else 0."""
+    failures = 0
+
+    def report(level: str, what: str, detail: str) -> None:
+        nonlocal failures
+        failures += level == "FAIL"
+        out.write(f"{level:4}  {what}: {detail}\n")
+
+    def check(what: str, fn: Callable[[], tuple[str, str]]) -> None:
+        try:
+            level, detail = fn()
+        except Exception as exc:  # a check must not stop the others
+            level, detail = "FAIL", f"{type(exc).__name__}: {exc}"
+        report(level, what, detail)
+
+    data = settings.data_dir.resolve()
+    report("OK", "photobox", f"{__version__} on Python {sys.version.split()[0]}, {platform.machine()}, "
+                             f"{os.cpu_count()} CPU(s)")
+    report("OK", "libraries", _versions())
+
+    def data_folder() -> tuple[str, str]:
+        if not data.exists():
+            return "WARN", f"{data} does not exist yet (created on first start)"
+        if not os.access(data, os.W_OK):
+            return "FAIL", f"{data} is not writable by this user"
+        return "OK", str(data)
+
+    def disk() -> tuple[str, str]:
+        target = data if data.exists() else data.parent
+        usage = shutil.disk_usage(target)
+        detail = f"{usage.free / 1024**3:.1f} GiB free of {usage.total / 1024**3:.1f} GiB"
+        return ("WARN" if usage.free < LOW_SPACE_BYTES else "OK"), detail
+
+    def database() -> tuple[str, str]:
+        from photobox.db import connect, schema_version
+        from photobox.db.migrate import available
+
+        if not settings.db_path.exists():
+            return "WARN", "no database yet (created on first start)"
+        conn = connect(settings.db_path, readonly=True)
+        try:
+            result = conn.execute("PRAGMA quick_check").fetchone()[0]
+            version = schema_version(conn)
+            vec = conn.execute("SELECT vec_version()").fetchone()[0]
+        finally:
+            conn.close()
+        latest = available()[-1].version
+        if result != "ok":
+            return "FAIL", f"integrity check: {result}"
+        if version > latest:
+            return "FAIL", f"schema {version} is newer than this photobox ({latest}); upgrade photobox"
+        state = "up to date" if version == latest else f"will migrate {version} → {latest} on start"
+        return "OK", f"{settings.db_path} integrity ok, schema {version} ({state}), sqlite-vec {vec}"
+
+    def models() -> tuple[str, str]:
+        folder = data / "models"
+        found = sorted(p.name for p in folder.glob("*.onnx")) if folder.exists() else []
+        if not found:
+            return "WARN", "no models: search by description and people are unavailable until models are fetched"
+        return "OK", ", ".join(found)
+
+    check("data folder", data_folder)
+    check("free space", disk)
+    check("database", database)
+    check("models", models)
+    return 1 if failures else 0

@@ -1,0 +1,311 @@
+"""The in-process scheduler: durable jobs in SQLite, run by asyncio with bounded threads.
+
+Delivery guarantee: **at least once**. A job is claimed (state ``running``, attempt counted)
+in one transaction and marked done in another after its handler returns; if the process
+dies in between (kill -9, power cut) the job is queued again at the next start (its owner
+``host:pid`` is gone) or when its lease runs out. So every handler MUST be idempotent:
+running it twice for the same target must leave the same result (write derived files to a
+temp name and rename; upsert rows; check before inserting). A job that was running during
+three crashes is failed instead of retried, so a file that crashes a decoder cannot crash
+photobox in a loop.
+
+Ordering: within a kind, higher priority first, then the earliest due, then the oldest.
+Kinds run side by side, each bounded by its ``concurrency``; synchronous handlers share one
+CPU thread pool (``cpu_workers`` threads), so the event loop never runs their work.
+Failures are retried with exponential backoff (``backoff_seconds`` × 2ⁿ, at most an hour)
+up to ``max_attempts``; :class:`PermanentError` fails at once (e.g. a corrupt file). The
+error text is recorded on the row for the jobs page.
+
+Time comes from ``clock`` so tests can move a frozen clock instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from photobox.db import Database
+from photobox.jobs import store
+from photobox.jobs.registry import REGISTRY, JobRegistry, JobSpec
+
+__all__ = ["Job", "PermanentError", "Scheduler", "Stopping"]
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_SECONDS = 3600.0
+CRASH_LIMIT = 3
+
+
+class PermanentError(Exception):
+    """Raise from a handler when retrying cannot help; the message is shown to the user."""
+
+
+class Stopping(Exception):
+    """Raise from a handler (after checking :meth:`Job.should_stop`) to hand the job back."""
+
+
+@dataclass(slots=True)
+class Job:
+    """What a handler receives: the row's fields plus the scheduler's context."""
+
+    id: int
+    kind: str
+    target: str
+    args: dict[str, Any]
+    attempt: int
+    context: Any
+    _scheduler: Scheduler = field(repr=False)
+
+    def should_stop(self) -> bool:
+        """True once shutdown began; long handlers check it and raise :class:`Stopping`."""
+        return self._scheduler.stopping
+
+    def enqueue(self, kind: str, target: str = "", args: dict[str, Any] | None = None, **kw: Any) -> int:
+        """Queue a follow-up job from inside a handler thread (see :meth:`Scheduler.enqueue_sync`)."""
+        return self._scheduler.enqueue_sync(kind, target, args, **kw)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Scheduler:
+    """Runs the jobs of ``registry`` found in ``db``. See the module docstring for guarantees."""
+
+    def __init__(
+        self,
+        db: Database,
+        registry: JobRegistry = REGISTRY,
+        *,
+        context: Any = None,
+        cpu_workers: int = 2,
+        poll_seconds: float = 5.0,
+        backoff_seconds: float = 30.0,
+        max_attempts: int = 5,
+        lease_seconds: float = 120.0,
+        clock: Callable[[], float] = time.time,
+        owner: str | None = None,
+    ) -> None:
+        self.db = db
+        self.registry = registry
+        self.context = context
+        self.poll_seconds = poll_seconds
+        self.backoff_seconds = backoff_seconds
+        self.max_attempts = max_attempts
+        self.lease_seconds = lease_seconds
+        self.clock = clock
+        self.host = socket.gethostname()
+        self.owner = owner or f"{self.host}:{os.getpid()}"
+        self.stopping = False
+        self._cpu_pool = ThreadPoolExecutor(max_workers=max(1, cpu_workers), thread_name_prefix="job-cpu")
+        self._running: dict[int, asyncio.Task] = {}
+        self._per_kind: dict[str, int] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._main: asyncio.Task | None = None
+        self._beat: asyncio.Task | None = None
+
+    # -- enqueueing ------------------------------------------------------------------
+
+    def _enqueue_args(self, kind: str, priority: int | None, max_attempts: int | None) -> tuple[int, int]:
+        spec = self.registry.get(kind)
+        if spec is None:
+            raise KeyError(f"unknown job kind {kind!r}")
+        return (
+            spec.priority if priority is None else priority,
+            max_attempts or spec.max_attempts or self.max_attempts,
+        )
+
+    def enqueue_sync(
+        self,
+        kind: str,
+        target: str = "",
+        args: dict[str, Any] | None = None,
+        *,
+        priority: int | None = None,
+        max_attempts: int | None = None,
+        force: bool = False,
+    ) -> int:
+        """Queue a job from any thread (idempotent by (kind, target)) and wake the scheduler."""
+        prio, attempts = self._enqueue_args(kind, priority, max_attempts)
+        with self.db.transaction() as conn:
+            job_id = store.enqueue(conn, kind, str(target), args, now=self.clock(), priority=prio,
+                                   max_attempts=attempts, force=force)
+        self.notify()
+        return job_id
+
+    async def enqueue(self, kind: str, target: str = "", args: dict[str, Any] | None = None, **kw: Any) -> int:
+        """Async form of :meth:`enqueue_sync` for web handlers."""
+        prio, attempts = self._enqueue_args(kind, kw.pop("priority", None), kw.pop("max_attempts", None))
+        force = kw.pop("force", False)
+        now = self.clock()
+        job_id = await self.db.write(
+            lambda conn: store.enqueue(conn, kind, str(target), args, now=now, priority=prio,
+                                       max_attempts=attempts, force=force)
+        )
+        self.notify()
+        return job_id
+
+    def notify(self) -> None:
+        """Wake the dispatch loop (safe from any thread)."""
+        loop, wake = self._loop, self._wake
+        if loop is None or wake is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(wake.set)
+        except RuntimeError:  # loop closed between the check and the call
+            pass
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def recover(self) -> tuple[int, int]:
+        """Requeue jobs left running by a dead process on this host or with an expired lease."""
+        with self.db.reader() as conn:
+            owners = {o for (o,) in conn.execute(
+                "SELECT DISTINCT owner FROM jobs WHERE state = 'running' AND owner IS NOT NULL")}
+        dead = set()
+        for owner in owners:
+            host, _, pid = owner.rpartition(":")
+            if host == self.host and pid.isdigit() and (int(pid) == os.getpid() or not _process_alive(int(pid))):
+                # Our own pid can only be in the table from an earlier process that had it.
+                dead.add(owner)
+        with self.db.transaction() as conn:
+            requeued, failed = store.requeue_orphans(conn, now=self.clock(), dead_owners=dead, crash_limit=CRASH_LIMIT)
+        if requeued or failed:
+            log.warning("resumed %d interrupted job(s); %d failed after repeated crashes", requeued, failed)
+        return requeued, failed
+
+    async def start(self) -> None:
+        """Recover interrupted jobs and start dispatching in the background."""
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self.stopping = False
+        await self._loop.run_in_executor(None, self.recover)
+        self._main = asyncio.create_task(self._dispatch_loop(), name="photobox-scheduler")
+        self._beat = asyncio.create_task(self._heartbeat_loop(), name="photobox-heartbeat")
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop claiming, let running jobs finish for ``timeout`` s, hand back the rest."""
+        self.stopping = True
+        for task in (self._main, self._beat):
+            if task is not None:
+                task.cancel()
+        for task in (self._main, self._beat):
+            if task is not None:
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):
+                    pass
+        if self._running:
+            done, pending = await asyncio.wait(list(self._running.values()), timeout=timeout)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=2)
+        # Threads cannot be killed: wait for them, then release anything still marked ours.
+        await asyncio.get_running_loop().run_in_executor(None, self._cpu_pool.shutdown, True)
+        with self.db.transaction() as conn:
+            for (job_id,) in conn.execute(
+                "SELECT id FROM jobs WHERE state = 'running' AND owner = ?", (self.owner,)
+            ).fetchall():
+                store.release(conn, job_id, now=self.clock())
+        self._main = self._beat = None
+
+    # -- dispatching -----------------------------------------------------------------
+
+    async def _dispatch_loop(self) -> None:
+        assert self._wake is not None
+        while not self.stopping:
+            self._wake.clear()
+            try:
+                await self.run_pending()
+            except Exception:  # a broken DB moment must not kill the scheduler
+                log.exception("scheduler dispatch failed")
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+            except TimeoutError:
+                pass
+
+    async def _heartbeat_loop(self) -> None:
+        while not self.stopping:
+            await asyncio.sleep(self.lease_seconds / 3)
+            if self._running:
+                until = self.clock() + self.lease_seconds
+                await self.db.write(lambda conn: store.heartbeat(conn, self.owner, lease_until=until))
+
+    async def run_pending(self) -> int:
+        """Claim due jobs up to each kind's free slots and start them; return how many."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+            self._wake = asyncio.Event()
+        started = 0
+        for spec in self.registry:
+            free = spec.concurrency - self._per_kind.get(spec.kind, 0)
+            if free <= 0 or self.stopping:
+                continue
+            now = self.clock()
+            jobs = await self.db.write(
+                lambda conn, kind=spec.kind, n=free: store.claim(
+                    conn, kind, n, owner=self.owner, now=now, lease_seconds=self.lease_seconds)
+            )
+            for row in jobs:
+                job = Job(row.id, row.kind, row.target, row.args, row.attempts, self.context, self)
+                self._per_kind[spec.kind] = self._per_kind.get(spec.kind, 0) + 1
+                task = asyncio.create_task(self._run(spec, job, row.max_attempts), name=f"job-{row.id}")
+                self._running[row.id] = task
+                started += 1
+        return started
+
+    async def run_until_idle(self, max_rounds: int = 10_000) -> None:
+        """Run jobs until none is due at ``clock()`` and none is running (tests, CLI)."""
+        for _ in range(max_rounds):
+            started = await self.run_pending()
+            if self._running:
+                await asyncio.wait(list(self._running.values()), return_when=asyncio.FIRST_COMPLETED)
+            elif not started:
+                return
+        raise RuntimeError("run_until_idle: jobs keep coming")
+
+    async def _run(self, spec: JobSpec, job: Job, max_attempts: int) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            if spec.is_async:
+                await spec.handler(job)
+            else:
+                await loop.run_in_executor(self._cpu_pool, spec.handler, job)
+        except (Stopping, asyncio.CancelledError):
+            await self.db.write(lambda conn: store.release(conn, job.id, now=self.clock()))
+        except PermanentError as exc:
+            await self._record_failure(job, str(exc) or type(exc).__name__, retry=False)
+        except Exception as exc:
+            log.warning("job %s %s:%s failed (attempt %d/%d): %s", job.id, job.kind, job.target,
+                        job.attempt, max_attempts, exc)
+            text = f"{type(exc).__name__}: {exc}\n" + "".join(traceback.format_tb(exc.__traceback__)[-3:])
+            await self._record_failure(job, text, retry=job.attempt < max_attempts)
+        else:
+            await self.db.write(lambda conn: store.complete(conn, job.id, now=self.clock()))
+        finally:
+            self._running.pop(job.id, None)
+            self._per_kind[spec.kind] -= 1
+            self.notify()
+
+    async def _record_failure(self, job: Job, text: str, *, retry: bool) -> None:
+        now = self.clock()
+        retry_at = None
+        if retry:
+            retry_at = now + min(self.backoff_seconds * 2 ** (job.attempt - 1), MAX_BACKOFF_SECONDS)
+        await self.db.write(lambda conn: store.fail(conn, job.id, text, now=now, retry_at=retry_at))

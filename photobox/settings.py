@@ -1,0 +1,148 @@
+"""Every setting photobox reads, with its default and the reason it exists.
+
+Values come, lowest precedence first, from the defaults below, an optional TOML file
+(``--config FILE`` or ``PHOTOBOX_CONFIG``, or ``photobox.toml`` in the data folder),
+environment variables ``PHOTOBOX_<NAME>`` and command-line flags ``--<name>``.
+``tests/test_settings.py`` fails when a setting here is missing from the README table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SETTINGS", "Setting", "Settings", "load_settings", "SettingsError"]
+
+
+class SettingsError(ValueError):
+    """A setting has a value photobox cannot use; the message names it."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Setting:
+    name: str
+    default: Any
+    type: type
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("data_dir", "./photobox-data", Path,
+            "Folder holding photobox.db, the library of uploaded originals, caches, backups and models."),
+    Setting("host", "127.0.0.1", str,
+            "Address to listen on. Use 0.0.0.0 to serve the LAN (the Pi image does)."),
+    Setting("port", 8080, int, "TCP port of the web app."),
+    Setting("workers", 0, int,
+            "Threads for CPU work (hashing, decoding, thumbnails, inference); 0 = number of CPU cores."),
+    Setting("db_busy_timeout_ms", 5000, int,
+            "How long a connection waits for a lock held by another process (e.g. the CLI) before failing."),
+    Setting("web_query_time_limit_ms", 2000, int,
+            "A database query made for a web request is interrupted after this long, so one slow page "
+            "cannot starve the Pi."),
+    Setting("read_connections", 4, int, "Reader connections kept open for web requests."),
+    Setting("job_poll_seconds", 5.0, float,
+            "How often the scheduler looks for jobs queued by other processes (the CLI) or due for retry."),
+    Setting("job_max_attempts", 5, int, "A job that fails this many times stays failed until retried by hand."),
+    Setting("job_backoff_seconds", 30.0, float,
+            "First retry delay of a failed job; doubles with each attempt, capped at one hour."),
+    Setting("session_days", 30, int, "A login stays valid this many days after its last use."),
+    Setting("secure_cookies", "auto", str,
+            "Mark cookies Secure: 'auto' (when the request came over HTTPS, also via X-Forwarded-Proto "
+            "from a trusted local proxy), 'always' or 'never'."),
+    Setting("login_attempts", 5, int,
+            "Failed logins allowed per client address in 15 minutes before logins from it are refused."),
+    Setting("log_level", "info", str, "Log level: debug, info, warning or error."),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclasses.dataclass(slots=True)
+class Settings:
+    """The resolved settings (built by :func:`load_settings`); fields are the names in :data:`SETTINGS`."""
+
+    data_dir: Path
+    host: str
+    port: int
+    workers: int
+    db_busy_timeout_ms: int
+    web_query_time_limit_ms: int
+    read_connections: int
+    job_poll_seconds: float
+    job_max_attempts: int
+    job_backoff_seconds: float
+    session_days: int
+    secure_cookies: str
+    login_attempts: int
+    log_level: str
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "photobox.db"
+
+    @property
+    def cpu_workers(self) -> int:
+        return self.workers if self.workers > 0 else (os.cpu_count() or 2)
+
+    def to_env(self) -> dict[str, str]:
+        """The settings as ``PHOTOBOX_*`` variables, to hand them to a server worker process."""
+        return {f"PHOTOBOX_{s.name.upper()}": str(getattr(self, s.name)) for s in SETTINGS}
+
+
+def _coerce(setting: Setting, value: Any) -> Any:
+    try:
+        if setting.type is bool and isinstance(value, str):
+            return value.strip().lower() in {"1", "true", "yes", "on"}
+        if setting.type is Path:
+            return Path(os.path.expanduser(str(value)))
+        return setting.type(value)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"setting {setting.name!r}: cannot use {value!r} ({exc})") from None
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Settings:
+    """Resolve settings from defaults < TOML file < ``PHOTOBOX_*`` env < ``overrides`` (flags).
+
+    Args:
+        overrides: values from command-line flags; ``None`` values are ignored.
+        env: the environment to read (default ``os.environ``).
+        config_file: a TOML file; default ``PHOTOBOX_CONFIG`` or ``<data_dir>/photobox.toml``.
+
+    Raises:
+        SettingsError: for an unknown key in the TOML file or a value of the wrong type.
+    """
+    env = os.environ if env is None else env
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    values: dict[str, Any] = {s.name: s.default for s in SETTINGS}
+
+    from_env = {s.name: env[f"PHOTOBOX_{s.name.upper()}"] for s in SETTINGS if f"PHOTOBOX_{s.name.upper()}" in env}
+    # The data folder decides where the default config file is, so resolve it first.
+    data_dir = overrides.get("data_dir", from_env.get("data_dir", values["data_dir"]))
+    if config_file is None and env.get("PHOTOBOX_CONFIG"):
+        config_file = Path(env["PHOTOBOX_CONFIG"])
+    if config_file is None and (Path(str(data_dir)) / "photobox.toml").is_file():
+        config_file = Path(str(data_dir)) / "photobox.toml"
+    if config_file is not None:
+        try:
+            table = tomllib.loads(Path(config_file).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"config file {config_file}: {exc}") from None
+        unknown = sorted(set(table) - set(_BY_NAME))
+        if unknown:
+            raise SettingsError(f"config file {config_file}: unknown setting(s) {', '.join(unknown)}")
+        values.update(table)
+    values.update(from_env)
+    values.update(overrides)
+    resolved = {name: _coerce(_BY_NAME[name], value) for name, value in values.items()}
+    if resolved["secure_cookies"] not in {"auto", "always", "never"}:
+        raise SettingsError("setting 'secure_cookies' must be auto, always or never")
+    return Settings(**resolved)

@@ -1,0 +1,1 @@
+"""The web front end: HTMX pages and the JSON API, one Litestar app (``create_app``)."""

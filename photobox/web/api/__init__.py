@@ -1,0 +1,1 @@
+"""The JSON API under ``/api/`` for scripts and phone apps, documented at ``/api/schema``."""

@@ -1,0 +1,116 @@
+"""The Litestar app factory: ``create_app()`` is what granian serves.
+
+Startup order (the lifespan): open the database → migrate → start the scheduler; models
+load lazily on first use. Shutdown stops the scheduler (running jobs finish or are handed
+back to the queue) and closes the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar, Request, Response
+from litestar.datastructures import CacheControlHeader
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
+from litestar.plugins.htmx import HTMXPlugin
+from litestar.response import Redirect
+from litestar.static_files import create_static_files_router
+from litestar.template import TemplateConfig
+from litestar.plugins.jinja import JinjaTemplateEngine
+
+from photobox import __version__, auth
+from photobox.core import Photobox
+from photobox.resources import STATIC_DIR, TEMPLATES_DIR
+from photobox.settings import Settings, load_settings
+from photobox.web.api import server as api_server
+from photobox.web.render import page
+from photobox.web.security import AuthMiddleware, SecurityHeadersMiddleware, guard
+from photobox.web.views import account, health, home, settings_page
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("photobox")
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
+
+
+def _not_authorized(request: Request, exc: NotAuthorizedException) -> Response:
+    if not _wants_html(request) and request.headers.get("hx-request") != "true":
+        return Response({"status_code": 401, "detail": "authentication required: log in or send an API key"},
+                        status_code=401, headers={"WWW-Authenticate": 'Bearer realm="photobox"'})
+    target = "/login"
+    if request.method == "GET" and request.url.path != "/":
+        from urllib.parse import quote
+        target += "?next=" + quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""), safe="/")
+    if request.headers.get("hx-request") == "true":
+        return Response("", status_code=401, headers={"HX-Redirect": target})
+    return Redirect(target, status_code=303)
+
+
+def _http_error(request: Request, exc: HTTPException) -> Response:
+    if _wants_html(request) and request.headers.get("hx-request") != "true":
+        return page(request, "error.html", status_code=exc.status_code, status=exc.status_code, detail=exc.detail)
+    return Response({"status_code": exc.status_code, "detail": exc.detail}, status_code=exc.status_code,
+                    headers=getattr(exc, "headers", None) or None)
+
+
+def _server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _http_error(request, HTTPException(status_code=500, detail="Something went wrong inside photobox; the log has details."))
+
+
+def create_app(settings: Settings | None = None, *, photobox: Photobox | None = None) -> Litestar:
+    """Build the app. Without arguments the settings come from ``PHOTOBOX_*`` (granian's worker)."""
+    box = photobox or Photobox(settings or load_settings())
+    logging.basicConfig(level=box.settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await asyncio.to_thread(box.open)
+        await box.scheduler.start()
+        log.info("photobox %s serving data folder %s", __version__, box.data_dir)
+        try:
+            yield
+        finally:
+            await box.scheduler.stop()
+            await asyncio.to_thread(box.close)
+
+    static = create_static_files_router(
+        path="/static", directories=[STATIC_DIR], opt={"public": True}, include_in_schema=False,
+        cache_control=CacheControlHeader(max_age=86400),
+    )
+    return Litestar(
+        route_handlers=[
+            *health.ROUTES, *account.ROUTES, *home.ROUTES, *settings_page.ROUTES, *api_server.ROUTES, static,
+        ],
+        lifespan=[lifespan],
+        middleware=[SecurityHeadersMiddleware(), AuthMiddleware()],
+        guards=[guard],
+        state=State({"photobox": box, "login_throttle": auth.LoginThrottle(limit=box.settings.login_attempts)}),
+        template_config=TemplateConfig(directory=TEMPLATES_DIR, engine=JinjaTemplateEngine),
+        plugins=[HTMXPlugin()],
+        openapi_config=OpenAPIConfig(
+            title="photobox API", version=__version__, path="/api/schema",
+            description="The JSON API of photobox. Authenticate with `Authorization: Bearer <API key>` "
+                        "(create keys under Settings) or the browser session.",
+            # JSON/YAML only: the UI plugins load their scripts from a CDN, and photobox serves
+            # everything the browser loads itself.
+            render_plugins=[JsonRenderPlugin(path=["/", "/openapi.json"]), YamlRenderPlugin()],
+        ),
+        exception_handlers={
+            NotAuthorizedException: _not_authorized,
+            PermissionDeniedException: _http_error,
+            HTTPException: _http_error,
+            Exception: _server_error,
+        },
+        debug=False,
+    )

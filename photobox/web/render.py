@@ -1,0 +1,32 @@
+"""Rendering pages: one template per page, and only a named block for HTMX requests
+(django-htmx-patterns' "inline partials")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+from litestar.response import Response, Template
+
+from photobox import __version__
+from photobox.web.security import csrf_token_for
+
+__all__ = ["page"]
+
+
+def page(request: Request, name: str, *, block: str | None = None, status_code: int = 200, **context: Any) -> Response:
+    """Render ``name`` with the common context; for an HTMX request with ``block``, just that block."""
+    context.update(
+        request=request,
+        user=request.scope.get("user"),
+        csrf_token=csrf_token_for(request),
+        version=__version__,
+        ml_available=False,
+    )
+    if block is not None and request.headers.get("hx-request") == "true":
+        engine = request.app.template_engine
+        template = engine.engine.get_template(name)  # type: ignore[attr-defined]
+        ctx = template.new_context(context)
+        html = "".join(template.blocks[block](ctx))
+        return Response(html, media_type="text/html", status_code=status_code)
+    return Template(template_name=name, context=context, status_code=status_code)

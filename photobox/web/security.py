@@ -1,0 +1,212 @@
+"""Who is asking, and may they: the auth middleware, the app-wide guard and security headers.
+
+Every route requires the owner unless its handler says ``opt={"public": True}`` (login,
+setup, health, static files, share links). ``tests/test_security.py`` walks the route
+table to keep it that way.
+
+CSRF: a state-changing request authenticated by the session cookie must carry the
+session's token, in the ``X-CSRF-Token`` header (HTMX sends it for every request, see
+``base.html``) or a ``csrf_token`` form field. Forms shown before login carry a token
+bound to the ``pb_anon`` cookie. Requests authenticated by an API key carry no ambient
+credential, so they need no token.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from http.cookies import SimpleCookie
+from typing import TYPE_CHECKING, Any
+
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.handlers import BaseRouteHandler
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from photobox import auth
+
+if TYPE_CHECKING:
+    from photobox.core import Photobox
+
+__all__ = ["Auth", "AuthMiddleware", "SecurityHeadersMiddleware", "SESSION_COOKIE", "ANON_COOKIE",
+           "guard", "is_secure", "csrf_token_for"]
+
+SESSION_COOKIE = "pb_session"
+ANON_COOKIE = "pb_anon"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_FORM_CSRF_MAX_BYTES = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Auth:
+    """How the request was authenticated."""
+
+    kind: str  # 'session' | 'api_key'
+    user: auth.User
+    csrf_token: str | None = None
+    session_token: str | None = None
+    api_key_id: int | None = None
+    scopes: str = "all"
+
+
+def _cookies(scope: Scope) -> dict[str, str]:
+    for name, value in scope.get("headers", ()):
+        if name == b"cookie":
+            jar = SimpleCookie()
+            try:
+                jar.load(value.decode("latin-1"))
+            except Exception:
+                return {}
+            return {k: m.value for k, m in jar.items()}
+    return {}
+
+
+def _header(scope: Scope, wanted: bytes) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == wanted:
+            return value.decode("latin-1")
+    return None
+
+
+def _api_key_from(scope: Scope) -> str | None:
+    authz = _header(scope, b"authorization")
+    if authz and authz[:7].lower() == "bearer ":
+        return authz[7:].strip()
+    return _header(scope, b"x-api-key")
+
+
+class AuthMiddleware(ASGIMiddleware):
+    """Resolve the session cookie or API key into ``scope["user"]`` / ``scope["auth"]``.
+
+    It never rejects: the :func:`guard` decides, so public routes see who is logged in too.
+    """
+
+    scopes = ("http", "websocket")
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        box: Photobox = scope["litestar_app"].state.photobox
+        scope["user"] = None
+        scope["auth"] = None
+        key = _api_key_from(scope)
+        token = _cookies(scope).get(SESSION_COOKIE)
+        if key:
+            found = await box.db.read(auth.find_api_key, key)
+            if found is not None:
+                owner = await box.db.read(auth.get_owner)
+                if owner is not None:
+                    scope["user"] = owner
+                    scope["auth"] = Auth("api_key", owner, api_key_id=found.id, scopes=found.scopes)
+                    if found.last_used_at is None or time.time() - found.last_used_at > 300:
+                        await box.db.write(auth.mark_api_key_used, found.id)
+        elif token:
+            session = await box.db.read(auth.find_session, token)
+            if session is not None:
+                scope["user"] = session.user
+                scope["auth"] = Auth("session", session.user, csrf_token=session.csrf_token, session_token=token)
+                days = box.settings.session_days
+                # Slide the expiry at most once an hour: a write per page view would be waste.
+                if session.expires_at - time.time() < days * 86400 - 3600:
+                    await box.db.write(lambda c: auth.touch_session(c, token, days=days))
+        await next_app(scope, receive, send)
+
+
+def csrf_token_for(connection: ASGIConnection) -> str | None:
+    """The token forms on this page must carry (session-bound, or anonymous before login)."""
+    a: Auth | None = connection.scope.get("auth")
+    if a is not None and a.kind == "session":
+        return a.csrf_token
+    anon = connection.scope.get("pb_anon") or connection.cookies.get(ANON_COOKIE)
+    if not anon:
+        return None
+    return auth.anonymous_csrf_token(connection.app.state.photobox.secret_key, anon)
+
+
+def ensure_anon_cookie(connection: ASGIConnection) -> str:
+    """Give a browser without a session an anonymous id for pre-login CSRF tokens."""
+    anon = connection.cookies.get(ANON_COOKIE)
+    if not anon:
+        anon = secrets.token_urlsafe(24)
+        connection.scope["pb_anon"] = anon
+        connection.scope["pb_set_anon"] = anon
+    return anon
+
+
+async def _given_csrf(connection: ASGIConnection) -> str | None:
+    given = connection.headers.get("x-csrf-token")
+    if given:
+        return given
+    ctype = connection.headers.get("content-type", "")
+    length = int(connection.headers.get("content-length") or 0)
+    form_like = ctype.startswith("application/x-www-form-urlencoded") or (
+        ctype.startswith("multipart/form-data") and 0 < length <= _FORM_CSRF_MAX_BYTES)
+    if form_like:
+        form = await connection.form()  # type: ignore[attr-defined]
+        value = form.get("csrf_token")
+        return value if isinstance(value, str) else None
+    return None
+
+
+async def guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+    """The app-wide guard: authentication (unless public) and CSRF (for unsafe methods)."""
+    public = bool(handler.opt.get("public"))
+    a: Auth | None = connection.scope.get("auth")
+    if not public and a is None:
+        raise NotAuthorizedException("log in first")
+    if connection.scope.get("method", "GET") in SAFE_METHODS or connection.scope["type"] != "http":
+        return
+    if a is not None and a.kind == "api_key":
+        return
+    expected = csrf_token_for(connection)
+    if not auth.check_csrf(expected, await _given_csrf(connection)):
+        raise PermissionDeniedException("the form expired or came from another site (CSRF check failed); reload the page and try again")
+
+
+def is_secure(connection: ASGIConnection) -> bool:
+    """Whether to mark cookies Secure (setting ``secure_cookies``)."""
+    mode = connection.app.state.photobox.settings.secure_cookies
+    if mode != "auto":
+        return mode == "always"
+    if connection.url.scheme == "https":
+        return True
+    client = connection.client.host if connection.client else ""
+    # Trust X-Forwarded-Proto only from a reverse proxy on the same machine.
+    return client in {"127.0.0.1", "::1"} and connection.headers.get("x-forwarded-proto") == "https"
+
+
+CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self'; "
+    "script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+_HEADERS: list[tuple[bytes, bytes]] = [
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+]
+
+
+class SecurityHeadersMiddleware(ASGIMiddleware):
+    """Security headers on every response, and the anonymous CSRF cookie when one was made."""
+
+    scopes = ("http",)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers: list[Any] = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers.extend(h for h in _HEADERS if h[0] not in present)
+                anon = scope.get("pb_set_anon")
+                if anon:
+                    secure = "; Secure" if scope.get("scheme") == "https" else ""
+                    cookie = f"{ANON_COOKIE}={anon}; Path=/; HttpOnly; SameSite=Lax; Max-Age=86400{secure}"
+                    headers.append((b"set-cookie", cookie.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        await next_app(scope, receive, send_with_headers)

@@ -1,0 +1,145 @@
+"""First-run setup, login and logout."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from litestar import Request, get, post
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
+from litestar.response import Redirect, Response
+from msgspec import Struct
+
+from photobox import auth
+from photobox.web.render import page
+from photobox.web.security import SESSION_COOKIE, ensure_anon_cookie, is_secure
+
+PUBLIC = {"public": True}
+
+
+class SetupForm(Struct):
+    username: str = ""
+    password: str = ""
+    password2: str = ""
+    csrf_token: str = ""
+
+
+class LoginForm(Struct):
+    username: str = ""
+    password: str = ""
+    next: str = "/"
+    csrf_token: str = ""
+
+
+Form = Body(media_type=RequestEncodingType.URL_ENCODED)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths: an open redirect after login would help phishing."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    parts = urlsplit(target)
+    return parts.path + (f"?{parts.query}" if parts.query else "") if not parts.netloc else "/"
+
+
+def _login_response(request: Request, token: str, target: str) -> Response:
+    box = request.app.state.photobox
+    response: Response = Redirect(target, status_code=303)
+    if request.headers.get("hx-request") == "true":
+        response = Response("", status_code=204, headers={"HX-Redirect": target})
+    response.set_cookie(
+        SESSION_COOKIE, token, max_age=box.settings.session_days * 86400, path="/",
+        httponly=True, samesite="lax", secure=is_secure(request),
+    )
+    return response
+
+
+async def _owner(request: Request):
+    return await request.app.state.photobox.db.read(auth.get_owner)
+
+
+@get("/setup", opt=PUBLIC, include_in_schema=False)
+async def setup_page(request: Request) -> Response:
+    if await _owner(request) is not None:
+        return Redirect("/login", status_code=303)
+    ensure_anon_cookie(request)
+    return page(request, "setup.html", error=None, username="")
+
+
+@post("/setup", opt=PUBLIC, include_in_schema=False)
+async def setup_submit(request: Request, data: Annotated[SetupForm, Form]) -> Response:
+    box = request.app.state.photobox
+    if await _owner(request) is not None:
+        return Redirect("/login", status_code=303)
+    error = None
+    try:
+        auth.validate_credentials(data.username, data.password)
+        if data.password != data.password2:
+            error = "The two passwords differ."
+    except ValueError as exc:
+        error = str(exc)
+    if error:
+        return page(request, "setup.html", error=error, username=data.username, status_code=400)
+    password_hash = await asyncio.to_thread(auth.hash_password, data.password)
+    try:
+        user = await box.db.write(auth.create_owner, data.username, password_hash)
+    except ValueError:
+        return Redirect("/login", status_code=303)
+    ua = request.headers.get("user-agent", "")
+    addr = request.client.host if request.client else ""
+    token = await box.db.write(lambda c: auth.create_session(c, user, days=box.settings.session_days, user_agent=ua, remote_addr=addr))
+    return _login_response(request, token, "/")
+
+
+@get("/login", opt=PUBLIC, include_in_schema=False)
+async def login_page(request: Request, next: str = "/") -> Response:
+    if await _owner(request) is None:
+        return Redirect("/setup", status_code=303)
+    if request.scope.get("user") is not None:
+        return Redirect(_safe_next(next), status_code=303)
+    ensure_anon_cookie(request)
+    return page(request, "login.html", error=None, username="", next=_safe_next(next))
+
+
+@post("/login", opt=PUBLIC, include_in_schema=False)
+async def login_submit(request: Request, data: Annotated[LoginForm, Form]) -> Response:
+    box = request.app.state.photobox
+    throttle: auth.LoginThrottle = request.app.state.login_throttle
+    addr = request.client.host if request.client else "?"
+    target = _safe_next(data.next)
+    wait = throttle.retry_after(addr)
+    if wait:
+        response = page(request, "login.html", error=f"Too many failed logins. Try again in {wait // 60 + 1} minutes.",
+                        username=data.username, next=target, status_code=429)
+        response.headers["Retry-After"] = str(wait)
+        return response
+    def check() -> auth.User | None:
+        # argon2 takes ~0.3 s on a Pi: a plain thread, not one of the few page-reader threads.
+        with box.db.reader() as conn:
+            return auth.authenticate(conn, data.username, data.password)
+
+    user = await asyncio.to_thread(check)
+    if user is None:
+        throttle.failed(addr)
+        return page(request, "login.html", error="Wrong user name or password.", username=data.username,
+                    next=target, status_code=401)
+    throttle.succeeded(addr)
+    ua = request.headers.get("user-agent", "")
+    token = await box.db.write(lambda c: auth.create_session(c, user, days=box.settings.session_days, user_agent=ua, remote_addr=addr))
+    return _login_response(request, token, target)
+
+
+@post("/logout", include_in_schema=False)
+async def logout(request: Request) -> Response:
+    box = request.app.state.photobox
+    a = request.scope.get("auth")
+    if a is not None and a.session_token:
+        await box.db.write(auth.delete_session, a.session_token)
+    response = Redirect("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+ROUTES = [setup_page, setup_submit, login_page, login_submit, logout]

@@ -1,0 +1,10 @@
+// photobox: small progressive enhancements; every page works without this file.
+"use strict";
+document.addEventListener("DOMContentLoaded", () => {
+  // Show stored unix times in the viewer's local time zone.
+  for (const el of document.querySelectorAll("time[data-ts]")) {
+    const d = new Date(Number(el.dataset.ts) * 1000);
+    el.textContent = d.toLocaleString();
+    el.dateTime = d.toISOString();
+  }
+});
