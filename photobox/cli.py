@@ -104,32 +104,27 @@ def build_parser() -> argparse.ArgumentParser:
                         help="TOML file with settings (default: PHOTOBOX_CONFIG or photobox.toml in the data folder)")
     for s in SETTINGS:
         common.add_argument(f"--{s.name.replace('_', '-')}", dest=s.name, default=argparse.SUPPRESS,
-                            help=f"{s.help} (default: {s.default}; env PHOTOBOX_{s.name.upper()})")
+                            help=f"{s.help} (default: {s.default!r}; env PHOTOBOX_{s.name.upper()})")
     parser = argparse.ArgumentParser(prog="photobox", description="A self-hosted photo archive.", parents=[common])
     parser.add_argument("--version", action="version", version=f"photobox {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    add = sub.add_parser
 
-    def add_parser(name: str, **kw):
-        return add(name, parents=[common], **kw)
+    def command(group, name: str, help: str, func=None) -> argparse.ArgumentParser:
+        p = group.add_parser(name, help=help, description=help, parents=[common])
+        if func is not None:
+            p.set_defaults(func=func)
+        return p
 
-    sub.add_parser = add_parser  # type: ignore[method-assign]
-
-    sub.add_parser("serve", help="serve the web app (granian, one worker)").set_defaults(func=cmd_serve)
-
-    user = sub.add_parser("user", help="manage the owner account")
-    user_sub = user.add_subparsers(dest="user_command", metavar="ACTION", required=True)
-    sp = user_sub.add_parser("set-password", help="set the owner's password (creates the owner if missing)")
+    command(sub, "serve", "serve the web app (granian, one worker)", cmd_serve)
+    user_sub = command(sub, "user", "manage the owner account").add_subparsers(
+        dest="user_command", metavar="ACTION", required=True)
+    sp = command(user_sub, "set-password", "set the owner's password (creates the owner if missing)", cmd_set_password)
     sp.add_argument("--username", default=None, help="also rename the owner (or name a new one)")
     sp.add_argument("--password-from-env", action="store_true",
                     help="read the password from PHOTOBOX_NEW_PASSWORD instead of prompting")
-    sp.set_defaults(func=cmd_set_password)
-
-    sub.add_parser("doctor", help="check the data folder, database, disk, models and versions").set_defaults(func=cmd_doctor)
-
-    jobs = sub.add_parser("jobs", help="show job counts; --retry queues failed jobs again")
-    jobs.add_argument("--retry", action="store_true")
-    jobs.set_defaults(func=cmd_jobs)
+    command(sub, "doctor", "check the data folder, database, disk, models and versions", cmd_doctor)
+    jobs = command(sub, "jobs", "show job counts by kind and state", cmd_jobs)
+    jobs.add_argument("--retry", action="store_true", help="queue failed jobs again first")
     return parser
 
 

@@ -3,6 +3,7 @@ app and the CLI so both behave the same against one data folder."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import secrets
 import time
@@ -20,11 +21,18 @@ log = logging.getLogger(__name__)
 DATA_SUBDIRS = ("library", "cache/thumbs", "cache/previews", "cache/video", "backups", "models", "tmp")
 
 
+def load_plugins(names: str) -> None:
+    """Import each module named in the ``plugins`` setting (they register on import)."""
+    for name in filter(None, (n.strip() for n in names.split(","))):
+        importlib.import_module(name)
+
+
 class Photobox:
     """Everything one running photobox owns. ``open()`` before use, ``close()`` after."""
 
     def __init__(self, settings: Settings, registry: JobRegistry = REGISTRY, clock=time.time) -> None:
         self.settings = settings
+        load_plugins(settings.plugins)
         self.data_dir = settings.data_dir.resolve()
         self.db = Database(settings.db_path, busy_timeout_ms=settings.db_busy_timeout_ms,
                            readers=settings.read_connections)

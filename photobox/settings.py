@@ -56,6 +56,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("login_attempts", 5, int,
             "Failed logins allowed per client address in 15 minutes before logins from it are refused."),
     Setting("log_level", "info", str, "Log level: debug, info, warning or error."),
+    Setting("plugins", "", str,
+            "Comma-separated Python modules imported at start; they may register job kinds and routes."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -79,6 +81,7 @@ class Settings:
     secure_cookies: str
     login_attempts: int
     log_level: str
+    plugins: str
 
     @property
     def db_path(self) -> Path:

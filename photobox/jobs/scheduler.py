@@ -30,6 +30,7 @@ import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from photobox.db import Database
@@ -74,6 +75,15 @@ class Job:
 
 
 def _process_alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie counts as dead: in a container nobody
+    may reap the children of a killed server, and a zombie runs no jobs)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] not in {"Z", "X"}
+    except FileNotFoundError:
+        return False
+    except OSError:
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

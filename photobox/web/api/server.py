@@ -6,6 +6,7 @@ import platform
 import sys
 
 from litestar import Request, get, post
+from litestar.params import FromQuery
 from msgspec import Struct
 
 from photobox import __version__
@@ -51,7 +52,9 @@ async def job_counts(request: Request) -> JobCounts:
 
 
 @post("/api/jobs/retry", tags=["jobs"], summary="Queue failed jobs again", status_code=200)
-async def retry_jobs(request: Request, kind: str | None = None, job_id: int | None = None) -> dict[str, int]:
+async def retry_jobs(
+    request: Request, kind: FromQuery[str | None] = None, job_id: FromQuery[int | None] = None
+) -> dict[str, int]:
     box = request.app.state.photobox
     n = await box.db.write(lambda c: store.retry(c, now=box.clock(), job_id=job_id, kind=kind))
     box.scheduler.notify()

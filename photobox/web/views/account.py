@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from litestar import Request, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import Body, FromQuery
 from litestar.response import Redirect, Response
 from msgspec import Struct
 
@@ -94,7 +94,7 @@ async def setup_submit(request: Request, data: Annotated[SetupForm, Form]) -> Re
 
 
 @get("/login", opt=PUBLIC, include_in_schema=False)
-async def login_page(request: Request, next: str = "/") -> Response:
+async def login_page(request: Request, next: FromQuery[str] = "/") -> Response:
     if await _owner(request) is None:
         return Redirect("/setup", status_code=303)
     if request.scope.get("user") is not None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from litestar import Request, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import Body, FromPath
 from litestar.response import Redirect, Response
 from msgspec import Struct
 
@@ -48,7 +48,7 @@ async def create_key(request: Request, data: Annotated[NewKeyForm, Form]) -> Res
 
 
 @post("/settings/api-keys/{key_id:int}/revoke", include_in_schema=False)
-async def revoke_key(request: Request, key_id: int) -> Response:
+async def revoke_key(request: Request, key_id: FromPath[int]) -> Response:
     await request.app.state.photobox.db.write(auth.revoke_api_key, key_id)
     if request.headers.get("hx-request") == "true":
         keys = await request.app.state.photobox.db.read(auth.list_api_keys)
