@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from photobox.backup import backup_database
+from photobox.library.storage import clean_temp
 from photobox.db import Database
 from photobox.jobs import REGISTRY, JobRegistry, Scheduler
 from photobox.settings import Settings
@@ -18,12 +19,17 @@ __all__ = ["Photobox"]
 
 log = logging.getLogger(__name__)
 
-DATA_SUBDIRS = ("library", "cache/thumbs", "cache/previews", "cache/video", "backups", "models", "tmp")
+DATA_SUBDIRS = ("library", "cache/thumbs", "cache/previews", "cache/video", "cache/motion", "backups", "models", "tmp")
+
+
+#: Built-in features register their job kinds through the same seam as plugins
+#: (Datasette's DEFAULT_PLUGINS).
+DEFAULT_PLUGINS = ("photobox.library.ingest", "photobox.library.libraries")
 
 
 def load_plugins(names: str) -> None:
-    """Import each module named in the ``plugins`` setting (they register on import)."""
-    for name in filter(None, (n.strip() for n in names.split(","))):
+    """Import the built-in modules and each one named in the ``plugins`` setting."""
+    for name in (*DEFAULT_PLUGINS, *filter(None, (n.strip() for n in names.split(",")))):
         importlib.import_module(name)
 
 
@@ -43,6 +49,9 @@ class Photobox:
             max_attempts=settings.job_max_attempts, clock=clock,
         )
         self.secret_key = b""
+        from photobox.library.libraries import queue_due_scans
+
+        self.scheduler.every(60, lambda: queue_due_scans(self), "library-scans")
 
     def path(self, *parts: str) -> Path:
         """A path inside the data folder."""
@@ -52,6 +61,9 @@ class Photobox:
         """Create the data folder layout, open and migrate the database, load the secret key."""
         for sub in DATA_SUBDIRS:
             self.path(sub).mkdir(parents=True, exist_ok=True)
+        removed = clean_temp(self.path("tmp"))
+        if removed:
+            log.warning("removed %d partial upload(s) left by an interrupted run", removed)
         self.db.open(before_upgrade=self._backup_before_upgrade)
         with self.db.transaction() as conn:
             row = conn.execute("SELECT value FROM meta WHERE key = 'secret_key'").fetchone()

@@ -27,7 +27,7 @@ import os
 import socket
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,6 +128,8 @@ class Scheduler:
         self._wake: asyncio.Event | None = None
         self._main: asyncio.Task | None = None
         self._beat: asyncio.Task | None = None
+        self._periodic: list[tuple[float, Callable[[], Awaitable[None]], str]] = []
+        self._periodic_tasks: list[asyncio.Task] = []
 
     # -- enqueueing ------------------------------------------------------------------
 
@@ -180,6 +182,21 @@ class Scheduler:
         except RuntimeError:  # loop closed between the check and the call
             pass
 
+    def every(self, seconds: float, fn: Callable[[], Awaitable[None]], name: str) -> None:
+        """Run ``await fn()`` every ``seconds`` while the scheduler runs (e.g. "queue due scans").
+
+        Periodic work should only *enqueue* jobs, so that the work itself is durable.
+        """
+        self._periodic.append((seconds, fn, name))
+
+    async def _periodic_loop(self, seconds: float, fn: Callable[[], Awaitable[None]], name: str) -> None:
+        while not self.stopping:
+            try:
+                await fn()
+            except Exception:
+                log.exception("periodic task %s failed", name)
+            await asyncio.sleep(seconds)
+
     # -- lifecycle -------------------------------------------------------------------
 
     def recover(self) -> tuple[int, int]:
@@ -207,14 +224,17 @@ class Scheduler:
         await self._loop.run_in_executor(None, self.recover)
         self._main = asyncio.create_task(self._dispatch_loop(), name="photobox-scheduler")
         self._beat = asyncio.create_task(self._heartbeat_loop(), name="photobox-heartbeat")
+        self._periodic_tasks = [asyncio.create_task(self._periodic_loop(*p), name=f"periodic-{p[2]}")
+                                for p in self._periodic]
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop claiming, let running jobs finish for ``timeout`` s, hand back the rest."""
         self.stopping = True
-        for task in (self._main, self._beat):
+        background = [self._main, self._beat, *self._periodic_tasks]
+        for task in background:
             if task is not None:
                 task.cancel()
-        for task in (self._main, self._beat):
+        for task in background:
             if task is not None:
                 try:
                     await task

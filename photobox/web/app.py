@@ -28,6 +28,7 @@ from photobox import __version__, auth
 from photobox.core import Photobox
 from photobox.resources import STATIC_DIR, TEMPLATES_DIR
 from photobox.settings import Settings, load_settings
+from photobox.web.api import assets as api_assets
 from photobox.web.api import server as api_server
 from photobox.web.render import page
 from photobox.web.security import AuthMiddleware, SecurityHeadersMiddleware, guard
@@ -90,7 +91,8 @@ def create_app(settings: Settings | None = None, *, photobox: Photobox | None = 
     )
     return Litestar(
         route_handlers=[
-            *health.ROUTES, *account.ROUTES, *home.ROUTES, *settings_page.ROUTES, *api_server.ROUTES, static,
+            *health.ROUTES, *account.ROUTES, *home.ROUTES, *settings_page.ROUTES, *api_server.ROUTES,
+            *api_assets.ROUTES, static,
         ],
         lifespan=[lifespan],
         middleware=[SecurityHeadersMiddleware(), AuthMiddleware()],

@@ -1,0 +1,182 @@
+"""Getting original bytes onto disk safely.
+
+An incoming file (upload, import, WebDAV) is streamed into ``data/tmp/<random>.part`` while
+its SHA-1 is computed, fsync'd, and only then moved into the library by a rename on the same
+filesystem, so the library never holds a partial file: a crash leaves at most a ``.part``
+file in ``tmp/``, which the next start removes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+import secrets
+import unicodedata
+from pathlib import Path, PurePosixPath
+
+__all__ = ["DiskFullError", "TempWriter", "clean_temp", "place_original", "safe_file_name", "safe_join"]
+
+_FLUSH_BYTES = 1 << 20
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+
+
+class DiskFullError(OSError):
+    """No space left for an incoming original; nothing was kept."""
+
+
+def safe_file_name(name: str, fallback: str = "file") -> str:
+    """A file name safe to create: no directories, control characters, or leading dots.
+
+    The user's name is kept as far as possible (it is what they will recognise), but
+    only its last path component counts: ``../../etc/passwd`` becomes ``passwd``.
+    """
+    name = unicodedata.normalize("NFC", name or "")
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = _UNSAFE.sub("_", name).strip().lstrip(".")
+    if not name:
+        name = fallback
+    stem, dot, ext = name.rpartition(".")
+    if not dot:
+        stem, ext = name, ""
+    stem = stem.encode()[:180].decode(errors="ignore") or fallback
+    ext = ext.encode()[:16].decode(errors="ignore")
+    return f"{stem}.{ext}" if ext else stem
+
+
+def safe_join(root: Path, rel_path: str) -> Path:
+    """``root / rel_path``, refusing any path that would leave ``root`` (``..``, absolute, links)."""
+    rel = PurePosixPath(rel_path)
+    if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+        raise ValueError(f"unsafe path: {rel_path!r}")
+    path = root.joinpath(*rel.parts)
+    resolved_root = root.resolve()
+    if not path.resolve().is_relative_to(resolved_root):
+        raise ValueError(f"path leaves its library: {rel_path!r}")
+    return path
+
+
+class TempWriter:
+    """Stream bytes to a temp file in ``tmp_dir`` while computing SHA-1 and counting them."""
+
+    def __init__(self, tmp_dir: Path) -> None:
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.path = tmp_dir / f"{secrets.token_hex(12)}.part"
+        self._file = open(self.path, "xb")
+        self._sha1 = hashlib.sha1()
+        self._buffer: list[bytes] = []
+        self._buffered = 0
+        self.size = 0
+
+    def _flush(self) -> None:
+        if not self._buffer:
+            return
+        data = b"".join(self._buffer)
+        self._buffer.clear()
+        self._buffered = 0
+        self._sha1.update(data)  # hashlib releases the GIL for large buffers
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            if exc.errno in (28, 122):  # ENOSPC, EDQUOT
+                raise DiskFullError(exc.errno, "the disk is full: the upload was not kept") from exc
+            raise
+
+    def write_sync(self, data: bytes) -> None:
+        """Add bytes (from a thread)."""
+        self._buffer.append(data)
+        self._buffered += len(data)
+        self.size += len(data)
+        if self._buffered >= _FLUSH_BYTES:
+            self._flush()
+
+    async def write(self, data: bytes) -> None:
+        """Add bytes from the event loop; disk writes happen in a thread in 1 MiB batches."""
+        self._buffer.append(data)
+        self._buffered += len(data)
+        self.size += len(data)
+        if self._buffered >= _FLUSH_BYTES:
+            await asyncio.to_thread(self._flush)
+
+    def finish_sync(self) -> tuple[Path, bytes, int]:
+        """Flush, fsync and close; returns (path, sha1 digest, size)."""
+        try:
+            self._flush()
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError as exc:
+            if exc.errno in (28, 122):
+                raise DiskFullError(exc.errno, "the disk is full: the upload was not kept") from exc
+            raise
+        finally:
+            self._file.close()
+        return self.path, self._sha1.digest(), self.size
+
+    async def finish(self) -> tuple[Path, bytes, int]:
+        return await asyncio.to_thread(self.finish_sync)
+
+    def discard(self) -> None:
+        """Close and delete the temp file (an interrupted or refused upload keeps nothing)."""
+        try:
+            self._file.close()
+        finally:
+            self.path.unlink(missing_ok=True)
+
+
+def clean_temp(tmp_dir: Path) -> int:
+    """Remove ``.part`` files left by a crash; return how many. Called at start-up."""
+    n = 0
+    if tmp_dir.is_dir():
+        for part in tmp_dir.glob("*.part"):
+            part.unlink(missing_ok=True)
+            n += 1
+    return n
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems (exFAT, network mounts) cannot fsync a directory
+    finally:
+        os.close(fd)
+
+
+def place_original(tmp_path: Path, library_root: Path, original_name: str, taken_at: str | None) -> str:
+    """Move a complete temp file into ``library_root/YYYY/MM/<name>``; return the relative path.
+
+    The storage template is year/month of when the photo was taken (``unknown/`` when no
+    date is known). An existing file is never overwritten: a name that is taken gets
+    `` (1)``, `` (2)``… before the extension.
+    """
+    if taken_at and len(taken_at) >= 7 and taken_at[:4].isdigit() and taken_at[5:7].isdigit():
+        folder = PurePosixPath(taken_at[:4], taken_at[5:7])
+    else:
+        folder = PurePosixPath("unknown")
+    target_dir = library_root.joinpath(*folder.parts)
+    target_dir.mkdir(parents=True, exist_ok=True)
+    name = safe_file_name(original_name)
+    stem, dot, ext = name.rpartition(".")
+    if not dot:
+        stem, ext = name, ""
+    for n in range(10_000):
+        candidate = name if n == 0 else (f"{stem} ({n}).{ext}" if ext else f"{stem} ({n})")
+        dest = target_dir / candidate
+        try:
+            # link() fails if dest exists, so two uploads can never overwrite each other.
+            os.link(tmp_path, dest)
+        except FileExistsError:
+            continue
+        except OSError:
+            # Filesystems without hard links (exFAT on a USB disk): check-then-rename, done
+            # under the ingest lock by the caller.
+            if dest.exists():
+                continue
+            os.replace(tmp_path, dest)
+        else:
+            tmp_path.unlink()
+        _fsync_dir(target_dir)
+        return str(folder / candidate)
+    raise RuntimeError(f"no free file name for {name!r} in {target_dir}")

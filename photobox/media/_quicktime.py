@@ -1,0 +1,657 @@
+"""A small, bounded ISO-BMFF (MP4/QuickTime/HEIF/CR3) box reader.
+
+Only headers and a handful of small boxes are read: the movie header (mvhd),
+track headers (tkhd matrix and size), sample descriptions, user data
+(``©xyz`` GPS...), the QuickTime ``keys``/``ilst`` metadata
+(``com.apple.quicktime.*``), XMP, Canon CR3 ``CMT*`` TIFF blocks, and for HEIF
+the item properties of the primary image (ispe/irot/imir/clap) plus where its
+Exif/XMP items live.  Every size field is distrusted: boxes are clamped to
+their parent, recursion depth and box counts are capped, and the total number
+of bytes read is budgeted, so a hostile file cannot make us seek forever or
+allocate its declared sizes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+import struct
+from typing import BinaryIO, Iterator
+
+MAX_DEPTH = 10
+MAX_BOXES_PER_LEVEL = 4096
+READ_BUDGET = 32 * 1024 * 1024      # total bytes one parse may read
+SMALL_BOX_CAP = 4 * 1024 * 1024     # largest single metadata box we read whole
+XMP_UUID = bytes.fromhex("be7acfcb97a942e89c71999491e3afac")
+CANON_UUID = bytes.fromhex("85c0b687820f11e08111f4ce462b6a48")
+_QT_EPOCH = dt.datetime(1904, 1, 1)
+# Boxes allowed at the top level of an MP4/MOV; used to find where an embedded
+# motion-photo video ends.
+TOP_LEVEL_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"uuid",
+                   b"meta", b"pnot", b"udta", b"sidx", b"moof", b"mfra", b"styp",
+                   b"pdin", b"prfl", b"junk", b"beam", b"PICT"}
+
+
+class BudgetExceeded(Exception):
+    """Raised when a parse wants to read more than READ_BUDGET bytes."""
+
+
+class Reader:
+    """Random access to a file that never reads past EOF or over budget."""
+
+    def __init__(self, f: BinaryIO, size: int, budget: int = READ_BUDGET):
+        self.f = f
+        self.size = size
+        self.budget = budget
+
+    def read(self, offset: int, length: int) -> bytes:
+        """Read up to ``length`` bytes at ``offset`` (short at EOF)."""
+        if offset < 0 or offset >= self.size or length <= 0:
+            return b""
+        length = min(length, self.size - offset)
+        if length > self.budget:
+            raise BudgetExceeded(f"read of {length} bytes exceeds budget")
+        self.budget -= length
+        self.f.seek(offset)
+        return self.f.read(length)
+
+
+@dataclasses.dataclass(slots=True)
+class Box:
+    """A box header: ``start``..``end`` (clamped), payload after ``header``."""
+
+    type: bytes
+    start: int
+    header: int
+    end: int
+    truncated: bool  # declared size ran past its parent / the file
+
+    @property
+    def payload(self) -> int:
+        """Offset of the first payload byte."""
+        return self.start + self.header
+
+
+def iter_boxes(r: Reader, start: int, end: int) -> Iterator[Box]:
+    """Yield the boxes between ``start`` and ``end``.
+
+    Stops at the first malformed header; a box whose size runs past ``end`` is
+    yielded clamped with ``truncated=True`` and ends the walk.
+    """
+    pos, count = start, 0
+    end = min(end, r.size)
+    while pos + 8 <= end and count < MAX_BOXES_PER_LEVEL:
+        head = r.read(pos, 16)
+        if len(head) < 8:
+            return
+        size, box_type = struct.unpack(">I4s", head[:8])
+        header = 8
+        if size == 1:
+            if len(head) < 16:
+                return
+            size = struct.unpack(">Q", head[8:16])[0]
+            header = 16
+        elif size == 0:  # "extends to end of file"
+            size = end - pos
+        if box_type == b"uuid":
+            header += 16
+        if size < header:
+            return
+        box_end = pos + size
+        truncated = box_end > end
+        yield Box(box_type, pos, header, min(box_end, end), truncated)
+        if truncated:
+            return
+        pos = box_end
+        count += 1
+
+
+def children(r: Reader, box: Box, skip: int = 0) -> Iterator[Box]:
+    """Yield the child boxes of ``box``, skipping ``skip`` payload bytes first."""
+    yield from iter_boxes(r, box.payload + skip, box.end)
+
+
+def find(r: Reader, box: Box, path: list[bytes], skip: int = 0) -> Box | None:
+    """Follow a path of box types below ``box`` (first match at each level)."""
+    current = box
+    for depth, wanted in enumerate(path):
+        if depth >= MAX_DEPTH:
+            return None
+        nxt = None
+        for child in children(r, current, skip if depth == 0 else 0):
+            if child.type == wanted:
+                nxt = child
+                break
+        if nxt is None:
+            return None
+        current = nxt
+    return current
+
+
+def payload(r: Reader, box: Box, cap: int = SMALL_BOX_CAP) -> bytes:
+    """Return a box's payload, or b"" when it is bigger than ``cap``."""
+    length = box.end - box.payload
+    if length > cap:
+        return b""
+    return r.read(box.payload, length)
+
+
+# --------------------------------------------------------------------------
+# Movies (MP4 / MOV / 3GP / CR3)
+
+
+@dataclasses.dataclass(slots=True)
+class Track:
+    """What we learn about one trak."""
+
+    handler: str | None = None
+    enabled: bool = True
+    width: float | None = None      # tkhd, 16.16 fixed point, before rotation
+    height: float | None = None
+    matrix: tuple[float, float, float, float] | None = None  # a, b, c, d
+    codec: str | None = None        # stsd sample entry fourcc
+    sample_width: int | None = None
+    sample_height: int | None = None
+    timescale: int | None = None
+    duration: int | None = None     # in timescale units (mdhd)
+    sample_count: int | None = None
+
+
+@dataclasses.dataclass(slots=True)
+class Movie:
+    """Metadata from a QuickTime/MP4 movie header."""
+
+    has_moov: bool = False
+    creation: dt.datetime | None = None   # mvhd creation time, UTC
+    duration: float | None = None         # seconds (mvhd)
+    tracks: list[Track] = dataclasses.field(default_factory=list)
+    keys: dict[str, object] = dataclasses.field(default_factory=dict)
+    udta: dict[str, str] = dataclasses.field(default_factory=dict)
+    xmp: bytes | None = None
+    loci: tuple[float, float, float] | None = None   # 3GPP location (lat, lon, alt)
+    cr3: dict[str, bytes] = dataclasses.field(default_factory=dict)
+    truncated: list[str] = dataclasses.field(default_factory=list)
+    moov_end: int | None = None
+
+    def video_track(self) -> Track | None:
+        """Return the first enabled video track (or any video track)."""
+        videos = [t for t in self.tracks if t.handler == "vide"]
+        enabled = [t for t in videos if t.enabled]
+        return (enabled or videos or [None])[0]
+
+    def rotation(self) -> int | None:
+        """Clockwise display rotation in degrees, exiftool's convention.
+
+        The tkhd matrix maps stored pixels to display; exiftool reports
+        ``atan2(b, a)`` which is the clockwise angle (an iPhone portrait clip
+        has a=0, b=1 -> 90).  PyAV/ffmpeg report the opposite sign.
+        """
+        track = self.video_track()
+        if track is None or track.matrix is None:
+            return None
+        a, b, _, _ = track.matrix
+        if a == 0 and b == 0:
+            return None
+        angle = math.degrees(math.atan2(b, a))
+        return int(round(angle)) % 360
+
+
+def read_movie(r: Reader) -> Movie:
+    """Parse the top level and ``moov`` of an MP4/QuickTime/CR3 file."""
+    movie = Movie()
+    for box in iter_boxes(r, 0, r.size):
+        if box.truncated:
+            movie.truncated.append(box.type.decode("latin-1"))
+        if box.type == b"moov":
+            movie.has_moov = not box.truncated
+            movie.moov_end = box.end
+            _read_moov(r, box, movie)
+        elif box.type == b"uuid" and r.read(box.start + 8, 16) == XMP_UUID:
+            movie.xmp = movie.xmp or payload(r, box) or None
+    return movie
+
+
+def _read_moov(r: Reader, moov: Box, movie: Movie) -> None:
+    for box in children(r, moov):
+        if box.type == b"mvhd":
+            _read_mvhd(payload(r, box, 4096), movie)
+        elif box.type == b"trak" and len(movie.tracks) < 64:
+            movie.tracks.append(_read_trak(r, box))
+        elif box.type == b"udta":
+            _read_udta(r, box, movie)
+        elif box.type == b"meta":
+            _read_qt_meta(r, box, movie)
+        elif box.type == b"uuid" and r.read(box.start + 8, 16) == CANON_UUID:
+            for sub in children(r, box):
+                if sub.type in (b"CMT1", b"CMT2", b"CMT3", b"CMT4"):
+                    movie.cr3[sub.type.decode()] = payload(r, sub, 1024 * 1024)
+
+
+def _read_mvhd(data: bytes, movie: Movie) -> None:
+    if len(data) < 20:
+        return
+    if data[0] == 1:
+        if len(data) < 32:
+            return
+        created, _, timescale, duration = struct.unpack(">QQIQ", data[4:32])
+    else:
+        created, _, timescale, duration = struct.unpack(">IIII", data[4:20])
+    movie.creation = qt_time(created)
+    if timescale and duration not in (0, 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF):
+        movie.duration = duration / timescale
+
+
+def qt_time(seconds: int) -> dt.datetime | None:
+    """Convert QuickTime seconds-since-1904 (UTC) to a datetime.
+
+    Zero means "not set" (exiftool shows 0000:00:00).  Some writers put Unix
+    time here instead; like exiftool, values that would land before 1970 are
+    read as seconds since 1970.
+    """
+    if not seconds:
+        return None
+    when = _QT_EPOCH + dt.timedelta(seconds=seconds)
+    if when.year < 1970:
+        when = dt.datetime(1970, 1, 1) + dt.timedelta(seconds=seconds)
+    return when
+
+
+def _read_trak(r: Reader, trak: Box) -> Track:
+    track = Track()
+    for box in children(r, trak):
+        if box.type == b"tkhd":
+            _read_tkhd(payload(r, box, 4096), track)
+        elif box.type == b"mdia":
+            _read_mdia(r, box, track)
+    return track
+
+
+def _read_tkhd(data: bytes, track: Track) -> None:
+    if len(data) < 4:
+        return
+    track.enabled = bool(data[3] & 1)
+    pos = 4 + (32 if data[0] == 1 else 20) + 8 + 8   # times/ids, reserved, layer..
+    if len(data) < pos + 44:
+        return
+    m = struct.unpack(">9i", data[pos:pos + 36])
+    track.matrix = (m[0] / 65536, m[1] / 65536, m[3] / 65536, m[4] / 65536)
+    width, height = struct.unpack(">II", data[pos + 36:pos + 44])
+    track.width, track.height = width / 65536, height / 65536
+
+
+def _read_mdia(r: Reader, mdia: Box, track: Track) -> None:
+    for box in children(r, mdia):
+        if box.type == b"mdhd":
+            data = payload(r, box, 4096)
+            if len(data) >= 20 and data[0] != 1:
+                track.timescale, track.duration = struct.unpack(">II", data[12:20])
+            elif len(data) >= 32:
+                track.timescale, track.duration = struct.unpack(">IQ", data[20:32])
+        elif box.type == b"hdlr":
+            data = payload(r, box, 4096)
+            if len(data) >= 12:
+                track.handler = data[8:12].decode("latin-1")
+        elif box.type == b"minf":
+            stbl = find(r, box, [b"stbl"])
+            if stbl is not None:
+                _read_stbl(r, stbl, track)
+
+
+def _read_stbl(r: Reader, stbl: Box, track: Track) -> None:
+    for box in children(r, stbl):
+        if box.type == b"stsd":
+            head = r.read(box.payload, 8 + 8 + 8 + 16 + 4 + 4)
+            if len(head) >= 16:
+                track.codec = head[12:16].decode("latin-1")
+            # Visual sample entries carry width/height after 24 bytes of
+            # reserved/pre-defined fields.
+            if len(head) >= 8 + 8 + 8 + 16 + 4 and track.handler == "vide":
+                track.sample_width, track.sample_height = struct.unpack(
+                    ">HH", head[8 + 8 + 8 + 16:8 + 8 + 8 + 16 + 4])
+        elif box.type == b"stsz":
+            head = r.read(box.payload, 12)
+            if len(head) == 12:
+                track.sample_count = struct.unpack(">I", head[8:12])[0]
+
+
+def _read_udta(r: Reader, udta: Box, movie: Movie) -> None:
+    for box in children(r, udta):
+        name = box.type.decode("latin-1")
+        if box.type == b"XMP_":
+            movie.xmp = movie.xmp or payload(r, box) or None
+        elif box.type == b"meta":
+            _read_qt_meta(r, box, movie)
+        elif box.type == b"loci":
+            movie.loci = movie.loci or _read_loci(payload(r, box, 4096))
+        elif box.type == b"date":   # 3GPP-style recording date (FLIR, some Androids)
+            text = payload(r, box, 256).decode("latin-1").strip("\x00 ")
+            movie.udta.setdefault("date", text)
+        elif name.startswith("\xa9") and box.end - box.payload <= 4096:
+            # QuickTime user data text: u16 length, u16 language, text.
+            data = payload(r, box, 4096)
+            if len(data) >= 4:
+                length = struct.unpack(">H", data[:2])[0]
+                text = data[4:4 + length]
+                if b"data" == data[4:8]:  # some writers use an iTunes data box
+                    text = data[16:]
+                movie.udta.setdefault(name, text.decode("utf-8", "replace").strip("\x00 "))
+
+
+def _read_loci(data: bytes) -> tuple[float, float, float] | None:
+    # 3GPP 'loci': version/flags, language, name (NUL-terminated), role byte,
+    # then longitude, latitude, altitude as signed 16.16 fixed point.
+    if len(data) < 7:
+        return None
+    end = data.find(b"\x00", 6)
+    if end < 0 or end + 1 + 1 + 12 > len(data):
+        return None
+    lon, lat, alt = struct.unpack(">iii", data[end + 2:end + 14])
+    return lat / 65536, lon / 65536, alt / 65536
+
+
+def _read_qt_meta(r: Reader, meta: Box, movie: Movie) -> None:
+    # QuickTime 'meta' is a plain box, ISO 'meta' a full box (4 bytes of
+    # version/flags first); tell them apart by where 'hdlr' sits.
+    probe = r.read(meta.payload, 12)
+    skip = 4 if probe[8:12] == b"hdlr" or probe[:4] == b"\x00\x00\x00\x00" else 0
+    keys: list[str] = []
+    ilst = None
+    for box in children(r, meta, skip):
+        if box.type == b"keys":
+            keys = _read_keys(payload(r, box, 256 * 1024))
+        elif box.type == b"ilst":
+            ilst = box
+    if ilst is None:
+        return
+    for item in children(r, ilst):
+        index = struct.unpack(">I", item.type)[0]
+        if keys and 1 <= index <= len(keys):
+            name = keys[index - 1]
+        else:
+            name = item.type.decode("latin-1")
+        for data_box in children(r, item):
+            if data_box.type == b"data":
+                value = _data_value(payload(r, data_box, 64 * 1024))
+                if value is not None:
+                    movie.keys.setdefault(name, value)
+                break
+
+
+def _read_keys(data: bytes) -> list[str]:
+    keys: list[str] = []
+    if len(data) < 8:
+        return keys
+    count = struct.unpack(">I", data[4:8])[0]
+    pos = 8
+    while len(keys) < min(count, 1024) and pos + 8 <= len(data):
+        size = struct.unpack(">I", data[pos:pos + 4])[0]
+        if size < 8:
+            break
+        keys.append(data[pos + 8:pos + size].decode("utf-8", "replace"))
+        pos += size
+    return keys
+
+
+def _data_value(data: bytes) -> object:
+    if len(data) < 8:
+        return None
+    kind = struct.unpack(">I", data[:4])[0] & 0xFFFFFF
+    raw = data[8:]
+    if kind == 1:
+        return raw.decode("utf-8", "replace").strip("\x00")
+    if kind == 2:
+        return raw.decode("utf-16-be", "replace").strip("\x00")
+    if kind == 23 and len(raw) == 4:
+        return struct.unpack(">f", raw)[0]
+    if kind == 24 and len(raw) == 8:
+        return struct.unpack(">d", raw)[0]
+    if kind in (21, 22) and 1 <= len(raw) <= 8:
+        return int.from_bytes(raw, "big", signed=kind == 21)
+    return raw
+
+
+# --------------------------------------------------------------------------
+# HEIF / AVIF still images
+
+
+@dataclasses.dataclass(slots=True)
+class Heif:
+    """Primary-item facts of a HEIF/AVIF file."""
+
+    has_meta: bool = False
+    primary: int | None = None
+    width: int | None = None          # ispe: stored size, before clap/irot
+    height: int | None = None
+    display: tuple[int, int] | None = None   # after clap + irot (libheif's size)
+    irot: int = 0                     # counter-clockwise quarter turns * 90
+    imir: int | None = None
+    exif: list[tuple[int, int]] = dataclasses.field(default_factory=list)
+    xmp: list[tuple[int, int]] = dataclasses.field(default_factory=list)
+    truncated: list[str] = dataclasses.field(default_factory=list)
+    mpvd: tuple[int, int] | None = None    # Samsung motion-photo video box
+    data_end: int | None = None            # end of the last item extent
+
+
+@dataclasses.dataclass(slots=True)
+class _Item:
+    type: str = ""
+    content_type: str = ""
+    method: int = 0
+    extents: list[tuple[int, int]] = dataclasses.field(default_factory=list)
+    props: list[int] = dataclasses.field(default_factory=list)
+
+
+def read_heif(r: Reader) -> Heif:
+    """Parse the ``meta`` box of a HEIF/AVIF file (no image data is read)."""
+    heif = Heif()
+    for box in iter_boxes(r, 0, r.size):
+        if box.truncated:
+            heif.truncated.append(box.type.decode("latin-1"))
+        if box.type == b"meta" and not heif.has_meta:
+            heif.has_meta = True
+            _read_heif_meta(r, box, heif)
+        elif box.type == b"mpvd":
+            heif.mpvd = (box.payload, box.end - box.payload)
+    return heif
+
+
+def _read_heif_meta(r: Reader, meta: Box, heif: Heif) -> None:
+    items: dict[int, _Item] = {}
+    props: list[tuple[bytes, bytes]] = []
+    idat_start = None
+    for box in children(r, meta, 4):
+        if box.type == b"pitm":
+            data = payload(r, box, 64)
+            if len(data) >= 6:
+                heif.primary = (struct.unpack(">H", data[4:6])[0] if data[0] == 0
+                                else struct.unpack(">I", data[4:8])[0])
+        elif box.type == b"iinf":
+            _read_iinf(r, box, items)
+        elif box.type == b"iloc":
+            _read_iloc(payload(r, box), items)
+        elif box.type == b"iprp":
+            _read_iprp(r, box, items, props)
+        elif box.type == b"idat":
+            idat_start = box.payload
+    _resolve(heif, items, props, idat_start)
+
+
+def _item(items: dict[int, _Item], item_id: int) -> _Item:
+    if item_id not in items and len(items) < 65536:
+        items[item_id] = _Item()
+    return items.get(item_id, _Item())
+
+
+def _read_iinf(r: Reader, iinf: Box, items: dict[int, _Item]) -> None:
+    head = r.read(iinf.payload, 8)
+    skip = 6 if head[:1] == b"\x00" else 8
+    for infe in children(r, iinf, skip):
+        if infe.type != b"infe":
+            continue
+        data = payload(r, infe, 4096)
+        if len(data) < 4 or data[0] < 2:
+            continue
+        if data[0] == 2:
+            item_id, pos = struct.unpack(">H", data[4:6])[0], 8
+        else:
+            item_id, pos = struct.unpack(">I", data[4:8])[0], 10
+        item = _item(items, item_id)
+        item.type = data[pos:pos + 4].decode("latin-1")
+        rest = data[pos + 4:].split(b"\x00")
+        if item.type == "mime" and len(rest) > 1:
+            item.content_type = rest[1].decode("latin-1")
+
+
+def _read_iloc(data: bytes, items: dict[int, _Item]) -> None:
+    if len(data) < 8:
+        return
+    version = data[0]
+    sizes = data[4], data[5]
+    offset_size, length_size = sizes[0] >> 4, sizes[0] & 15
+    base_size, index_size = sizes[1] >> 4, (sizes[1] & 15) if version in (1, 2) else 0
+    pos = 6
+    if version < 2:
+        count, pos = struct.unpack(">H", data[pos:pos + 2])[0], pos + 2
+    else:
+        count, pos = struct.unpack(">I", data[pos:pos + 4])[0], pos + 4
+
+    def take(n: int) -> int:
+        nonlocal pos
+        if n not in (0, 2, 4, 8) or pos + n > len(data):
+            raise ValueError("bad iloc")
+        value = int.from_bytes(data[pos:pos + n], "big") if n else 0
+        pos += n
+        return value
+
+    try:
+        for _ in range(min(count, 65536)):
+            item_id = take(2) if version < 2 else take(4)
+            method = take(2) & 15 if version in (1, 2) else 0
+            take(2)  # data_reference_index
+            base = take(base_size)
+            extents = take(2)
+            item = _item(items, item_id)
+            item.method = method
+            for _ in range(min(extents, 256)):
+                take(index_size)
+                offset = take(offset_size)
+                length = take(length_size)
+                item.extents.append((base + offset, length))
+    except (ValueError, struct.error):
+        return
+
+
+def _read_iprp(r: Reader, iprp: Box, items: dict[int, _Item],
+               props: list[tuple[bytes, bytes]]) -> None:
+    for box in children(r, iprp):
+        if box.type == b"ipco":
+            for prop in children(r, box):
+                small = prop.type in (b"ispe", b"irot", b"imir", b"clap")
+                props.append((prop.type, payload(r, prop, 256) if small else b""))
+        elif box.type == b"ipma":
+            data = payload(r, box)
+            if len(data) < 8:
+                continue
+            version, flags = data[0], data[3]
+            count, pos = struct.unpack(">I", data[4:8])[0], 8
+            for _ in range(min(count, 65536)):
+                id_size = 2 if version < 1 else 4
+                if pos + id_size + 1 > len(data):
+                    break
+                item_id = int.from_bytes(data[pos:pos + id_size], "big")
+                pos += id_size
+                n = data[pos]
+                pos += 1
+                item = _item(items, item_id)
+                for _ in range(n):
+                    if flags & 1:
+                        if pos + 2 > len(data):
+                            break
+                        index = struct.unpack(">H", data[pos:pos + 2])[0] & 0x7FFF
+                        pos += 2
+                    else:
+                        if pos + 1 > len(data):
+                            break
+                        index = data[pos] & 0x7F
+                        pos += 1
+                    item.props.append(index)
+
+
+def _resolve(heif: Heif, items: dict[int, _Item], props: list[tuple[bytes, bytes]],
+             idat_start: int | None) -> None:
+    ends = []
+    for item in items.values():
+        base = idat_start if item.method == 1 and idat_start is not None else 0
+        located = [(base + off, length) for off, length in item.extents]
+        ends += [off + length for off, length in located]
+        if item.type == "Exif":
+            heif.exif = located
+        elif item.type == "mime" and "rdf+xml" in item.content_type:
+            heif.xmp = located
+    heif.data_end = max(ends) if ends else None
+    primary = items.get(heif.primary) if heif.primary is not None else None
+    if primary is None:
+        return
+    width = height = None
+    display = None
+    for index in primary.props:
+        if not 1 <= index <= len(props):
+            continue
+        kind, data = props[index - 1]
+        if kind == b"ispe" and len(data) >= 12:
+            width, height = struct.unpack(">II", data[4:12])
+            display = (width, height)
+        elif kind == b"clap" and len(data) >= 32 and display:
+            display = _clap(data, display)
+        elif kind == b"irot" and data:
+            heif.irot = (data[0] & 3) * 90
+            if display and data[0] & 1:
+                display = (display[1], display[0])
+        elif kind == b"imir" and data:
+            heif.imir = data[0] & 1
+    heif.width, heif.height, heif.display = width, height, display
+
+
+def _clap(data: bytes, size: tuple[int, int]) -> tuple[int, int]:
+    # Clean aperture: width/height are fractions; libheif rounds them to the
+    # nearest integer and never grows the image.
+    wn, wd, hn, hd = struct.unpack(">IIII", data[:16])
+    if not wd or not hd:
+        return size
+    width = int((wn + wd // 2) // wd)
+    height = int((hn + hd // 2) // hd)
+    if not 0 < width <= size[0] or not 0 < height <= size[1]:
+        return size
+    return width, height
+
+
+def read_extents(r: Reader, extents: list[tuple[int, int]], cap: int) -> bytes:
+    """Concatenate item extents, or b"" when they exceed ``cap`` or the file."""
+    total = sum(length for _, length in extents)
+    if total > cap:
+        return b""
+    parts = []
+    for offset, length in extents:
+        if offset + length > r.size:
+            return b""
+        parts.append(r.read(offset, length))
+    return b"".join(parts)
+
+
+def mp4_extent(r: Reader, start: int) -> tuple[int, bool]:
+    """Measure an MP4 embedded at ``start`` by walking its top-level boxes.
+
+    Returns:
+        ``(end, complete)``: where the last recognisable box ends, and whether
+        a complete ``moov`` was seen with no box running past EOF.
+    """
+    end, has_moov = start, False
+    for box in iter_boxes(r, start, r.size):
+        if box.type not in TOP_LEVEL_BOXES:
+            break
+        if box.truncated:
+            return box.end, False
+        has_moov = has_moov or box.type == b"moov"
+        end = box.end
+    return end, has_moov

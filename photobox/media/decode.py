@@ -1,0 +1,790 @@
+"""Safe, fast decoding of still images into display-ready RGB Pillow images.
+
+Everything that turns a file on disk into pixels for thumbnails goes through
+:func:`decode_image` (or its thin wrapper :func:`open_image`). It is written for
+a Raspberry Pi working through 100k photos in worker threads, so it:
+
+* checks the declared pixel count *before* any pixel is decoded (bombs);
+* lets libjpeg decode at 1/2, 1/4 or 1/8 size (``Image.draft``) and reduces other
+  formats with a cheap integer box filter before any further work;
+* applies the EXIF orientation exactly once (see ``_orientation_after_load``);
+* converts embedded ICC profiles to sRGB and normalises odd modes (CMYK, 16-bit,
+  palette + transparency, 1-bit, LA, I;16) to 8-bit RGB (or RGBA);
+* refuses truncated files instead of silently rendering grey;
+* reads camera RAW files through their embedded JPEG preview (best effort).
+
+Every failure surfaces as :class:`DecodeError` (or a subclass) so callers have
+one thing to catch; the original exception is chained for logs.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+import mmap
+import os
+import struct
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, ImageCms, UnidentifiedImageError
+
+from PIL import features as _features
+
+try:  # HEIC/HEIF support is optional at import time but expected in production.
+    import pillow_heif
+except ImportError:  # pragma: no cover - depends on the environment
+    pillow_heif = None
+
+if pillow_heif is not None:
+    # Registering is idempotent. pillow-heif applies irot/imir/clap while decoding
+    # and resets EXIF Orientation to 1, which is why HEIF images must never be
+    # transposed again here.
+    pillow_heif.register_heif_opener()
+    if not _features.check("avif"):  # pragma: no cover - Pillow < 11.2 only
+        # Older Pillow has no AVIF plugin; older pillow-heif builds can decode it.
+        _register_avif = getattr(pillow_heif, "register_avif_opener", None)
+        if _register_avif is not None:
+            try:
+                _register_avif()
+            except Exception:  # noqa: BLE001 - AVIF is best effort
+                pass
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "DecodeError",
+    "DecodedImage",
+    "ImageTooLarge",
+    "TruncatedImage",
+    "UnsupportedImage",
+    "RAW_EXTENSIONS",
+    "decode_image",
+    "open_image",
+]
+
+DEFAULT_MAX_PIXELS = 100_000_000
+
+#: File extensions treated as camera RAW (decoded through the embedded preview).
+RAW_EXTENSIONS = frozenset(
+    {
+        ".3fr", ".ari", ".arw", ".cr2", ".cr3", ".crw", ".dcr", ".dng", ".erf",
+        ".fff", ".iiq", ".k25", ".kdc", ".mef", ".mos", ".mrw", ".nef", ".nrw",
+        ".orf", ".pef", ".raf", ".raw", ".rw2", ".rwl", ".sr2", ".srf", ".srw",
+        ".x3f",
+    }
+)
+
+# Only these Pillow plugins may open a file. Pillow ships readers for many
+# obscure formats (EPS would even run Ghostscript); a photo library needs none
+# of them, and each one is attack surface for hostile uploads.
+Image.init()  # Image.open(formats=...) only accepts plugins that are already loaded
+_PIL_FORMATS = tuple(
+    f
+    for f in ("JPEG", "MPO", "PNG", "TIFF", "WEBP", "AVIF", "GIF", "BMP", "HEIF")
+    if f in Image.OPEN
+)
+
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+_QUARTER_TURNS = frozenset(
+    {
+        Image.Transpose.TRANSPOSE,
+        Image.Transpose.TRANSVERSE,
+        Image.Transpose.ROTATE_90,
+        Image.Transpose.ROTATE_270,
+    }
+)
+
+
+class DecodeError(Exception):
+    """The file cannot be turned into an image (corrupt, unsupported, hostile)."""
+
+
+class ImageTooLarge(DecodeError):
+    """The declared pixel count exceeds the limit (decompression-bomb guard)."""
+
+
+class TruncatedImage(DecodeError):
+    """The file ends before the image data does."""
+
+
+class UnsupportedImage(DecodeError):
+    """Not an image format we decode (or a RAW file without a usable preview)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedImage:
+    """Result of :func:`decode_image`.
+
+    Attributes:
+        image: Display-oriented, sRGB, 8-bit ``RGB`` image (``RGBA`` only when
+            ``keep_alpha`` was requested and the image really is transparent).
+        source_width: Full-resolution width in display orientation (before any
+            draft/reduce scaling done for speed).
+        source_height: Full-resolution height in display orientation.
+        format: Pillow format name of the decoded data (``"JPEG"`` for a RAW
+            file's preview).
+        from_raw_preview: True when the pixels come from a RAW file's embedded
+            JPEG rather than the sensor data.
+    """
+
+    image: Image.Image
+    source_width: int
+    source_height: int
+    format: str
+    from_raw_preview: bool = False
+
+
+def open_image(
+    path: str | os.PathLike[str],
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    target: tuple[int, int] | None = None,
+    keep_alpha: bool = False,
+    allow_truncated: bool = False,
+) -> Image.Image:
+    """Open an image file as a display-ready sRGB Pillow image.
+
+    Thin wrapper around :func:`decode_image` for callers that only want pixels.
+
+    Args:
+        path: File to decode. The content decides the format, not the extension
+            (except that RAW extensions route TIFF-like files to the preview path).
+        max_pixels: Refuse images whose declared width*height exceeds this.
+        target: Smallest ``(width, height)`` the caller needs, in display
+            orientation. The decoder may then decode or reduce to a smaller size
+            (JPEG DCT scaling, HEIF thumbnails, integer box reduction) but never
+            below ``target`` on either axis (unless the source itself is smaller).
+            ``None`` decodes at full resolution.
+        keep_alpha: Return ``RGBA`` for transparent images instead of compositing
+            them on white.
+        allow_truncated: Best-effort mode: render truncated JPEGs (missing part
+            grey) and skip the truncated-HEIF check instead of raising.
+
+    Returns:
+        An ``RGB`` (or ``RGBA``) image in sRGB, EXIF orientation applied.
+
+    Raises:
+        DecodeError: For any file that cannot be decoded; subclasses tell
+            :class:`ImageTooLarge`, :class:`TruncatedImage` and
+            :class:`UnsupportedImage` apart.
+    """
+    return decode_image(
+        path,
+        max_pixels=max_pixels,
+        target=target,
+        keep_alpha=keep_alpha,
+        allow_truncated=allow_truncated,
+    ).image
+
+
+def decode_image(
+    path: str | os.PathLike[str],
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    target: tuple[int, int] | None = None,
+    keep_alpha: bool = False,
+    allow_truncated: bool = False,
+) -> DecodedImage:
+    """Decode an image file; like :func:`open_image` but with size information.
+
+    Args:
+        path: File to decode.
+        max_pixels: Refuse images whose declared width*height exceeds this.
+        target: See :func:`open_image`.
+        keep_alpha: See :func:`open_image`.
+        allow_truncated: See :func:`open_image`.
+
+    Returns:
+        A :class:`DecodedImage`.
+
+    Raises:
+        DecodeError: See :func:`open_image`.
+    """
+    path = Path(path)
+    opts = _Opts(max_pixels, target, keep_alpha, allow_truncated)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise DecodeError(f"cannot read file: {exc.strerror or exc}") from exc
+    if size == 0:
+        raise DecodeError("empty file")
+    try:
+        with path.open("rb") as fp:
+            head = fp.read(64)
+            kind = _sniff(head, path.suffix.lower())
+            if kind == "video":
+                raise UnsupportedImage("file is a video, not a still image")
+            if kind == "raw":
+                return _decode_raw(fp, size, head, opts)
+            if kind == "isobmff" and not allow_truncated:
+                # libheif happily decodes a HEIC whose mdat is cut off and returns
+                # grey tiles without any error, so check the box layout first.
+                _check_isobmff_complete(fp, size)
+            fp.seek(0)
+            return _decode_pillow(fp, opts)
+    except DecodeError:
+        raise
+    except MemoryError as exc:
+        raise ImageTooLarge("out of memory while decoding image") from exc
+    except Exception as exc:  # noqa: BLE001
+        if "end of file" in str(exc).lower():  # libheif's wording for truncation
+            raise TruncatedImage("truncated image") from exc
+        # Pillow and its plugins raise a zoo of exception types on hostile input
+        # (ValueError, struct.error, IndexError, ZeroDivisionError, ...). The job
+        # pipeline must only ever see DecodeError; the cause stays chained.
+        raise DecodeError(f"corrupt image ({type(exc).__name__}: {exc})") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class _Opts:
+    max_pixels: int
+    target: tuple[int, int] | None
+    keep_alpha: bool
+    allow_truncated: bool
+
+
+# --------------------------------------------------------------------------- sniffing
+
+_HEIF_BRANDS = {
+    b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs",
+    b"mif1", b"msf1", b"mif2", b"avif", b"avis", b"avio",
+}
+
+
+def _sniff(head: bytes, ext: str) -> str:
+    """Classify a file by its first bytes (the extension is only a hint)."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"  # includes "RAW" files that are really JPEGs
+    if head.startswith(b"FUJIFILMCCD-RAW"):
+        return "raw"
+    if head[6:14] == b"HEAPCCDR" or head.startswith(b"FOVb"):
+        return "raw"  # Canon CRW (CIFF), Sigma X3F
+    if head[:4] in (b"IIRO", b"IIRS", b"MMOR", b"IIU\x00"):
+        return "raw"  # Olympus ORF, Panasonic RW2: TIFF with another magic number
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        if head[8:10] == b"CR" or ext in RAW_EXTENSIONS:
+            return "raw"
+        return "tiff"
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand == b"crx ":
+            return "raw"  # Canon CR3
+        compat = {head[i : i + 4] for i in range(16, min(len(head), 40), 4)}
+        if brand in _HEIF_BRANDS or compat & _HEIF_BRANDS:
+            return "isobmff"
+        return "video"
+    return "other"
+
+
+def _check_isobmff_complete(fp: BinaryIO, size: int) -> None:
+    """Raise TruncatedImage when a top-level ISO-BMFF box runs past EOF."""
+    pos = 0
+    for _ in range(10_000):
+        if pos >= size:
+            return
+        fp.seek(pos)
+        hdr = fp.read(16)
+        if len(hdr) < 8:
+            raise TruncatedImage("truncated image")
+        box_size = struct.unpack(">I", hdr[:4])[0]
+        if box_size == 1:
+            if len(hdr) < 16:
+                raise TruncatedImage("truncated image")
+            box_size = struct.unpack(">Q", hdr[8:16])[0]
+        elif box_size == 0:
+            return  # "extends to end of file": nothing to compare against
+        if box_size < 8:
+            raise DecodeError(f"corrupt image (bad box size {box_size})")
+        if pos + box_size > size:
+            raise TruncatedImage("truncated image")
+        pos += box_size
+    raise DecodeError("corrupt image (too many boxes)")
+
+
+# --------------------------------------------------------------------------- Pillow path
+
+
+def _decode_pillow(
+    fp: BinaryIO,
+    opts: _Opts,
+    *,
+    orientation: int | None = None,
+    formats: tuple[str, ...] = _PIL_FORMATS,
+    from_raw: bool = False,
+) -> DecodedImage:
+    """Decode with Pillow; ``orientation`` overrides the file's EXIF value."""
+    try:
+        im = Image.open(fp, formats=formats)
+    except Image.DecompressionBombError as exc:
+        # Pillow's own guard (2x Image.MAX_IMAGE_PIXELS) fired while parsing the
+        # header; nothing has been decoded yet.
+        raise ImageTooLarge(f"image too large ({exc})") from exc
+    except UnidentifiedImageError as exc:
+        raise UnsupportedImage("not a supported image format") from exc
+    result = None
+    try:
+        result = _decode_opened(im, fp, opts, orientation=orientation, from_raw=from_raw)
+        return result
+    finally:
+        # Free the decoded full-size pixels as soon as we are done with them --
+        # unless no conversion was needed and the opened image *is* the result.
+        if result is None or result.image is not im:
+            im.close()
+
+
+def _decode_opened(
+    im: Image.Image,
+    fp: BinaryIO,
+    opts: _Opts,
+    *,
+    orientation: int | None,
+    from_raw: bool,
+) -> DecodedImage:
+    full_w, full_h = im.size
+    if full_w <= 0 or full_h <= 0:
+        raise DecodeError(f"corrupt image (size {full_w}x{full_h})")
+    if full_w * full_h > opts.max_pixels:
+        raise ImageTooLarge(
+            f"image too large: {full_w}x{full_h} px (limit {opts.max_pixels / 1e6:g} MP)"
+        )
+    fmt = im.format or "?"
+    is_heif = fmt == "HEIF"
+
+    # Orientation as read *before* load: needed to express the target in stored
+    # orientation for draft(). TIFF is the exception: Pillow already reports the
+    # display size and rotates the pixels itself during load().
+    pre_orientation = orientation if orientation is not None else _exif_orientation(im)
+    swap = pre_orientation in (5, 6, 7, 8) and fmt not in ("TIFF", "HEIF")
+    stored_target = None
+    if opts.target is not None:
+        tw, th = (max(1, int(v)) for v in opts.target)
+        stored_target = (th, tw) if swap else (tw, th)
+        # JPEG: libjpeg DCT scaling (1/2, 1/4, 1/8) -- by far the biggest win.
+        # HEIF: pillow-heif picks an embedded thumbnail not smaller than target.
+        # Other plugins ignore draft().
+        im.draft("RGB", stored_target)
+
+    try:
+        im.load()
+    except OSError as exc:
+        if "truncated" in str(exc) or "broken data stream" in str(exc):
+            if opts.allow_truncated and fmt in ("JPEG", "MPO") and not from_raw:
+                return _decode_truncated_jpeg(fp, opts)
+            raise TruncatedImage("truncated image") from exc
+        raise DecodeError(f"corrupt image ({exc})") from exc
+    except EOFError as exc:
+        raise TruncatedImage("truncated image") from exc
+
+    # HEIF: libheif already applied irot/imir/clap and pillow-heif reset the EXIF
+    # tag to 1 -- applying the original EXIF value again would double-rotate.
+    # TIFF: Pillow applied (and removed) the tag during load, so reading it again
+    # now yields nothing. Everything else still needs the transpose.
+    post_orientation = 1 if is_heif else (
+        orientation if orientation is not None else _exif_orientation(im)
+    )
+
+    out: Image.Image = im
+    # Cheap integer box reduction for formats without DCT scaling (PNG, HEIF,
+    # WebP, TIFF...), done before the transpose and colour work so those touch
+    # fewer pixels.
+    if stored_target is not None:
+        factor = min(out.width // stored_target[0], out.height // stored_target[1])
+        if factor >= 2 and out.mode not in ("P", "1", "PA"):
+            out = _reduce(out, factor)
+
+    method = _TRANSPOSE.get(post_orientation or 1)
+    if method is not None:
+        out = out.transpose(method)
+
+    out = _to_srgb(out, im.info, keep_alpha=opts.keep_alpha)
+
+    # Full-resolution display size: the size Pillow reported before draft()
+    # (draft keeps the aspect ratio), swapped when we turned the image by 90
+    # degrees here. TIFF already reports its display size (see above).
+    sw, sh = full_w, full_h
+    if method in _QUARTER_TURNS:
+        sw, sh = sh, sw
+    return DecodedImage(out, sw, sh, fmt, from_raw)
+
+
+def _decode_truncated_jpeg(fp: BinaryIO, opts: _Opts) -> DecodedImage:
+    """Best effort for a cut-off JPEG: append EOI so libjpeg pads with grey.
+
+    ``ImageFile.LOAD_TRUNCATED_IMAGES`` would do the same but is a process-wide
+    flag; flipping it from one worker thread would change behaviour for all.
+    """
+    fp.seek(0)
+    data = fp.read() + b"\xff\xd9"
+    strict = _Opts(opts.max_pixels, opts.target, opts.keep_alpha, False)
+    return _decode_pillow(io.BytesIO(data), strict, formats=("JPEG", "MPO"))
+
+
+def _exif_orientation(im: Image.Image) -> int:
+    try:
+        value = im.getexif().get(0x0112, 1)
+    except Exception:  # noqa: BLE001 - broken EXIF must not break decoding
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _reduce(im: Image.Image, factor: int) -> Image.Image:
+    try:
+        return im.reduce(factor)
+    except ValueError:  # modes reduce() does not support (e.g. I;16, F)
+        return im
+
+
+# --------------------------------------------------------------------------- colour
+
+
+def _to_srgb(im: Image.Image, info: dict, *, keep_alpha: bool) -> Image.Image:
+    """Normalise mode and colour space to 8-bit sRGB ``RGB`` (or ``RGBA``)."""
+    im = _to_8bit(im)
+    if im.mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    elif im.mode in ("PA", "La", "RGBa"):
+        im = im.convert("RGBA")
+    elif im.mode == "1":
+        im = im.convert("L")
+
+    alpha = None
+    if im.mode in ("RGBA", "LA"):
+        alpha = im.getchannel("A")
+        if alpha.getextrema()[0] == 255:
+            alpha = None  # an alpha channel that is fully opaque is just overhead
+        im = im.convert("RGB" if im.mode == "RGBA" else "L")
+        if alpha is not None and not keep_alpha:
+            # Composite on white *before* the colour transform: white is white in
+            # every RGB space, and it saves a second pass over the alpha.
+            bg = Image.new(im.mode, im.size, 255 if im.mode == "L" else (255, 255, 255))
+            bg.paste(im, mask=alpha)
+            im, alpha = bg, None
+
+    icc = info.get("icc_profile")
+    if icc:
+        im = _apply_icc(im, icc)
+    if im.mode != "RGB":
+        try:
+            im = im.convert("RGB")
+        except ValueError as exc:
+            raise UnsupportedImage(f"unsupported pixel mode {im.mode}") from exc
+    if alpha is not None:
+        im.putalpha(alpha)
+    return im
+
+
+def _to_8bit(im: Image.Image) -> Image.Image:
+    """Scale 16/32-bit integer and float modes to 8-bit ``L``.
+
+    Pillow's own ``convert("L")`` clips I;16 values at 255, turning every
+    16-bit greyscale photo white, so scale explicitly.
+    """
+    if im.mode not in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        return im
+    arr = np.asarray(im)
+    if im.mode == "F":
+        arr = np.nan_to_num(arr.astype(np.float32))
+        hi = float(arr.max(initial=0.0))
+        scale = 255.0 if hi <= 1.0 else (255.0 / 65535.0 if hi > 255 else 1.0)
+        out = np.clip(arr * scale, 0, 255).astype(np.uint8)
+    else:
+        arr = arr.astype(np.int64, copy=False)
+        hi = int(arr.max(initial=0))
+        # 16-bit data (PNG, TIFF) is stored as 0..65535; 8-bit-range data in an
+        # "I" image (some TIFFs) must not be divided.
+        out = (np.clip(arr, 0, 65535) >> 8) if hi > 255 else np.clip(arr, 0, 255)
+        out = out.astype(np.uint8)
+    return Image.fromarray(out, "L")
+
+
+_SRGB = ImageCms.createProfile("sRGB")
+_transform_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=32)
+def _icc_transform(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
+    """Build (and cache) a transform from ``icc`` to sRGB, or None to skip.
+
+    Cached per profile: photos from one camera share one, and building a
+    transform costs far more than applying it to a preview-sized image.
+    ``NOCACHE`` is needed because lcms2's one-pixel cache makes a shared
+    transform unsafe to use from several worker threads at once.
+    """
+    try:
+        src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    except (OSError, ImageCms.PyCMSError, TypeError, ValueError):
+        log.debug("ignoring unreadable ICC profile (%d bytes)", len(icc))
+        return None
+    try:
+        desc = (ImageCms.getProfileDescription(src) or "").strip()
+    except (ImageCms.PyCMSError, OSError, UnicodeDecodeError):
+        desc = ""
+    if desc.startswith("sRGB") or desc == "sRGB built-in":
+        return None  # already sRGB: a transform would only cost time
+    space = src.profile.xcolor_space.strip()
+    wanted = {"RGB": "RGB", "L": "GRAY", "CMYK": "CMYK"}.get(mode)
+    if wanted is None or space != wanted:
+        # e.g. an RGB profile on a greyscale JPEG: the profile cannot apply.
+        return None
+    try:
+        return ImageCms.buildTransform(
+            src,
+            _SRGB,
+            mode,
+            "RGB",
+            renderingIntent=ImageCms.Intent.PERCEPTUAL,
+            flags=ImageCms.Flags.NOCACHE,
+        )
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        log.debug("cannot build ICC transform for %r", desc)
+        return None
+
+
+def _apply_icc(im: Image.Image, icc: bytes) -> Image.Image:
+    if not isinstance(icc, bytes) or len(icc) < 128:
+        return im
+    with _transform_lock:  # lru_cache itself is thread-safe; this avoids duplicate builds
+        transform = _icc_transform(icc, im.mode)
+    if transform is None:
+        return im
+    try:
+        return ImageCms.applyTransform(im, transform)
+    except (ImageCms.PyCMSError, ValueError, OSError):
+        return im  # a profile lcms accepted but cannot apply: show unconverted
+
+
+# --------------------------------------------------------------------------- RAW previews
+
+
+class _Window(io.RawIOBase):
+    """Read-only view of ``fp[offset:offset+length]`` so Pillow can open an
+    embedded JPEG in place, without copying megabytes into a BytesIO."""
+
+    def __init__(self, fp: BinaryIO, offset: int, length: int) -> None:
+        super().__init__()
+        self._fp, self._off, self._len, self._pos = fp, offset, length, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._len}[whence]
+        self._pos = max(0, base + pos)
+        return self._pos
+
+    def readinto(self, buf) -> int:  # type: ignore[override]
+        n = min(len(buf), self._len - self._pos)
+        if n <= 0:
+            return 0
+        self._fp.seek(self._off + self._pos)
+        data = self._fp.read(n)
+        buf[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+
+@dataclass(frozen=True, slots=True)
+class _Preview:
+    offset: int
+    length: int
+    width: int
+    height: int
+
+
+def _decode_raw(fp: BinaryIO, size: int, head: bytes, opts: _Opts) -> DecodedImage:
+    """Decode a RAW file through the largest embedded JPEG preview."""
+    orientation: int | None = None
+    spans: list[tuple[int, int]] = []
+    if head.startswith(b"FUJIFILMCCD-RAW"):
+        # RAF header: big-endian offset/length of a full JPEG (with its own EXIF,
+        # including the orientation) at bytes 84..92.
+        if len(head) >= 92:
+            spans.append(struct.unpack(">II", head[84:92]))
+    elif head[:2] in (b"II", b"MM") and head[4:8] != b"ftyp":
+        spans, orientation = _tiff_previews(fp, size)
+    previews = [p for p in (_probe_jpeg(fp, size, o, n) for o, n in spans) if p]
+    if not previews:
+        # CR3, CRW, X3F, ORF (preview in maker notes) and odd TIFF layouts: scan
+        # for embedded JPEG streams and take the biggest that parses.
+        previews = _scan_jpegs(fp, size)
+
+    errors: list[str] = []
+    for pv in sorted(previews, key=lambda p: p.width * p.height, reverse=True):
+        if pv.width * pv.height > opts.max_pixels:
+            continue
+        try:
+            return _decode_pillow(
+                _Window(fp, pv.offset, pv.length),  # type: ignore[arg-type]
+                opts,
+                orientation=orientation,
+                formats=("JPEG",),
+                from_raw=True,
+            )
+        except DecodeError as exc:
+            errors.append(str(exc))
+    # Last resort: Pillow reads IFD0 of TIFF-based RAWs, which for DNG/NEF is
+    # a small uncompressed RGB thumbnail.
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        try:
+            fp.seek(0)
+            return _decode_pillow(fp, opts, formats=("TIFF",), from_raw=True)
+        except DecodeError as exc:
+            errors.append(str(exc))
+    detail = f" ({errors[0]})" if errors else ""
+    raise UnsupportedImage(f"RAW file has no usable embedded preview{detail}")
+
+
+_TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
+
+
+def _tiff_previews(fp: BinaryIO, size: int) -> tuple[list[tuple[int, int]], int | None]:
+    """Walk TIFF IFDs (IFD chain + SubIFDs) and collect JPEG byte ranges.
+
+    Covers DNG (SubIFD previews, compression 7), CR2 (IFD0 strips,
+    compression 6), NEF/ARW/PEF (JPEGInterchangeFormat) and RW2 (tag 0x2E).
+    Bounded: at most 64 IFDs, 1000 entries each, loops detected.
+    """
+    fp.seek(0)
+    hdr = fp.read(8)
+    bo = "<" if hdr[:2] == b"II" else ">"
+    try:
+        first = struct.unpack(bo + "I", hdr[4:8])[0]
+    except struct.error:
+        return [], None
+    spans: list[tuple[int, int]] = []
+    orientation: int | None = None
+    queue: list[tuple[int, bool]] = [(first, True)]
+    seen: set[int] = set()
+
+    def values(typ: int, count: int, raw: bytes) -> list[int]:
+        unit = _TIFF_TYPE_SIZES.get(typ, 0)
+        if typ not in (3, 4, 13) or count == 0 or count > 256:
+            return []
+        data = raw
+        if unit * count > 4:
+            off = struct.unpack(bo + "I", raw)[0]
+            if off + unit * count > size:
+                return []
+            fp.seek(off)
+            data = fp.read(unit * count)
+        code = "H" if typ == 3 else "I"
+        try:
+            return list(struct.unpack(f"{bo}{count}{code}", data[: unit * count]))
+        except struct.error:
+            return []
+
+    while queue and len(seen) < 64:
+        off, is_ifd0 = queue.pop(0)
+        if off in seen or off < 8 or off + 2 > size:
+            continue
+        seen.add(off)
+        fp.seek(off)
+        n = struct.unpack(bo + "H", fp.read(2))[0]
+        if not 0 < n <= 1000:
+            continue
+        block = fp.read(n * 12 + 4)
+        if len(block) < n * 12:
+            continue
+        tags: dict[int, list[int]] = {}
+        for i in range(n):
+            tag, typ, count = struct.unpack(bo + "HHI", block[i * 12 : i * 12 + 8])
+            raw = block[i * 12 + 8 : i * 12 + 12]
+            if tag == 0x002E and typ == 7 and count > 1024:  # RW2 JpgFromRaw blob
+                spans.append((struct.unpack(bo + "I", raw)[0], count))
+                continue
+            if tag in (0x0103, 0x0111, 0x0112, 0x0117, 0x014A, 0x0201, 0x0202):
+                tags[tag] = values(typ, count, raw)
+        if is_ifd0 and tags.get(0x0112):
+            o = tags[0x0112][0]
+            orientation = o if 1 <= o <= 8 else None
+        if tags.get(0x0201) and tags.get(0x0202):
+            spans.append((tags[0x0201][0], tags[0x0202][0]))
+        compression = (tags.get(0x0103) or [0])[0]
+        strips, counts = tags.get(0x0111) or [], tags.get(0x0117) or []
+        if compression in (6, 7) and len(strips) == 1 and len(counts) == 1:
+            spans.append((strips[0], counts[0]))
+        for sub in tags.get(0x014A) or []:
+            queue.append((sub, False))
+        if len(block) >= n * 12 + 4:
+            nxt = struct.unpack(bo + "I", block[n * 12 : n * 12 + 4])[0]
+            if nxt:
+                queue.append((nxt, False))
+    return spans, orientation
+
+
+_SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC5, 0xC6, 0xC9, 0xCA, 0xCD, 0xCE}
+_LOSSLESS_SOF = {0xC3, 0xC7, 0xCB, 0xCF}
+
+
+def _probe_jpeg(fp: BinaryIO, size: int, offset: int, length: int) -> _Preview | None:
+    """Return the dimensions of a JPEG stream at ``offset`` if it looks decodable.
+
+    Lossless JPEG (SOF3, the sensor data in DNG/CR2) is rejected: Pillow cannot
+    decode it and it is not a preview.
+    """
+    if offset <= 0 or length < 128 or offset + 4 > size:
+        return None
+    length = min(length, size - offset)
+    pos = offset
+    fp.seek(pos)
+    if fp.read(3) != b"\xff\xd8\xff":
+        return None
+    pos += 2
+    for _ in range(256):
+        fp.seek(pos)
+        seg = fp.read(9)
+        if len(seg) < 4 or seg[0] != 0xFF:
+            return None
+        marker = seg[1]
+        if marker == 0xFF:
+            pos += 1
+            continue
+        if marker in _SOF_MARKERS and len(seg) >= 9:
+            h, w = struct.unpack(">HH", seg[5:9])
+            return _Preview(offset, length, w, h) if w and h else None
+        if marker in _LOSSLESS_SOF or marker in (0xDA, 0xD9):
+            return None
+        pos += 2 + struct.unpack(">H", seg[2:4])[0]
+        if pos >= offset + length:
+            return None
+    return None
+
+
+def _scan_jpegs(fp: BinaryIO, size: int, limit: int = 64) -> list[_Preview]:
+    """Find embedded JPEG streams by their SOI marker (bounded number of hits)."""
+    found: list[_Preview] = []
+    try:
+        mm = mmap.mmap(fp.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return found
+    with mm:
+        pos = mm.find(b"\xff\xd8\xff", 1)
+        hits = 0
+        while pos != -1 and hits < limit:
+            hits += 1
+            pv = _probe_jpeg(fp, size, pos, size - pos)
+            if pv is not None:
+                found.append(pv)
+            pos = mm.find(b"\xff\xd8\xff", pos + 3)
+    return found
