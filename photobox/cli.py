@@ -96,6 +96,166 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _open(args: argparse.Namespace):
+    from photobox.core import Photobox
+
+    return Photobox(_settings(args)).open()
+
+
+def _process_jobs(box, wait: bool) -> None:
+    """Run queued jobs here until none is left (the server, if running, helps)."""
+    import asyncio
+
+    if not wait:
+        print("jobs queued; a running photobox server processes them")
+        return
+    print("processing thumbnails and metadata… (Ctrl-C stops; the rest resumes in the server)", flush=True)
+
+    async def run() -> None:
+        try:
+            await box.scheduler.run_until_idle()
+        finally:
+            await box.scheduler.stop()
+
+    asyncio.run(run())
+    from photobox.jobs import store
+
+    with box.db.reader() as conn:
+        failed = {k: v.get("failed", 0) for k, v in store.counts(conn).items() if v.get("failed")}
+    if failed:
+        print("failed jobs: " + ", ".join(f"{k}={n}" for k, n in failed.items()) + " (see `photobox jobs`)")
+
+
+def _iter_import_files(paths: list[Path]):
+    from photobox.library.libraries import DEFAULT_EXCLUSIONS, MEDIA_EXTENSIONS, _excluded
+
+    for path in paths:
+        if path.is_file():
+            yield path  # named explicitly: try it whatever its extension
+        elif path.is_dir():
+            for root, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not _excluded(d, d, list(DEFAULT_EXCLUSIONS)))
+                for name in sorted(files):
+                    if name.rpartition(".")[2].lower() in MEDIA_EXTENSIONS and not name.startswith("."):
+                        yield Path(root) / name
+        else:
+            print(f"skipped {path}: no such file or folder", file=sys.stderr)
+
+
+def _import_one(box, src: Path):
+    from photobox.library.ingest import ingest_temp_file
+    from photobox.library.storage import TempWriter
+
+    writer = TempWriter(box.path("tmp"))
+    try:
+        with open(src, "rb") as f:
+            while block := f.read(1 << 20):
+                writer.write_sync(block)
+        tmp, checksum, size = writer.finish_sync()
+    except BaseException:
+        writer.discard()
+        raise
+    return ingest_temp_file(box, tmp, checksum, size, original_name=src.name, mtime=src.stat().st_mtime)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from photobox.library.ingest import RejectedFile
+
+    box = _open(args)
+    counts = {"created": 0, "duplicate": 0, "refused": 0}
+    try:
+        files = _iter_import_files([Path(p) for p in args.paths])
+        # Bounded look-ahead (rclip's LOOKAHEAD_BATCHES): never more than 2 files per thread in flight.
+        workers = box.settings.cpu_workers
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            pending: list = []
+
+            def drain(limit: int) -> None:
+                while len(pending) > limit:
+                    src, future = pending.pop(0)
+                    try:
+                        result = future.result()
+                        counts[result.status] += 1
+                        if args.verbose or result.status != "created":
+                            print(f"{result.status:9} {src}")
+                    except (RejectedFile, OSError) as exc:
+                        counts["refused"] += 1
+                        print(f"refused   {src}: {exc}", file=sys.stderr)
+
+            for src in files:
+                pending.append((src, pool.submit(_import_one, box, src)))
+                drain(workers * 2)
+            drain(0)
+        print(f"imported {counts['created']}, duplicates {counts['duplicate']}, refused {counts['refused']}")
+        _process_jobs(box, not args.no_wait)
+    finally:
+        box.close()
+    return 1 if counts["refused"] and not (counts["created"] or counts["duplicate"]) else 0
+
+
+def cmd_library_add(args: argparse.Namespace) -> int:
+    from photobox.library import libraries
+
+    box = _open(args)
+    try:
+        exclusions = list(libraries.DEFAULT_EXCLUSIONS) + list(args.exclude or [])
+        with box.db.transaction() as conn:
+            lib_id = libraries.add_library(conn, Path(args.path), name=args.name or "", exclusions=exclusions,
+                                           scan_minutes=args.scan_minutes, now=box.clock(), data_dir=box.data_dir)
+        print(f"library {lib_id} added: {Path(args.path).resolve()} (scan it with `photobox scan {lib_id}`)")
+    except ValueError as exc:
+        print(f"photobox: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        box.close()
+    return 0
+
+
+def cmd_library_list(args: argparse.Namespace) -> int:
+    from photobox.library import libraries
+
+    box = _open(args)
+    try:
+        with box.db.reader() as conn:
+            libs = libraries.list_libraries(conn)
+        for lib in libs:
+            stats = lib.last_scan_stats or {}
+            print(f"{lib.id:3}  {lib.name:20} {lib.root}  every {lib.scan_minutes} min  last scan: "
+                  + (", ".join(f"{k}={v}" for k, v in stats.items()) or "never"))
+        if not libs:
+            print("no external libraries (add one with `photobox library add PATH`)")
+    finally:
+        box.close()
+    return 0
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from photobox.library import libraries
+
+    box = _open(args)
+    try:
+        with box.db.reader() as conn:
+            ids = [lib.id for lib in libraries.list_libraries(conn)]
+        wanted = args.library or ids
+        unknown = set(wanted) - set(ids)
+        if unknown:
+            print(f"photobox: no external library {sorted(unknown)}", file=sys.stderr)
+            return 2
+        for lib_id in wanted:
+            box.scheduler.enqueue_sync("scan", str(lib_id), force=True)
+        print(f"scan queued for {len(wanted)} librar{'y' if len(wanted) == 1 else 'ies'}")
+        _process_jobs(box, not args.no_wait)
+        with box.db.reader() as conn:
+            for lib in libraries.list_libraries(conn):
+                if lib.id in wanted:
+                    print(f"{lib.name}: {lib.last_scan_stats}")
+    finally:
+        box.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     # Settings flags work before or after the command (`photobox --port 9000 serve` or
     # `photobox serve --port 9000`); SUPPRESS keeps a subcommand from resetting them to None.
@@ -123,6 +283,22 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--password-from-env", action="store_true",
                     help="read the password from PHOTOBOX_NEW_PASSWORD instead of prompting")
     command(sub, "doctor", "check the data folder, database, disk, models and versions", cmd_doctor)
+    imp = command(sub, "import", "copy files or folders into the library (originals are never changed)", cmd_import)
+    imp.add_argument("paths", nargs="+", help="files or folders")
+    imp.add_argument("--no-wait", action="store_true", help="queue thumbnails etc. for the server instead of "
+                     "making them now")
+    imp.add_argument("-v", "--verbose", action="store_true", help="list every file")
+    scan = command(sub, "scan", "scan external libraries (all, or the ids given)", cmd_scan)
+    scan.add_argument("library", nargs="*", type=int)
+    scan.add_argument("--no-wait", action="store_true", help="leave the scan to the running server")
+    lib_sub = command(sub, "library", "manage external libraries (folders indexed in place)").add_subparsers(
+        dest="library_command", metavar="ACTION", required=True)
+    lib_add = command(lib_sub, "add", "register a folder to index in place (read-only)", cmd_library_add)
+    lib_add.add_argument("path")
+    lib_add.add_argument("--name", default="")
+    lib_add.add_argument("--exclude", action="append", help="glob pattern to skip (repeatable)")
+    lib_add.add_argument("--scan-minutes", type=int, default=360, help="rescan interval; 0 = only on demand")
+    command(lib_sub, "list", "list external libraries", cmd_library_list)
     jobs = command(sub, "jobs", "show job counts by kind and state", cmd_jobs)
     jobs.add_argument("--retry", action="store_true", help="queue failed jobs again first")
     return parser

@@ -87,3 +87,35 @@ def test_systemd_unit_verifies(tmp_path):
     r = subprocess.run([tool, "verify", str(local)], capture_output=True, text=True, timeout=60)
     problems = [line for line in (r.stdout + r.stderr).splitlines() if "photobox.service" in line]
     assert r.returncode == 0 and not problems, r.stdout + r.stderr
+
+
+def test_import_scan_and_library_commands(tmp_path, settings):
+    from tests.gen import jpeg_bytes, png_bytes
+
+    src = tmp_path / "card"
+    (src / "DCIM").mkdir(parents=True)
+    (src / "DCIM" / "IMG_0001.JPG").write_bytes(jpeg_bytes(seed=1))
+    (src / "DCIM" / "IMG_0002.JPG").write_bytes(jpeg_bytes(seed=2))
+    (src / "DCIM" / "copy.jpg").write_bytes(jpeg_bytes(seed=1))
+    (src / "DCIM" / "broken.jpg").write_bytes(b"\xff\xd8garbage")
+    data = str(settings.data_dir)
+    r = run("import", str(src), "--data-dir", data)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "imported 2, duplicates 1, refused 1" in r.stdout
+    assert "broken.jpg" in r.stderr
+    # Re-importing is harmless.
+    r = run("import", str(src), "--data-dir", data)
+    assert "imported 0, duplicates 3" in r.stdout
+    r = run("jobs", "--data-dir", data)
+    assert "thumbs" in r.stdout and "done=2" in r.stdout
+    # External library: add, scan, list.
+    share = tmp_path / "share"
+    share.mkdir()
+    (share / "p.png").write_bytes(png_bytes())
+    r = run("library", "add", str(share), "--name", "NAS", "--data-dir", data)
+    assert r.returncode == 0 and "library 2 added" in r.stdout, r.stderr
+    r = run("scan", "--data-dir", data)
+    assert r.returncode == 0 and "'new': 1" in r.stdout, r.stdout + r.stderr
+    r = run("library", "list", "--data-dir", data)
+    assert "NAS" in r.stdout and "new=1" in r.stdout
+    assert run("library", "add", str(tmp_path / "nope"), "--data-dir", data).returncode == 2

@@ -84,6 +84,11 @@ def hash_file(path: Path, chunk: int = 1 << 20) -> tuple[bytes, int]:
     return sha1.digest(), size
 
 
+def not_media_reason(md: Any) -> str:
+    """The message for a file that is not a photo or video photobox can read."""
+    return f"not a photo or video photobox can read: {md.error or 'unknown format'}"
+
+
 def _extract(path: Path, mtime: float | None) -> Any:
     from photobox.media.metadata import extract
 
@@ -150,7 +155,7 @@ def ingest_temp_file(box: Photobox, tmp_path: Path, checksum: bytes, size: int, 
             raise RejectedFile("empty file (0 bytes)")
         md = _extract(tmp_path, mtime)
         if md.kind is None:
-            raise RejectedFile(f"not a photo or video photobox can read: {md.error or 'unknown format'}")
+            raise RejectedFile(not_media_reason(md))
         mtime = mtime if mtime is not None else box.clock()
         with INGEST_LOCK:
             rel = place_original(tmp_path, box.path("library"), original_name, md.taken_at)
@@ -208,7 +213,7 @@ def ingest_library_file(box: Photobox, file_id: int) -> str:
     with INGEST_LOCK, box.db.transaction() as conn:
         if md.kind is None:
             conn.execute("UPDATE library_files SET state = 'error', error = ?, checksum = ?, size = ?, mtime = ? "
-                         "WHERE id = ?", (md.error or "not a photo or video", checksum, size, st.st_mtime, file_id))
+                         "WHERE id = ?", (not_media_reason(md), checksum, size, st.st_mtime, file_id))
             return "error"
         _, _, _, _, _, linked_id, _ = _file_row(conn, file_id)
         linked = assets.get_asset(conn, linked_id) if linked_id else None
@@ -275,7 +280,7 @@ def metadata_job(job: Job) -> None:
     box, asset, path = _load(job)
     md = _extract(path, asset.mtime)
     if md.kind is None:
-        raise PermanentError(md.error or "not a photo or video")
+        raise PermanentError(not_media_reason(md))
     with box.db.transaction() as conn:
         assets.apply_metadata(conn, asset.id, md, mtime=asset.mtime, now=box.clock())
         link_live_photo(conn, asset.id, asset.kind, getattr(md, "live_photo_id", None))

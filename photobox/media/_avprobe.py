@@ -117,7 +117,8 @@ def parse_mdpm(data: bytes) -> dict[str, Any]:
     model name (Sony).
 
     Returns:
-        Dict with optional ``taken`` (Stamp), ``make`` and ``model``.
+        Dict with optional ``taken`` (Stamp), ``make``, ``model``,
+        ``exposure_time`` and ``f_number``.
     """
     out: dict[str, Any] = {}
     if not data:
@@ -133,6 +134,11 @@ def parse_mdpm(data: bytes) -> dict[str, Any]:
     if 0xE0 in records:
         code = struct.unpack(">H", records[0xE0][:2])[0]
         out["make"] = _MDPM_MAKES.get(code)
+    for tag, key in ((0xA0, "exposure_time"), (0xA1, "f_number")):
+        if tag in records:
+            num, den = struct.unpack(">HH", records[tag][:4])
+            if den:
+                out[key] = num / den
     model = b"".join(records.get(t, b"") for t in (0xE4, 0xE5, 0xE6))
     model_text = model.split(b"\x00", 1)[0].decode("latin-1").strip()
     if model_text and out.get("make") == "Sony":

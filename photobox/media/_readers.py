@@ -295,6 +295,8 @@ def read_tiff(f: BinaryIO, r: Reader, work: Work, ext: str) -> None:
     ifd0 = tags.ifd0 if tags else {}
     md.mime = _sniff.refine_tiff_mime(md.mime, ext, summary and summary["make"],
                                       bool(summary and summary["dng"]))
+    if md.mime == "image/x-panasonic-rw2":
+        work.put("iso", _int(ifd0.get(0x17)))   # Panasonic keeps ISO in IFD0
     width, height = _tiff_size(md.mime, tags)
     work.put("width", width)
     work.put("height", height)
@@ -433,6 +435,8 @@ def read_video(path: Path, r: Reader, work: Work) -> None:
     work.date("video", mdpm.get("taken"))
     work.put("make", mdpm.get("make") or av.tags.get("make"))
     work.put("model", mdpm.get("model") or av.tags.get("model"))
+    work.put("exposure_time", mdpm.get("exposure_time"))
+    work.put("f_number", mdpm.get("f_number"))
     if movie is None:
         # For BMFF files ffmpeg's creation_time is the mvhd value already read.
         work.date("video", _dates.parse_datetime(av.tags.get("creation_time")))
