@@ -39,7 +39,7 @@ def test_setup_login_settings_api_key(server):
         screenshot(d, "home-phone")
 
         d.get(server.url + "/settings")
-        d.find_element(By.NAME, "name").send_keys("phone backup")
+        d.find_element(By.CSS_SELECTOR, "#api-keys input[name=name]").send_keys("phone backup")
         d.find_element(By.CSS_SELECTOR, "#api-keys button[type=submit]").click()
         # HTMX swaps the list in place (with the CSRF header from hx-headers); no page load.
         secret = WebDriverWait(d, 10).until(

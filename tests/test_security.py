@@ -17,7 +17,7 @@ def _routes(app):
 
 def _example(path: str) -> str:
     return (path.replace("{key_id:int}", "1").replace("{job_id:int}", "1").replace("{path:path}", "/css/app.css")
-            .replace("{asset_id:int}", "1"))
+            .replace("{asset_id:int}", "1").replace("{library_id:int}", "2").replace("{upload_id:str}", "x"))
 
 
 def test_route_table_walk_every_route_requires_auth(client):

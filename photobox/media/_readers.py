@@ -229,8 +229,9 @@ def read_jpeg(r: Reader, work: Work) -> None:
     found = motion.locate(r, xmp, still.data_start or 0)
     _apply_motion(work, found)
     # A JPEG ends with FFD9; look for it before any trailer we know about
-    # (the motion video), else near EOF (cameras pad or append maker data).
-    end = found.offset if found.offset is not None else r.size
+    # (the motion video, even a cut one), else near EOF (cameras pad or
+    # append maker data).
+    end = found.start if found.start is not None else r.size
     if still.truncated or still.data_start is None or not _stills.jpeg_has_end(r, end):
         work.fail("truncated JPEG")
 

@@ -165,6 +165,8 @@ def open_image(
         path: File to decode. The content decides the format, not the extension
             (except that RAW extensions route TIFF-like files to the preview path).
         max_pixels: Refuse images whose declared width*height exceeds this.
+            (Pillow's own process-wide guard, ``2 * Image.MAX_IMAGE_PIXELS`` =
+            179 MP by default, still applies above that.)
         target: Smallest ``(width, height)`` the caller needs, in display
             orientation. The decoder may then decode or reduce to a smaller size
             (JPEG DCT scaling, HEIF thumbnails, integer box reduction) but never
@@ -382,7 +384,7 @@ def _decode_opened(
     try:
         im.load()
     except OSError as exc:
-        if "truncated" in str(exc) or "broken data stream" in str(exc):
+        if "truncated" in str(exc):
             if opts.allow_truncated and fmt in ("JPEG", "MPO") and not from_raw:
                 return _decode_truncated_jpeg(fp, opts)
             raise TruncatedImage("truncated image") from exc
@@ -398,14 +400,17 @@ def _decode_opened(
         orientation if orientation is not None else _exif_orientation(im)
     )
 
-    out: Image.Image = im
+    out = _normalize_mode(im)
     # Cheap integer box reduction for formats without DCT scaling (PNG, HEIF,
     # WebP, TIFF...), done before the transpose and colour work so those touch
     # fewer pixels.
     if stored_target is not None:
         factor = min(out.width // stored_target[0], out.height // stored_target[1])
-        if factor >= 2 and out.mode not in ("P", "1", "PA"):
-            out = _reduce(out, factor)
+        if factor >= 2:
+            try:
+                out = out.reduce(factor)
+            except ValueError:
+                pass  # a mode reduce() does not support (e.g. LAB): full size then
 
     method = _TRANSPOSE.get(post_orientation or 1)
     if method is not None:
@@ -442,26 +447,24 @@ def _exif_orientation(im: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def _reduce(im: Image.Image, factor: int) -> Image.Image:
-    try:
-        return im.reduce(factor)
-    except ValueError:  # modes reduce() does not support (e.g. I;16, F)
-        return im
-
-
 # --------------------------------------------------------------------------- colour
 
 
-def _to_srgb(im: Image.Image, info: dict, *, keep_alpha: bool) -> Image.Image:
-    """Normalise mode and colour space to 8-bit sRGB ``RGB`` (or ``RGBA``)."""
+def _normalize_mode(im: Image.Image) -> Image.Image:
+    """Bring odd modes to 8 bits per channel: L, LA, RGB, RGBA or CMYK (or
+    whatever exotic mode remains, e.g. LAB, for the final convert to handle)."""
     im = _to_8bit(im)
     if im.mode == "P":
-        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-    elif im.mode in ("PA", "La", "RGBa"):
-        im = im.convert("RGBA")
-    elif im.mode == "1":
-        im = im.convert("L")
+        return im.convert("RGBA" if "transparency" in im.info else "RGB")
+    if im.mode in ("PA", "La", "RGBa"):
+        return im.convert("RGBA")
+    if im.mode == "1":
+        return im.convert("L")
+    return im
 
+
+def _to_srgb(im: Image.Image, info: dict, *, keep_alpha: bool) -> Image.Image:
+    """Composite or keep alpha, convert the ICC colour space to sRGB, end in RGB(A)."""
     alpha = None
     if im.mode in ("RGBA", "LA"):
         alpha = im.getchannel("A")

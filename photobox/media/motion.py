@@ -46,6 +46,7 @@ class Motion:
     offset: int | None = None
     length: int | None = None
     problem: str | None = None
+    start: int | None = None   # where an ftyp was found, even if the video is cut
 
 
 def locate(r: Reader, xmp: _xmp.Xmp | None, still_end: int,
@@ -95,6 +96,7 @@ def locate(r: Reader, xmp: _xmp.Xmp | None, still_end: int,
     if start is None:
         result.problem = "motion photo declared but no embedded video found"
         return result
+    result.start = start
     end, complete = _quicktime.mp4_extent(r, start)
     if not complete:
         result.problem = "motion photo video is truncated"

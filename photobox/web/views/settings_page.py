@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+from pathlib import Path
 from typing import Annotated
 
 from litestar import Request, get, post
@@ -12,6 +14,7 @@ from litestar.response import Redirect, Response
 from msgspec import Struct
 
 from photobox import auth
+from photobox.library import libraries
 from photobox.web.render import page
 
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
@@ -29,11 +32,33 @@ class PasswordForm(Struct):
     csrf_token: str = ""
 
 
+class LibraryForm(Struct):
+    path: str = ""
+    name: str = ""
+    exclusions: str = ""
+    scan_minutes: int = 360
+    csrf_token: str = ""
+
+
+def _storage(box, conn) -> dict:
+    usage = shutil.disk_usage(box.data_dir)
+    count, size = conn.execute("SELECT count(*), coalesce(sum(size), 0) FROM assets WHERE library_id = 1").fetchone()
+    ext_count = conn.execute("SELECT count(*) FROM assets WHERE library_id != 1").fetchone()[0]
+    return {"data_dir": str(box.data_dir), "free": usage.free, "total": usage.total, "uploaded": count,
+            "uploaded_bytes": size, "external": ext_count}
+
+
 async def _render(request: Request, *, new_secret: str | None = None, message: str | None = None,
-                  error: str | None = None, status_code: int = 200) -> Response:
-    keys = await request.app.state.photobox.db.read(auth.list_api_keys)
-    return page(request, "settings.html", block="api_keys" if new_secret else None, keys=keys,
-                new_secret=new_secret, message=message, error=error, status_code=status_code)
+                  error: str | None = None, status_code: int = 200, block: str | None = None) -> Response:
+    box = request.app.state.photobox
+
+    def load(conn):
+        return auth.list_api_keys(conn), libraries.list_libraries(conn), _storage(box, conn)
+
+    keys, libs, storage = await box.db.read(load)
+    return page(request, "settings.html", block=block or ("api_keys" if new_secret else None), keys=keys,
+                libraries=libs, storage=storage, new_secret=new_secret, message=message, error=error,
+                status_code=status_code)
 
 
 @get("/settings", include_in_schema=False)
@@ -79,4 +104,37 @@ async def change_password(request: Request, data: Annotated[PasswordForm, Form])
     return Redirect("/login", status_code=303)
 
 
-ROUTES = [settings_page, create_key, revoke_key, change_password]
+@post("/settings/libraries", include_in_schema=False)
+async def add_library(request: Request, data: Annotated[LibraryForm, Form]) -> Response:
+    box = request.app.state.photobox
+    patterns = [p.strip() for p in data.exclusions.replace(",", "\n").splitlines() if p.strip()]
+    try:
+        lib_id = await box.db.write(lambda c: libraries.add_library(
+            c, Path(data.path), name=data.name, exclusions=[*libraries.DEFAULT_EXCLUSIONS, *patterns],
+            scan_minutes=max(0, data.scan_minutes), now=box.clock(), data_dir=box.data_dir))
+    except ValueError as exc:
+        return await _render(request, error=str(exc), status_code=400, block="libraries")
+    await box.scheduler.enqueue("scan", str(lib_id), force=True)
+    return await _render(request, message="Library added; the first scan has started.", block="libraries")
+
+
+@post("/settings/libraries/{library_id:int}/scan", include_in_schema=False)
+async def scan_library(request: Request, library_id: FromPath[int]) -> Response:
+    box = request.app.state.photobox
+    await box.scheduler.enqueue("scan", str(library_id), force=True)
+    return await _render(request, message="Scan started.", block="libraries")
+
+
+@post("/settings/libraries/{library_id:int}/remove", include_in_schema=False)
+async def remove_library(request: Request, library_id: FromPath[int]) -> Response:
+    box = request.app.state.photobox
+    try:
+        await box.db.write(lambda c: (libraries.remove_library(c, library_id),
+                                      c.execute("DELETE FROM libraries WHERE id = ? AND kind = 'external'", (library_id,))))
+    except ValueError as exc:
+        return await _render(request, error=str(exc), status_code=400, block="libraries")
+    return await _render(request, message="Library removed. Its files were not touched; its photos are in the trash.",
+                         block="libraries")
+
+
+ROUTES = [settings_page, create_key, revoke_key, change_password, add_library, scan_library, remove_library]

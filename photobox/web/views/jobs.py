@@ -1,0 +1,69 @@
+"""The jobs page: what the pipeline is doing, what failed and why, with retry.
+
+HTMX polls the progress block every two seconds and stops (status 286) once nothing is
+queued or running; a retry swaps the block back in, which starts polling again.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Request, get, post
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
+from litestar.response import Redirect, Response
+from msgspec import Struct
+
+from photobox.jobs import store
+from photobox.web.render import page
+
+#: Human names of the stages, in pipeline order.
+STAGE_NAMES = {
+    "scan": "Library scans",
+    "ingest.file": "Reading library files",
+    "metadata": "Metadata",
+    "thumbs": "Thumbnails",
+    "motion": "Motion photos",
+    "video": "Video renditions",
+}
+STATES = ("queued", "running", "done", "failed")
+
+
+class RetryForm(Struct):
+    job_id: int | None = None
+    kind: str | None = None
+    csrf_token: str = ""
+
+
+async def _render(request: Request) -> Response:
+    box = request.app.state.photobox
+
+    def load(conn):
+        return store.counts(conn), store.list_jobs(conn, state="failed", limit=50)
+
+    counts, failed = await box.db.read(load)
+    kinds = [k for k in STAGE_NAMES if k in counts] + sorted(k for k in counts if k not in STAGE_NAMES)
+    busy = any(counts[k].get("queued") or counts[k].get("running") for k in counts)
+    response = page(request, "jobs.html", block="progress", counts=counts, kinds=kinds, names=STAGE_NAMES,
+                    states=STATES, failed=failed, busy=busy)
+    if request.headers.get("hx-request") == "true" and request.method == "GET" and not busy:
+        response.status_code = 286  # htmx swaps this last state in and stops polling
+    return response
+
+
+@get("/jobs", include_in_schema=False)
+async def jobs_page(request: Request) -> Response:
+    return await _render(request)
+
+
+@post("/jobs/retry", include_in_schema=False)
+async def retry(request: Request, data: Annotated[RetryForm, Body(media_type=RequestEncodingType.URL_ENCODED)]) -> Response:
+    box = request.app.state.photobox
+    await box.db.write(lambda c: store.retry(c, now=box.clock(), job_id=data.job_id, kind=data.kind or None))
+    box.scheduler.notify()
+    if request.headers.get("hx-request") == "true":
+        return await _render(request)
+    return Redirect("/jobs", status_code=303)
+
+
+ROUTES = [jobs_page, retry]
