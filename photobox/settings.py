@@ -56,6 +56,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("login_attempts", 5, int,
             "Failed logins allowed per client address in 15 minutes before logins from it are refused."),
     Setting("log_level", "info", str, "Log level: debug, info, warning or error."),
+    Setting("trash_days", 30, int,
+            "Photos stay in the trash this many days before they are deleted for good (0 = until emptied by hand)."),
     Setting("plugins", "", str,
             "Comma-separated Python modules imported at start; they may register job kinds and routes."),
 )
@@ -81,6 +83,7 @@ class Settings:
     secure_cookies: str
     login_attempts: int
     log_level: str
+    trash_days: int
     plugins: str
 
     @property

@@ -33,7 +33,7 @@ def test_setup_login_settings_api_key(server):
         d.find_element(By.NAME, "password2").send_keys(PASSWORD)
         d.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
         WebDriverWait(d, 10).until(EC.url_to_be(server.url + "/"))
-        assert "Your photos" in d.page_source
+        assert "No photos yet" in d.page_source
         # The session cookie is HttpOnly: page scripts cannot read it.
         assert "pb_session" not in d.execute_script("return document.cookie")
         screenshot(d, "home-phone")

@@ -29,7 +29,7 @@ def test_first_run_login_home_and_stop(tmp_path):
             r = c.post("/setup", data={"username": "alice", "password": PASSWORD, "password2": PASSWORD,
                                        "csrf_token": _csrf(r.text)})
             assert r.status_code == 200 and r.url.path == "/"
-            assert "Your photos" in r.text
+            assert "No photos yet" in r.text
             r = c.post("/logout", data={"csrf_token": _csrf(r.text)})
             assert r.url.path == "/login"
             r = c.post("/login", data={"username": "alice", "password": PASSWORD, "next": "/settings",

@@ -16,8 +16,12 @@ def _routes(app):
 
 
 def _example(path: str) -> str:
-    return (path.replace("{key_id:int}", "1").replace("{job_id:int}", "1").replace("{path:path}", "/css/app.css")
-            .replace("{asset_id:int}", "1").replace("{library_id:int}", "2").replace("{upload_id:str}", "x"))
+    """Fill path parameters with example values: ``{name:int}`` → 1, ``{name:str}`` → x."""
+    import re
+
+    path = path.replace("{path:path}", "/css/app.css")
+    path = re.sub(r"\{\w+:int\}", "1", path)
+    return re.sub(r"\{\w+:str\}", "x", path)
 
 
 def test_route_table_walk_every_route_requires_auth(client):

@@ -21,6 +21,14 @@ from PIL import Image, TiffImagePlugin
 
 from . import _dates
 
+# Pillow reports EXIF damage ("Tag data larger than file. Skipping tag 42"...)
+# through the warnings module, one distinct message per tag number: over a
+# large library that floods stderr.  They are silenced once, at import, for
+# that module only; warnings.catch_warnings() per call is not an option because
+# it swaps process-global state and is unsafe when threads extract or decode
+# concurrently.  (DecompressionBombWarning comes from PIL.Image: untouched.)
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.TiffImagePlugin")
+
 # Total bytes Pillow may pull from a TIFF/RAW file while walking its IFDs: a
 # hostile IFD can declare huge counts pointing back at the whole file.
 TIFF_READ_BUDGET = 8 * 1024 * 1024
@@ -105,11 +113,8 @@ def from_blob(blob: bytes | None) -> Tags | None:
     exif = Image.Exif()
     problems: list[str] = []
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            exif.load(blob)
-            tags = _collect(exif)
-        problems += [str(w.message)[:120] for w in caught]
+        exif.load(blob)
+        tags = _collect(exif)
     except Exception as exc:  # Pillow raises many types on junk; try piexif
         problems.append(f"Pillow EXIF: {type(exc).__name__}: {exc}"[:160])
         tags = _from_piexif(blob, problems)
@@ -145,24 +150,21 @@ def from_tiff_file(f: BinaryIO, size: int, base: int = 0) -> Tags:
         head = head[:8]          # classic TIFF header; BigTIFF's is 16 bytes
     view = _BoundedTiff(f, size, magic, base)
     problems: list[str] = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            ifd = TiffImagePlugin.ImageFileDirectory_v2(head)
-            view.seek(ifd.next)
-            ifd.load(view)
-            ifd0 = dict(ifd)
-        except Exception as exc:
-            problems.append(f"TIFF: {type(exc).__name__}: {exc}"[:160])
-            ifd0 = {}
-        tags = Tags(ifd0, _load_ifd(view, head, ifd0.get(IFD_EXIF)),
-                    _load_ifd(view, head, ifd0.get(IFD_GPS)))
-        offsets = ifd0.get(TAG_SUBIFDS)
-        if offsets is not None:
-            if not isinstance(offsets, tuple):
-                offsets = (offsets,)
-            tags.subifds = [_load_ifd(view, head, o) for o in offsets[:8]]
-    tags.problems = problems + [str(w.message)[:120] for w in caught]
+    try:
+        ifd = TiffImagePlugin.ImageFileDirectory_v2(head)
+        view.seek(ifd.next)
+        ifd.load(view)
+        ifd0 = dict(ifd)
+    except Exception as exc:
+        problems.append(f"TIFF: {type(exc).__name__}: {exc}"[:160])
+        ifd0 = {}
+    tags = Tags(ifd0, _load_ifd(view, head, ifd0.get(IFD_EXIF)),
+                _load_ifd(view, head, ifd0.get(IFD_GPS)), problems=problems)
+    offsets = ifd0.get(TAG_SUBIFDS)
+    if offsets is not None:
+        if not isinstance(offsets, tuple):
+            offsets = (offsets,)
+        tags.subifds = [_load_ifd(view, head, o) for o in offsets[:8]]
     return tags
 
 
@@ -289,11 +291,15 @@ def summarize(tags: Tags) -> dict[str, Any]:
         "f_number": number(exif.get(0x829D)),
         "iso": number(exif.get(0x8827) or exif.get(0x8833)),
         "focal_length": number(exif.get(0x920A)),
-        "focal_length_35mm": number(exif.get(0xA405)) or None,
+        "focal_length_35mm": number(exif.get(0xA405)) or None,   # 0 = unknown
         "makernote": exif.get(TAG_MAKERNOTE),
         "dng": 0xC612 in ifd0,
         "orientation_raw": number(ifd0.get(0x0112)),
     }
+    # Zero means "unknown" for these (manual lenses, unset fields).
+    for key in ("exposure_time", "f_number", "iso", "focal_length"):
+        if out[key] is not None and out[key] <= 0:
+            out[key] = None
     if out["iso"] is not None:
         out["iso"] = int(out["iso"])
     # Some writers put DateTimeOriginal/CreateDate in IFD0 instead of the Exif

@@ -23,6 +23,7 @@ MAX_DEPTH = 10
 MAX_BOXES_PER_LEVEL = 4096
 READ_BUDGET = 32 * 1024 * 1024      # total bytes one parse may read
 SMALL_BOX_CAP = 4 * 1024 * 1024     # largest single metadata box we read whole
+ITEM_TABLE_CAP = 1024 * 1024        # HEIF iloc/ipma: a 200 MP grid needs ~20 KB
 XMP_UUID = bytes.fromhex("be7acfcb97a942e89c71999491e3afac")
 CANON_UUID = bytes.fromhex("85c0b687820f11e08111f4ce462b6a48")
 _QT_EPOCH = dt.datetime(1904, 1, 1)
@@ -251,9 +252,12 @@ def qt_time(seconds: int) -> dt.datetime | None:
     """
     if not seconds:
         return None
-    when = _QT_EPOCH + dt.timedelta(seconds=seconds)
-    if when.year < 1970:
-        when = dt.datetime(1970, 1, 1) + dt.timedelta(seconds=seconds)
+    try:
+        when = _QT_EPOCH + dt.timedelta(seconds=seconds)
+        if when.year < 1970:
+            when = dt.datetime(1970, 1, 1) + dt.timedelta(seconds=seconds)
+    except OverflowError:   # 64-bit garbage
+        return None
     return when
 
 
@@ -469,7 +473,7 @@ def _read_heif_meta(r: Reader, meta: Box, heif: Heif) -> None:
         elif box.type == b"iinf":
             _read_iinf(r, box, items)
         elif box.type == b"iloc":
-            _read_iloc(payload(r, box), items)
+            _read_iloc(payload(r, box, ITEM_TABLE_CAP), items)
         elif box.type == b"iprp":
             _read_iprp(r, box, items, props)
         elif box.type == b"idat":
@@ -533,7 +537,7 @@ def _read_iloc(data: bytes, items: dict[int, _Item]) -> None:
             extents = take(2)
             item = _item(items, item_id)
             item.method = method
-            for _ in range(min(extents, 256)):
+            for _ in range(min(extents, 64)):
                 take(index_size)
                 offset = take(offset_size)
                 length = take(length_size)
@@ -550,7 +554,7 @@ def _read_iprp(r: Reader, iprp: Box, items: dict[int, _Item],
                 small = prop.type in (b"ispe", b"irot", b"imir", b"clap")
                 props.append((prop.type, payload(r, prop, 256) if small else b""))
         elif box.type == b"ipma":
-            data = payload(r, box)
+            data = payload(r, box, ITEM_TABLE_CAP)
             if len(data) < 8:
                 continue
             version, flags = data[0], data[3]

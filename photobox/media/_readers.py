@@ -8,10 +8,11 @@ optional steps so one bad block (say, a corrupt XMP) does not cost the rest.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Iterator
 
 from . import _avprobe, _dates, _exif, _quicktime, _sniff, _stills, _xmp, motion
 from ._quicktime import Reader
@@ -22,8 +23,8 @@ TIFF_MIMES = {"image/tiff", "image/x-canon-cr2", "image/x-panasonic-rw2",
               "image/x-olympus-orf"}
 _EXIF_SCAN = 1024 * 1024          # bytes searched for embedded EXIF (X3F...)
 _ISO6709_RE = re.compile(r"^\s*([+-]\d+(?:\.\d+)?)([+-]\d+(?:\.\d+)?)([+-]\d+(?:\.\d+)?)?")
-_XMP_COORD_RE = re.compile(r"^\s*(\d+(?:\.\d+)?),(\d+(?:\.\d+)?)(?:,(\d+(?:\.\d+)?))?\s*([NSEW])\s*$",
-                           re.IGNORECASE)
+_XMP_COORD_RE = re.compile(
+    r"^\s*(\d+(?:\.\d+)?),(\d+(?:\.\d+)?)(?:,(\d+(?:\.\d+)?))?\s*([NSEW])\s*$", re.IGNORECASE)
 MAX_WARNINGS = 20
 
 
@@ -58,6 +59,16 @@ class Work:
         if self.md.error is None:
             self.md.error = message
 
+    @contextlib.contextmanager
+    def guard(self, what: str) -> Iterator[None]:
+        """Run one optional step; a failure becomes a warning, not a lost file."""
+        try:
+            yield
+        except _quicktime.BudgetExceeded:
+            self.warn(f"{what}: read budget exceeded")
+        except Exception as exc:  # hostile input can trip any parser
+            self.warn(f"{what} unreadable ({type(exc).__name__})")
+
 
 # --------------------------------------------------------------------------
 # Dispatch
@@ -87,7 +98,9 @@ def read(path: Path, f: BinaryIO, size: int, work: Work) -> None:
     elif mime == "image/webp":
         read_simple(r, work, _stills.read_webp(r), "WebP")
     elif mime == "image/gif":
-        read_simple(r, work, _stills.read_gif(r), "GIF")
+        gif = _stills.read_gif(r)
+        gif.xmp = scan_xmp(r)     # GIF keeps XMP in an application extension
+        read_simple(r, work, gif, "GIF")
     elif mime == "image/bmp":
         read_simple(r, work, _stills.read_bmp(r), "BMP")
     elif mime in TIFF_MIMES:
@@ -106,6 +119,17 @@ def read(path: Path, f: BinaryIO, size: int, work: Work) -> None:
 
 # --------------------------------------------------------------------------
 # Shared appliers
+
+
+def scan_xmp(r: Reader, window: int = 256 * 1024) -> bytes | None:
+    """Look for an XMP packet in the first and last ``window`` bytes.
+
+    For containers where we do not parse the exact XMP location.
+    """
+    found = _xmp.scan(r.read(0, window))
+    if found is None and r.size > window:
+        found = _xmp.scan(r.read(max(window, r.size - window), window))
+    return found
 
 
 def apply_exif(work: Work, tags: _exif.Tags | None) -> dict[str, Any] | None:
@@ -215,19 +239,25 @@ def read_jpeg(r: Reader, work: Work) -> None:
     still = _stills.read_jpeg(r)
     work.put("width", still.width)
     work.put("height", still.height)
-    apply_exif(work, _exif.from_blob(still.exif))
-    xmp = _xmp.parse(still.xmp)
-    if xmp is not None and still.xmp_ext:
-        guid = xmp.get(_xmp.NS_NOTE, "HasExtendedXMP")
-        extended = _xmp.parse(_xmp.join_extended(still.xmp_ext, guid))
-        if extended is not None and not extended.dangerous:
-            xmp.merge(extended)
-    apply_xmp(work, xmp)
-    work.date("iptc", _stills.iptc_date(still.iptc))
+    with work.guard("EXIF"):
+        apply_exif(work, _exif.from_blob(still.exif))
+    xmp = None
+    with work.guard("XMP"):
+        xmp = _xmp.parse(still.xmp)
+        if xmp is not None and still.xmp_ext:
+            guid = xmp.get(_xmp.NS_NOTE, "HasExtendedXMP")
+            extended = _xmp.parse(_xmp.join_extended(still.xmp_ext, guid))
+            if extended is not None and not extended.dangerous:
+                xmp.merge(extended)
+        apply_xmp(work, xmp)
+    with work.guard("IPTC"):
+        work.date("iptc", _stills.iptc_date(still.iptc))
     for problem in still.problems:
         work.warn(problem)
-    found = motion.locate(r, xmp, still.data_start or 0)
-    _apply_motion(work, found)
+    found = motion.Motion()
+    with work.guard("motion photo"):
+        found = motion.locate(r, xmp, still.data_start or 0)
+        _apply_motion(work, found)
     # A JPEG ends with FFD9; look for it before any trailer we know about
     # (the motion video, even a cut one), else near EOF (cameras pad or
     # append maker data).
@@ -259,15 +289,19 @@ def read_heif(r: Reader, work: Work) -> None:
     work.put("width", heif.width)
     work.put("height", heif.height)
     work.display = heif.display
-    if heif.exif:
-        blob = _quicktime.read_extents(r, heif.exif, 4 * 1024 * 1024)
+    with work.guard("EXIF"):
+        blob = _quicktime.read_extents(r, heif.exif, 4 * 1024 * 1024) if heif.exif else b""
         if len(blob) >= 4:
             # The Exif item starts with a u32 offset to the TIFF header.
             skip = int.from_bytes(blob[:4], "big")
             apply_exif(work, _exif.from_blob(blob[4 + skip:] if skip < len(blob) else blob[4:]))
-    xmp = _xmp.parse(_quicktime.read_extents(r, heif.xmp, _xmp.MAX_PACKET)) if heif.xmp else None
-    apply_xmp(work, xmp)
-    _apply_motion(work, motion.locate(r, xmp, 0, heif.mpvd))
+    xmp = None
+    with work.guard("XMP"):
+        if heif.xmp:
+            xmp = _xmp.parse(_quicktime.read_extents(r, heif.xmp, _xmp.MAX_PACKET))
+        apply_xmp(work, xmp)
+    with work.guard("motion photo"):
+        _apply_motion(work, motion.locate(r, xmp, 0, heif.mpvd))
     # libheif happily decodes a HEIF whose image data was cut off (the
     # missing tiles come out grey), so check the structure ourselves.
     if heif.truncated or (heif.data_end is not None and heif.data_end > r.size):
@@ -280,8 +314,10 @@ def read_simple(r: Reader, work: Work, still: _stills.Still, name: str) -> None:
     """PNG, WebP, GIF, BMP: size plus optional EXIF/XMP chunks."""
     work.put("width", still.width)
     work.put("height", still.height)
-    apply_exif(work, _exif.from_blob(still.exif))
-    apply_xmp(work, _xmp.parse(still.xmp))
+    with work.guard("EXIF"):
+        apply_exif(work, _exif.from_blob(still.exif))
+    with work.guard("XMP"):
+        apply_xmp(work, _xmp.parse(still.xmp))
     if still.truncated:
         work.fail(f"truncated {name}")
     elif still.width is None:
@@ -301,9 +337,10 @@ def read_tiff(f: BinaryIO, r: Reader, work: Work, ext: str) -> None:
     width, height = _tiff_size(md.mime, tags)
     work.put("width", width)
     work.put("height", height)
-    xmp_blob = ifd0.get(700)
+    xmp_blob = ifd0.get(700)      # XMLPacket tag
     if isinstance(xmp_blob, (bytes, str)):
-        apply_xmp(work, _xmp.parse(xmp_blob))
+        with work.guard("XMP"):
+            apply_xmp(work, _xmp.parse(xmp_blob))
     if not ifd0:
         work.fail("corrupt TIFF (no readable IFD)")
     elif md.width is None:
@@ -318,19 +355,20 @@ def _tiff_size(mime: str, tags: _exif.Tags | None) -> tuple[int | None, int | No
         return None, None
     ifd0 = tags.ifd0
     if mime == "image/x-canon-cr2":
-        width, height = tags.exif.get(0xA002), tags.exif.get(0xA003)
+        width, height = _int(tags.exif.get(0xA002)), _int(tags.exif.get(0xA003))
         if width and height:
-            return int(width), int(height)
+            return width, height
     if mime == "image/x-panasonic-rw2":
-        top, left, bottom, right = (ifd0.get(t) for t in (4, 5, 6, 7))
+        top, left, bottom, right = (_int(ifd0.get(t)) for t in (4, 5, 6, 7))
         if None not in (top, left, bottom, right) and right > left and bottom > top:
-            return int(right - left), int(bottom - top)
+            return right - left, bottom - top
     best = None
     for ifd in [ifd0, *tags.subifds]:
         width, height = _int(ifd.get(256)), _int(ifd.get(257))
         if not width or not height:
             continue
-        if ifd.get(254, 0) == 0 and (best is None or width * height > best[0] * best[1]):
+        full_size = (_int(ifd.get(254)) or 0) == 0     # NewSubfileType 0 = main image
+        if full_size and (best is None or width * height > best[0] * best[1]):
             best = (width, height)
     if best is None:
         best = (_int(ifd0.get(256)), _int(ifd0.get(257)))
@@ -352,8 +390,10 @@ def read_raf(r: Reader, work: Work) -> None:
     if raf.jpeg is not None:
         start, length = raf.jpeg
         preview = _stills.read_jpeg(r, start, start + length)
-        apply_exif(work, _exif.from_blob(preview.exif))
-        apply_xmp(work, _xmp.parse(preview.xmp))
+        with work.guard("EXIF"):
+            apply_exif(work, _exif.from_blob(preview.exif))
+        with work.guard("XMP"):
+            apply_xmp(work, _xmp.parse(preview.xmp))
     work.put("width", raf.width)
     work.put("height", raf.height)
     if work.md.width is None and not work.dates:
@@ -370,6 +410,8 @@ def read_crw(r: Reader, work: Work) -> None:
     if crw.orientation not in (None, 1):
         work.orientation_raw = crw.orientation
     work.date("exif_original", crw.taken)
+    with work.guard("XMP"):
+        apply_xmp(work, _xmp.parse(scan_xmp(r)))
     if crw.make is None and crw.width is None:
         work.fail("corrupt CRW")
 
@@ -378,7 +420,10 @@ def read_x3f(r: Reader, work: Work) -> None:
     """Sigma X3F: an EXIF block sits in the first part of the file."""
     blob = _stills.find_exif(r.read(0, _EXIF_SCAN))
     tags = _exif.from_blob(blob)
-    apply_exif(work, tags)
+    with work.guard("EXIF"):
+        apply_exif(work, tags)
+    with work.guard("XMP"):
+        apply_xmp(work, _xmp.parse(scan_xmp(r)))
     width = height = None
     if tags is not None:
         width, height = _int(tags.exif.get(0xA002)), _int(tags.exif.get(0xA003))
@@ -397,7 +442,8 @@ def read_cr3(r: Reader, work: Work) -> None:
     gps = blocks.get("CMT4")
     tags = _exif.Tags(ifd0.ifd0 if ifd0 else {}, exif.ifd0 if exif else {},
                       gps.ifd0 if gps else {})
-    apply_exif(work, tags)
+    with work.guard("EXIF"):
+        apply_exif(work, tags)
     width, height = _int(tags.exif.get(0xA002)), _int(tags.exif.get(0xA003))
     if not width:
         width, height = _int(tags.ifd0.get(256)), _int(tags.ifd0.get(257))
@@ -416,20 +462,22 @@ def read_video(path: Path, r: Reader, work: Work) -> None:
     md = work.md
     movie = None
     if md.mime in BMFF_VIDEOS:
-        movie = _quicktime.read_movie(r)
-        _apply_movie(work, movie)
+        with work.guard("QuickTime metadata"):
+            movie = _quicktime.read_movie(r)
+            _apply_movie(work, movie)
+        if movie is not None and not movie.has_moov:
+            # Without a complete moov there is no sample table: unplayable,
+            # typically a copy interrupted before the camera wrote it.
+            work.fail("truncated video (no complete 'moov' box)" if movie.truncated
+                      else "not a playable video (no 'moov' box)")
     av = _avprobe.probe(path, read_mdpm=md.mime == "video/mp2t")
     if av.error:
-        if movie is None or movie.has_moov:
-            work.fail(f"unreadable video ({av.error.split(':')[0]})")
-        else:
-            work.fail("truncated video (no 'moov' box)" if movie.truncated
-                      else "not a playable video (no 'moov' box)")
+        work.fail(f"unreadable video ({av.error.split(':')[0]})")
         return
     work.put("video_codec", av.video_codec)
     work.put("audio_codec", av.audio_codec)
     work.put("fps", av.fps)
-    work.put("duration", av.duration)
+    work.put("duration", round(av.duration, 3) if av.duration else None)
     work.put("width", av.width)
     work.put("height", av.height)
     mdpm = av.mdpm

@@ -164,9 +164,11 @@ def _collect(root: ET.Element, out: Xmp) -> None:
             out.items.append(_container_item(li))
 
 
-def _collect_node(node: ET.Element, out: Xmp) -> None:
+def _collect_node(node: ET.Element, out: Xmp, depth: int = 0) -> None:
     # Properties appear either as attributes of rdf:Description or as child
     # elements (simple text, or an rdf:Seq/Alt/Bag whose first li we take).
+    if depth > 8:   # nested structs deeper than this are not ours (and could recurse forever)
+        return
     for key, value in node.attrib.items():
         out.props.setdefault(_split(key), value)
     for child in node:
@@ -180,7 +182,7 @@ def _collect_node(node: ET.Element, out: Xmp) -> None:
         if text:
             out.props.setdefault(key, text)
         elif len(child) and child.get(f"{{{NS_RDF}}}parseType") == "Resource":
-            _collect_node(child, out)
+            _collect_node(child, out, depth + 1)
 
 
 def _container_item(li: ET.Element) -> ContainerItem:

@@ -7,7 +7,8 @@ a Raspberry Pi working through 100k photos in worker threads, so it:
 * checks the declared pixel count *before* any pixel is decoded (bombs);
 * lets libjpeg decode at 1/2, 1/4 or 1/8 size (``Image.draft``) and reduces other
   formats with a cheap integer box filter before any further work;
-* applies the EXIF orientation exactly once (see ``_orientation_after_load``);
+* applies the EXIF orientation exactly once (HEIF and TIFF arrive already
+  oriented from their decoders; see ``_decode_opened``);
 * converts embedded ICC profiles to sRGB and normalises odd modes (CMYK, 16-bit,
   palette + transparency, 1-bit, LA, I;16) to 8-bit RGB (or RGBA);
 * refuses truncated files instead of silently rendering grey;
@@ -24,6 +25,7 @@ import io
 import logging
 import mmap
 import os
+import re
 import struct
 import threading
 from dataclasses import dataclass
@@ -32,7 +34,6 @@ from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageCms, UnidentifiedImageError
-
 from PIL import features as _features
 
 try:  # HEIC/HEIF support is optional at import time but expected in production.
@@ -98,7 +99,6 @@ _TRANSPOSE = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
-
 
 _QUARTER_TURNS = frozenset(
     {
@@ -334,8 +334,12 @@ def _decode_pillow(
         im = Image.open(fp, formats=formats)
     except Image.DecompressionBombError as exc:
         # Pillow's own guard (2x Image.MAX_IMAGE_PIXELS) fired while parsing the
-        # header; nothing has been decoded yet.
-        raise ImageTooLarge(f"image too large ({exc})") from exc
+        # header; nothing has been decoded yet. It does not say the dimensions.
+        match = re.search(r"\((\d+) pixels\)", str(exc))
+        what = f"{int(match[1]) / 1e6:,.0f} MP" if match else "declared size"
+        raise ImageTooLarge(
+            f"image too large: {what} (limit {opts.max_pixels / 1e6:g} MP)"
+        ) from exc
     except UnidentifiedImageError as exc:
         raise UnsupportedImage("not a supported image format") from exc
     result = None
@@ -616,44 +620,53 @@ class _Preview:
 
 
 def _decode_raw(fp: BinaryIO, size: int, head: bytes, opts: _Opts) -> DecodedImage:
-    """Decode a RAW file through the largest embedded JPEG preview."""
+    """Decode a RAW file through the largest embedded JPEG preview.
+
+    Order: previews the container declares (RAF header, TIFF IFDs); then, for
+    TIFF-based files, Pillow's reading of IFD0 (a small RGB thumbnail in DNG and
+    NEF); last, a scan for JPEG streams (CR3, CRW, X3F, ORF maker-note previews).
+    The scan comes last because in a tiled DNG it could find a single tile.
+    """
     orientation: int | None = None
     spans: list[tuple[int, int]] = []
+    is_tiff = head[:4] in (b"II*\x00", b"MM\x00*")
     if head.startswith(b"FUJIFILMCCD-RAW"):
         # RAF header: big-endian offset/length of a full JPEG (with its own EXIF,
         # including the orientation) at bytes 84..92.
         if len(head) >= 92:
             spans.append(struct.unpack(">II", head[84:92]))
-    elif head[:2] in (b"II", b"MM") and head[4:8] != b"ftyp":
+    elif head[:2] in (b"II", b"MM") and head[4:8] != b"ftyp" and head[6:14] != b"HEAPCCDR":
         spans, orientation = _tiff_previews(fp, size)
-    previews = [p for p in (_probe_jpeg(fp, size, o, n) for o, n in spans) if p]
-    if not previews:
-        # CR3, CRW, X3F, ORF (preview in maker notes) and odd TIFF layouts: scan
-        # for embedded JPEG streams and take the biggest that parses.
-        previews = _scan_jpegs(fp, size)
 
     errors: list[str] = []
-    for pv in sorted(previews, key=lambda p: p.width * p.height, reverse=True):
-        if pv.width * pv.height > opts.max_pixels:
-            continue
-        try:
-            return _decode_pillow(
-                _Window(fp, pv.offset, pv.length),  # type: ignore[arg-type]
-                opts,
-                orientation=orientation,
-                formats=("JPEG",),
-                from_raw=True,
-            )
-        except DecodeError as exc:
-            errors.append(str(exc))
-    # Last resort: Pillow reads IFD0 of TIFF-based RAWs, which for DNG/NEF is
-    # a small uncompressed RGB thumbnail.
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
+
+    def attempt(previews: list[_Preview]) -> DecodedImage | None:
+        for pv in sorted(previews, key=lambda p: p.width * p.height, reverse=True):
+            if pv.width * pv.height > opts.max_pixels:
+                continue
+            try:
+                return _decode_pillow(
+                    _Window(fp, pv.offset, pv.length),  # type: ignore[arg-type]
+                    opts,
+                    orientation=orientation,
+                    formats=("JPEG",),
+                    from_raw=True,
+                )
+            except DecodeError as exc:
+                errors.append(str(exc))
+        return None
+
+    result = attempt([p for p in (_probe_jpeg(fp, size, o, n) for o, n in spans) if p])
+    if result is None and is_tiff:
         try:
             fp.seek(0)
-            return _decode_pillow(fp, opts, formats=("TIFF",), from_raw=True)
+            result = _decode_pillow(fp, opts, formats=("TIFF",), from_raw=True)
         except DecodeError as exc:
             errors.append(str(exc))
+    if result is None:
+        result = attempt(_scan_jpegs(fp, size))
+    if result is not None:
+        return result
     detail = f" ({errors[0]})" if errors else ""
     raise UnsupportedImage(f"RAW file has no usable embedded preview{detail}")
 

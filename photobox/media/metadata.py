@@ -28,6 +28,7 @@ import dataclasses
 import datetime as dt
 import math
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +158,14 @@ def extract(path: Path, *, mtime: float | None = None) -> Metadata:
 def _read(path: Path, work: _readers.Work) -> None:
     md = work.md
     try:
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
+            work.fail("not a file")
+            return
+        if not stat.S_ISREG(mode):
+            # Opening a FIFO or device could block forever.
+            work.fail("not a regular file")
+            return
         with open(path, "rb") as f:
             st = os.fstat(f.fileno())
             md.file_size = st.st_size
@@ -164,9 +173,6 @@ def _read(path: Path, work: _readers.Work) -> None:
                 work.fail("zero-byte file")
                 return
             _readers.read(path, f, st.st_size, work)
-    except IsADirectoryError:
-        work.fail("not a file")
-        return
     except OSError as exc:
         work.fail(f"cannot read file ({exc.strerror or type(exc).__name__})")
         return
@@ -182,7 +188,7 @@ def _finish(path: Path, work: _readers.Work, mtime: float | None) -> None:
     _choose_gps(work)
     raw = work.orientation_raw
     if raw is not None:
-        if raw == int(raw) and 1 <= raw <= 8:
+        if math.isfinite(raw) and raw == int(raw) and 1 <= raw <= 8:
             md.orientation = int(raw)
         else:
             work.warn(f"invalid orientation {raw:g} ignored")

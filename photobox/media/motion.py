@@ -114,13 +114,17 @@ def _is_ftyp(r: Reader, pos: int) -> bool:
 
 
 def _scan_tail(r: Reader, still_end: int) -> int | None:
-    start = max(still_end, r.size - SCAN_WINDOW)
-    data = r.read(start, r.size - start)
-    pos = data.find(b"ftyp", 4)
-    while pos >= 0:
-        if _is_ftyp(r, start + pos - 4):
-            return start + pos - 4
-        pos = data.find(b"ftyp", pos + 1)
+    """First verified ``ftyp`` box in the last SCAN_WINDOW bytes (1 MiB reads)."""
+    pos = max(still_end, r.size - SCAN_WINDOW)
+    while pos < r.size:
+        # Overlap chunks by 8 bytes so a box header split across reads is seen.
+        data = r.read(pos, COPY_CHUNK + 8)
+        hit = data.find(b"ftyp", 4)
+        while hit >= 0:
+            if _is_ftyp(r, pos + hit - 4):
+                return pos + hit - 4
+            hit = data.find(b"ftyp", hit + 1)
+        pos += COPY_CHUNK
     return None
 
 
@@ -188,7 +192,7 @@ def find_motion_video(path: Path) -> tuple[int, int] | None:
     """
     try:
         motion = _probe(Path(path))
-    except (OSError, _quicktime.BudgetExceeded, ValueError, struct.error):
+    except Exception:  # unreadable or hostile file: simply not a motion photo
         return None
     if motion.offset is None or motion.length is None:
         return None

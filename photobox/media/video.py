@@ -150,8 +150,12 @@ def _video_stream(container: av.container.InputContainer) -> av.video.stream.Vid
 
 
 def _audio_stream(container: av.container.InputContainer):
+    """First audio stream FFmpeg can decode (newer iPhones add an APAC spatial
+    audio track next to the AAC one; an undecodable track must not win)."""
     for stream in container.streams.audio:
-        return stream
+        cc = stream.codec_context
+        if cc is not None and cc.codec is not None and cc.codec.is_decoder:
+            return stream
     return None
 
 
@@ -546,8 +550,8 @@ def transcode(
         max_height: Short-side limit in pixels (never upscales).
         crf: x264 constant rate factor (ignored by hardware encoders).
         preset: x264 preset; ``veryfast`` is the best speed/size trade on a Pi.
-        bitrate: Target video bit rate for encoders without CRF (default
-            ~4.5 bit/px/s scaled to the output size).
+        bitrate: Target video bit rate in bit/s. Default: CRF for libx264,
+            else 0.1 bit per pixel per frame (~2.8 Mbit/s for 720p30).
         audio_bitrate: AAC bit rate.
         threads: Decoder, filter and encoder threads.
         encoder: Force an encoder name (default :func:`pick_h264_encoder`).
@@ -612,9 +616,12 @@ def _transcode_into(
             ov.codec_context.time_base = vs.time_base
             ov.codec_context.thread_count = threads
             if enc_name == "libx264":
-                ov.codec_context.options = {"crf": str(crf), "preset": preset, "profile": "high"}
-            else:
-                ov.bit_rate = bitrate or int(out_w * out_h * float(rate) * 0.1)
+                opts = {"preset": preset, "profile": "high"}
+                if bitrate is None:
+                    opts["crf"] = str(crf)
+                ov.codec_context.options = opts
+            if bitrate is not None or enc_name != "libx264":
+                ov.bit_rate = bitrate or int(out_w * out_h * min(float(rate), 60.0) * 0.1)
             oa = resampler = None
             if ain is not None:
                 oa = out.add_stream("aac", rate=48000)
@@ -637,7 +644,9 @@ def _transcode_into(
             video_shift = round(t0 / vs.time_base) if vs.time_base else 0
             audio_shift = round(t0 / ain.time_base) if ain is not None and ain.time_base else 0
             last_reported = -1.0
-            errors = 0
+            errors = audio_errors = 0
+            last_pts = -(2**62)
+            audio_ok = True
             video_frames = 0
 
             def pump(frame) -> None:
@@ -658,17 +667,31 @@ def _transcode_into(
             for packet in inp.demux(*streams):
                 if should_stop is not None and should_stop():
                     raise TranscodeCancelled()
+                if packet.stream is not vs and not audio_ok:
+                    continue
                 try:
                     frames = packet.decode()
-                except (av.error.InvalidDataError, ValueError) as exc:
-                    errors += 1
-                    if errors > _MAX_DECODE_ERRORS:
-                        raise VideoError(f"too many decode errors ({_short(exc)})") from exc
+                except (av.error.FFmpegError, ValueError) as exc:
+                    # Corrupt packets are skipped (players do the same); only a
+                    # file that is mostly garbage fails. Audio trouble never
+                    # costs the picture: past the limit the audio is dropped.
+                    if packet.stream is vs:
+                        errors += 1
+                        if errors > _MAX_DECODE_ERRORS:
+                            raise VideoError(f"too many decode errors ({_short(exc)})") from exc
+                    else:
+                        audio_errors += 1
+                        if audio_errors > _MAX_DECODE_ERRORS:
+                            audio_ok = False
+                            log.warning("dropping undecodable audio: %s", _short(exc))
                     continue
                 for frame in frames:
                     if packet.stream is vs:
-                        if frame.pts is None:
-                            continue  # cannot place it in time; x264 would reject it
+                        if frame.pts is None or frame.pts <= last_pts:
+                            # Unplaceable or duplicate timestamps (broken files):
+                            # x264 rejects non-increasing PTS, so drop the frame.
+                            continue
+                        last_pts = frame.pts
                         frame.pts -= video_shift
                         pump(frame)
                         if progress is not None and duration and frame.time is not None:

@@ -26,8 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from litestar import Request, Response, delete, get, head, patch, post
 from litestar.exceptions import ClientException, HTTPException, NotFoundException
-from litestar.params import FromPath, JSONBody
-from litestar.response import File
+from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import Struct
 from multipart import MultipartError, MultipartSegment, PushMultipartParser
 
@@ -35,6 +34,7 @@ from photobox.library import assets as asset_sql
 from photobox.library.ingest import IngestResult, RejectedFile, ingest_temp_file
 from photobox.library.paths import derived_path, original_path
 from photobox.library.storage import DiskFullError, TempWriter
+from photobox.web.files import serve_file
 
 if TYPE_CHECKING:
     from photobox.core import Photobox
@@ -388,37 +388,77 @@ async def asset_info(request: Request, asset_id: FromPath[int]) -> AssetInfo:
                      a.error)
 
 
-def _derived_response(box: Photobox, asset: asset_sql.Asset, kind: str, media_type: str) -> Response:
+def _derived_response(request: Request, box: Photobox, asset: asset_sql.Asset, kind: str, media_type: str) -> Response:
     path = derived_path(box, kind, asset.id)
     if not path.exists():
         raise NotFoundException(f"no {kind} yet for asset {asset.id}")
-    # Immutable: the URL carries thumb_version (?v=), which changes when the file does.
-    return File(path, media_type=media_type, content_disposition_type="inline",
-                headers={"Cache-Control": "private, max-age=31536000, immutable"})
+    # Immutable: the page asks for ?v=<thumb_version>, which changes whenever the file does.
+    return serve_file(request, path, media_type=media_type, etag=f'"{asset.id}-{kind}-{asset.thumb_version}"',
+                      cache_control="private, max-age=31536000, immutable")
 
 
 @get("/api/assets/{asset_id:int}/thumbnail", tags=["assets"], summary="~250 px WebP thumbnail")
 async def asset_thumbnail(request: Request, asset_id: FromPath[int]) -> Response:
     box = request.app.state.photobox
-    return _derived_response(box, await _asset(box, asset_id), "thumb", "image/webp")
+    return _derived_response(request, box, await _asset(box, asset_id), "thumb", "image/webp")
 
 
-@get("/api/assets/{asset_id:int}/preview", tags=["assets"], summary="~1440 px preview")
+@get("/api/assets/{asset_id:int}/preview", tags=["assets"], summary="~1440 px JPEG preview")
 async def asset_preview(request: Request, asset_id: FromPath[int]) -> Response:
     box = request.app.state.photobox
-    return _derived_response(box, await _asset(box, asset_id), "preview", "image/jpeg")
+    return _derived_response(request, box, await _asset(box, asset_id), "preview", "image/jpeg")
 
 
-@get("/api/assets/{asset_id:int}/original", tags=["assets"], summary="The original file, byte for byte")
-async def asset_original(request: Request, asset_id: FromPath[int]) -> Response:
+async def _original(request: Request, box: Photobox, asset: asset_sql.Asset, *, download: bool) -> Response:
+    path = await box.db.read(lambda c: original_path(box, c, asset.library_id, asset.rel_path))
+    if not await asyncio.to_thread(path.exists):
+        raise NotFoundException("the original file is missing (its library folder may be offline)")
+    # The checksum names the bytes exactly: a strong ETag that survives renames and restarts.
+    return serve_file(request, path, media_type=asset.mime or "application/octet-stream",
+                      etag=f'"{asset.checksum.hex()}"', cache_control="private, no-cache",
+                      download_name=asset.original_name if download else None)
+
+
+@get("/api/assets/{asset_id:int}/original", tags=["assets"], summary="The original file, byte for byte (ETag, Range)")
+async def asset_original(request: Request, asset_id: FromPath[int], download: FromQuery[bool] = False) -> Response:
+    box = request.app.state.photobox
+    return await _original(request, box, await _asset(box, asset_id), download=download)
+
+
+@get("/api/assets/{asset_id:int}/video", tags=["assets"],
+     summary="A video as browsers can play it: the rendition when one was made, else the original (Range)")
+async def asset_video(request: Request, asset_id: FromPath[int]) -> Response:
     box = request.app.state.photobox
     asset = await _asset(box, asset_id)
-    path = await box.db.read(lambda c: original_path(box, c, asset.library_id, asset.rel_path))
-    if not path.exists():
-        raise NotFoundException("the original file is missing (an external library may be offline)")
-    return File(path, filename=asset.original_name, media_type=asset.mime or "application/octet-stream",
-                etag=None, headers={"Cache-Control": "private, no-cache", "ETag": f'"{asset.checksum.hex()}"'})
+    if asset.kind != "video":
+        raise NotFoundException("not a video")
+    return await _play(request, box, asset)
+
+
+@get("/api/assets/{asset_id:int}/motion", tags=["assets"], summary="The moving part of a Live or Motion Photo")
+async def asset_motion(request: Request, asset_id: FromPath[int]) -> Response:
+    box = request.app.state.photobox
+    asset = await _asset(box, asset_id)
+    if asset.motion_state == "embedded":
+        path = derived_path(box, "motion", asset.id)
+        if path.exists():
+            return serve_file(request, path, media_type="video/mp4", etag=f'"{asset.id}-motion"',
+                              cache_control="private, max-age=86400")
+    elif asset.motion_state == "paired":
+        video_id = await box.db.read(lambda c: c.execute(
+            "SELECT id FROM assets WHERE motion_of = ? ORDER BY id LIMIT 1", (asset.id,)).fetchone())
+        if video_id:
+            return await _play(request, box, await _asset(box, video_id[0]))
+    raise NotFoundException("this photo has no motion part")
+
+
+async def _play(request: Request, box: Photobox, video: asset_sql.Asset) -> Response:
+    rendition = derived_path(box, "video", video.id)
+    if video.rendition == "ready" and rendition.exists():
+        return serve_file(request, rendition, media_type="video/mp4", etag=f'"{video.id}-video-{video.thumb_version}"',
+                          cache_control="private, max-age=86400")
+    return await _original(request, box, video, download=False)
 
 
 ROUTES = [upload_asset, check_assets, create_upload, upload_offset, upload_chunk, cancel_upload, asset_info,
-          asset_thumbnail, asset_preview, asset_original]
+          asset_thumbnail, asset_preview, asset_original, asset_video, asset_motion]

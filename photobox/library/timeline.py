@@ -1,0 +1,160 @@
+"""Lists of assets in timeline order: the timeline, favourites, archive, trash and albums.
+
+Every list is keyset-paginated on (order value, id), never OFFSET, and each has a partial
+index that serves it, so page 500 costs what page 1 does. The SQL for each scope is a
+constant chosen by name; nothing from a request is pasted into it.
+"""
+
+from __future__ import annotations
+
+import base64
+import calendar
+from dataclasses import dataclass
+from datetime import date
+
+import apsw
+
+__all__ = ["Scope", "Tile", "month_index", "neighbors", "page", "month_cursor"]
+
+_TILE = ("a.id, a.kind, a.sort_ts, a.local_date, a.taken_at, coalesce(a.display_width, a.width), "
+         "coalesce(a.display_height, a.height), a.duration, a.thumb_version, a.placeholder, a.motion_state, "
+         "a.favorite, a.original_name, a.trashed_at")
+
+# name -> (FROM/WHERE without the cursor, order value column, id column)
+_SCOPES: dict[str, tuple[str, str, str]] = {
+    "timeline": ("FROM assets a WHERE a.trashed_at IS NULL AND a.archived = 0 AND a.motion_of IS NULL",
+                 "a.sort_ts", "a.id"),
+    "favorites": ("FROM assets a WHERE a.favorite = 1 AND a.trashed_at IS NULL AND a.motion_of IS NULL",
+                  "a.sort_ts", "a.id"),
+    "archive": ("FROM assets a WHERE a.archived = 1 AND a.trashed_at IS NULL AND a.motion_of IS NULL",
+                "a.sort_ts", "a.id"),
+    "trash": ("FROM assets a WHERE a.trashed_at IS NOT NULL", "a.trashed_at", "a.id"),
+    "album": ("FROM album_assets aa JOIN assets a ON a.id = aa.asset_id "
+              "WHERE aa.album_id = :album AND a.trashed_at IS NULL", "aa.sort_ts", "aa.asset_id"),
+}
+
+_TOP = 1e18
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Which list: ``timeline``, ``favorites``, ``archive``, ``trash`` or ``album`` (with an id)."""
+
+    name: str = "timeline"
+    album_id: int | None = None
+
+    @classmethod
+    def parse(cls, text: str | None) -> Scope:
+        """From the ``in=`` query value: ``timeline``, ``album-12``…; unknown values mean the timeline."""
+        text = (text or "timeline").strip()
+        if text.startswith("album-") and text[6:].isdigit():
+            return cls("album", int(text[6:]))
+        return cls(text if text in _SCOPES and text != "album" else "timeline")
+
+    @property
+    def key(self) -> str:
+        return f"album-{self.album_id}" if self.name == "album" else self.name
+
+    @property
+    def by_trash_time(self) -> bool:
+        return self.name == "trash"
+
+
+@dataclass(frozen=True, slots=True)
+class Tile:
+    id: int
+    kind: str
+    sort_ts: float
+    local_date: str | None
+    taken_at: str | None
+    width: int | None
+    height: int | None
+    duration: float | None
+    thumb_version: int
+    placeholder: bytes | None
+    motion_state: str | None
+    favorite: int
+    original_name: str
+    trashed_at: float | None
+
+    @property
+    def cursor(self) -> str:
+        """This tile as a keyset cursor for the next page."""
+        value = self.trashed_at if self.trashed_at is not None else self.sort_ts
+        return f"{value!r}:{self.id}"
+
+    @property
+    def ratio(self) -> float:
+        if self.width and self.height:
+            return max(0.5, min(3.0, self.width / self.height))
+        return 1.0
+
+    @property
+    def ratio_class(self) -> int:
+        """Width/height in tenths, 5..30: CSS classes size tiles (no inline styles under the CSP)."""
+        return int(round(self.ratio * 10))
+
+    @property
+    def placeholder_b64(self) -> str:
+        return base64.b64encode(self.placeholder).decode() if self.placeholder else ""
+
+    @property
+    def duration_text(self) -> str:
+        if not self.duration:
+            return ""
+        s = int(round(self.duration))
+        return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def parse_cursor(text: str | None) -> tuple[float, int]:
+    """``"<value>:<id>"`` → (value, id); the top of the list when absent or malformed."""
+    if text:
+        value, _, ident = text.partition(":")
+        try:
+            return float(value), int(ident or 0)
+        except ValueError:
+            pass
+    return _TOP, 0
+
+
+def month_cursor(year: int, month: int) -> str:
+    """A cursor that starts a list at the newest photo of ``year-month`` (local time)."""
+    y, m = (year + 1, 1) if month == 12 else (year, month + 1)
+    return f"{float(calendar.timegm(date(y, m, 1).timetuple()))!r}:0"
+
+
+def page(conn: apsw.Connection, scope: Scope, *, before: str | None = None, limit: int = 200) -> list[Tile]:
+    """Up to ``limit`` tiles of ``scope`` older than the cursor ``before``, newest first."""
+    base, order, ident = _SCOPES[scope.name]
+    value, last_id = parse_cursor(before)
+    sql = (f"SELECT {_TILE} {base} AND ({order}, {ident}) < (:value, :id) "
+           f"ORDER BY {order} DESC, {ident} DESC LIMIT :limit")
+    rows = conn.execute(sql, {"value": value, "id": last_id, "limit": limit, "album": scope.album_id}).fetchall()
+    return [Tile(*r) for r in rows]
+
+
+def neighbors(conn: apsw.Connection, scope: Scope, asset_id: int) -> tuple[int | None, int | None]:
+    """(newer, older) asset ids next to ``asset_id`` in ``scope``, for the viewer's arrows."""
+    base, order, ident = _SCOPES[scope.name]
+    params = {"id": asset_id, "album": scope.album_id}
+    current = conn.execute(f"SELECT {order} {base} AND {ident} = :id", params).fetchone()
+    if current is None:
+        return None, None
+    params["value"] = current[0]
+    older = conn.execute(f"SELECT {ident} {base} AND ({order}, {ident}) < (:value, :id) "
+                         f"ORDER BY {order} DESC, {ident} DESC LIMIT 1", params).fetchone()
+    newer = conn.execute(f"SELECT {ident} {base} AND ({order}, {ident}) > (:value, :id) "
+                         f"ORDER BY {order} ASC, {ident} ASC LIMIT 1", params).fetchone()
+    return (newer[0] if newer else None), (older[0] if older else None)
+
+
+def month_index(conn: apsw.Connection) -> list[tuple[int, list[tuple[int, int]]]]:
+    """[(year, [(month, count), …]), …] newest first, for the timeline's scrubber."""
+    years: dict[int, list[tuple[int, int]]] = {}
+    for ym, n in conn.execute(
+        "SELECT substr(local_date, 1, 7) AS ym, count(*) FROM assets a "
+        "WHERE a.trashed_at IS NULL AND a.archived = 0 AND a.motion_of IS NULL AND local_date IS NOT NULL "
+        "GROUP BY ym ORDER BY ym DESC"
+    ):
+        years.setdefault(int(ym[:4]), []).append((int(ym[5:7]), n))
+    return list(years.items())

@@ -1,0 +1,169 @@
+"""Serving files: conditional GET (ETag → 304), byte ranges (206) for video seeking, HEAD,
+and streamed zip downloads. Files are read in a thread in 256 KiB blocks, never whole."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue
+import threading
+import zipfile
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+
+from litestar import Request, Response
+from litestar.response import Stream
+
+__all__ = ["serve_file", "stream_zip"]
+
+_BLOCK = 256 * 1024
+
+
+def _parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """One ``bytes=a-b`` range → (start, end inclusive); None if absent, invalid or multi-range."""
+    if not header.startswith("bytes=") or "," in header:
+        return None
+    first, _, last = header[6:].strip().partition("-")
+    try:
+        if first == "":
+            length = int(last)
+            if length <= 0:
+                return None
+            return max(0, size - length), size - 1
+        start = int(first)
+        end = int(last) if last else size - 1
+    except ValueError:
+        return None
+    if start > end or start >= size:
+        return (-1, -1)
+    return start, min(end, size - 1)
+
+
+async def _read(path: Path, start: int, length: int) -> AsyncIterator[bytes]:
+    f = await asyncio.to_thread(open, path, "rb")
+    try:
+        await asyncio.to_thread(f.seek, start)
+        remaining = length
+        while remaining > 0:
+            block = await asyncio.to_thread(f.read, min(_BLOCK, remaining))
+            if not block:
+                break
+            remaining -= len(block)
+            yield block
+    finally:
+        f.close()
+
+
+def serve_file(request: Request, path: Path, *, media_type: str, etag: str, cache_control: str,
+               download_name: str | None = None) -> Response:
+    """A file response honouring If-None-Match, Range and HEAD."""
+    st = os.stat(path)
+    size = st.st_size
+    headers = {"ETag": etag, "Cache-Control": cache_control, "Accept-Ranges": "bytes",
+               "X-Content-Type-Options": "nosniff"}
+    if download_name is not None:
+        from urllib.parse import quote
+
+        headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(download_name)}"
+    if etag in {t.strip() for t in request.headers.get("if-none-match", "").split(",")}:
+        return Response(None, status_code=304, headers=headers)
+    status = 200
+    start, length = 0, size
+    wanted = request.headers.get("range")
+    if_range = request.headers.get("if-range")
+    if wanted and (if_range is None or if_range == etag):
+        parsed = _parse_range(wanted, size)
+        if parsed == (-1, -1):
+            return Response(None, status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+        if parsed is not None:
+            start, end = parsed
+            length = end - start + 1
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    headers["Content-Length"] = str(length)
+    if request.method == "HEAD":
+        return Response(None, status_code=status, headers=headers, media_type=media_type)
+    return Stream(_read(path, start, length), status_code=status, headers=headers, media_type=media_type)
+
+
+class _QueueWriter:
+    """A write-only file object handing zip bytes to the event loop with backpressure."""
+
+    def __init__(self, q: queue.Queue) -> None:
+        self.q = q
+        self.pos = 0
+
+    def write(self, data: bytes) -> int:
+        if data:
+            self.q.put(bytes(data))
+            self.pos += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.pos
+
+    def flush(self) -> None:
+        pass
+
+
+def stream_zip(entries: Iterable[tuple[str, Path]], name: str) -> Stream:
+    """A zip of ``(name in zip, file)`` pairs, streamed while it is written (stored, not
+    compressed: photos and videos do not shrink). Memory stays at a few blocks."""
+    q: queue.Queue = queue.Queue(maxsize=16)
+    done = object()
+    cancelled = threading.Event()
+
+    def produce() -> None:
+        try:
+            with zipfile.ZipFile(_QueueWriter(q), "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+                used: set[str] = set()
+                for arcname, path in entries:
+                    if cancelled.is_set():
+                        return
+                    arcname = _unique(arcname, used)
+                    try:
+                        with open(path, "rb") as src, zf.open(zipfile.ZipInfo.from_file(path, arcname), "w",
+                                                              force_zip64=True) as dst:
+                            while block := src.read(_BLOCK):
+                                if cancelled.is_set():
+                                    return
+                                dst.write(block)
+                    except FileNotFoundError:
+                        continue
+        finally:
+            q.put(done)
+
+    async def body() -> AsyncIterator[bytes]:
+        thread = threading.Thread(target=produce, name="zip-writer", daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = await asyncio.to_thread(q.get)
+                if item is done:
+                    break
+                yield item
+        finally:
+            cancelled.set()
+            while thread.is_alive():  # unblock a producer waiting on a full queue
+                try:
+                    q.get_nowait()
+                except queue.Empty:
+                    await asyncio.sleep(0.01)
+
+    from urllib.parse import quote
+
+    return Stream(body(), media_type="application/zip",
+                  headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}",
+                           "Cache-Control": "no-store"})
+
+
+def _unique(name: str, used: set[str]) -> str:
+    stem, dot, ext = name.rpartition(".")
+    if not dot:
+        stem, ext = name, ""
+    candidate, n = name, 1
+    while candidate in used:
+        candidate = f"{stem} ({n}).{ext}" if ext else f"{stem} ({n})"
+        n += 1
+    used.add(candidate)
+    return candidate

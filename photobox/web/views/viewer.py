@@ -1,0 +1,100 @@
+"""The viewer: one photo or video full screen, previous/next within the list it was opened
+from, details, and the actions of a single photo."""
+
+from __future__ import annotations
+
+import json
+
+from litestar import Request, get
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
+from litestar.response import Response
+
+from photobox.library import timeline
+from photobox.library.timeline import Scope
+from photobox.web.render import page
+
+_DETAIL_COLUMNS = ("id, kind, original_name, mime, size, taken_at, tz_offset_min, taken_at_source, width, height, "
+                   "display_width, display_height, duration, latitude, longitude, altitude, make, model, lens, "
+                   "exposure_time, f_number, iso, focal_length, favorite, archived, trashed_at, offline, thumb_version, "
+                   "motion_state, rendition, description, error, library_id, rel_path, motion_of, metadata")
+
+
+def _exposure(seconds: float | None) -> str | None:
+    if not seconds:
+        return None
+    return f"1/{round(1 / seconds)} s" if seconds < 0.5 else f"{seconds:g} s"
+
+
+def _offset(minutes: int | None) -> str:
+    if minutes is None:
+        return ""
+    sign = "+" if minutes >= 0 else "-"
+    return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+@get("/photos/{asset_id:int}", include_in_schema=False)
+async def viewer(request: Request, asset_id: FromPath[int]) -> Response:
+    box = request.app.state.photobox
+    scope = Scope.parse(request.query_params.get("in"))
+
+    def load(conn):
+        row = conn.execute(f"SELECT {_DETAIL_COLUMNS} FROM assets WHERE id = ?", (asset_id,)).fetchone()
+        if row is None:
+            return None
+        asset = dict(zip([c.strip() for c in _DETAIL_COLUMNS.split(",")], row))
+        view_scope = scope
+        if asset["trashed_at"] is not None and scope.name != "trash":
+            view_scope = Scope("trash")
+        newer, older = timeline.neighbors(conn, view_scope, asset_id)
+        albums = conn.execute("SELECT al.id, al.name FROM album_assets aa JOIN albums al ON al.id = aa.album_id "
+                              "WHERE aa.asset_id = ? ORDER BY al.name", (asset_id,)).fetchall()
+        album_name = None
+        if view_scope.name == "album":
+            r = conn.execute("SELECT name FROM albums WHERE id = ?", (view_scope.album_id,)).fetchone()
+            album_name = r[0] if r else None
+        return asset, view_scope, newer, older, albums, album_name
+
+    loaded = await box.db.read(load, time_limit_ms=box.settings.web_query_time_limit_ms)
+    if loaded is None:
+        raise NotFoundException("no such photo")
+    asset, view_scope, newer, older, albums, album_name = loaded
+    meta = json.loads(asset.pop("metadata") or "{}")
+    back = {"timeline": "/", "favorites": "/favorites", "archive": "/archive", "trash": "/trash"}.get(
+        view_scope.name, f"/albums/{view_scope.album_id}")
+    facts = []
+    if asset["taken_at"]:
+        facts.append(("Taken", f"{asset['taken_at'].replace('T', ' ')} {_offset(asset['tz_offset_min'])}".strip()
+                      + (f" (from {asset['taken_at_source']})" if asset["taken_at_source"] not in (None, "exif") else "")))
+    camera = " ".join(x for x in (asset["make"], asset["model"]) if x)
+    if camera:
+        facts.append(("Camera", camera))
+    if asset["lens"]:
+        facts.append(("Lens", asset["lens"]))
+    exposure = " · ".join(x for x in (
+        f"ƒ/{asset['f_number']:g}" if asset["f_number"] else None, _exposure(asset["exposure_time"]),
+        f"{asset['focal_length']:g} mm" if asset["focal_length"] else None,
+        f"ISO {asset['iso']}" if asset["iso"] else None) if x)
+    if exposure:
+        facts.append(("Exposure", exposure))
+    w, h = asset["display_width"] or asset["width"], asset["display_height"] or asset["height"]
+    dims = f"{w} × {h}" + (f" ({w * h / 1e6:.1f} MP)" if w and h and asset["kind"] == "image" else "") if w and h else ""
+    facts.append(("File", f"{asset['original_name']} · {_size(asset['size'])}" + (f" · {dims}" if dims else "")))
+    if asset["duration"]:
+        facts.append(("Length", f"{int(asset['duration']) // 60}:{int(asset['duration']) % 60:02d}"))
+    if asset["latitude"] is not None and asset["longitude"] is not None:
+        place = meta.get("place")
+        facts.append(("Location", (place + " · " if place else "") + f"{asset['latitude']:.5f}, {asset['longitude']:.5f}"))
+    return page(request, "viewer.html", asset=asset, scope=view_scope, newer=newer, older=older, back=back,
+                albums=albums, album_name=album_name, facts=facts)
+
+
+ROUTES = [viewer]
