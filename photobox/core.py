@@ -49,9 +49,11 @@ class Photobox:
             max_attempts=settings.job_max_attempts, clock=clock,
         )
         self.secret_key = b""
+        from photobox.library.actions import empty_expired_trash
         from photobox.library.libraries import queue_due_scans
 
         self.scheduler.every(60, lambda: queue_due_scans(self), "library-scans")
+        self.scheduler.every(3600, lambda: empty_expired_trash(self), "empty-trash")
 
     def path(self, *parts: str) -> Path:
         """A path inside the data folder."""

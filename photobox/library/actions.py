@@ -127,3 +127,18 @@ def purge(box: Photobox, ids: Iterable[int]) -> int:
             except OSError as exc:
                 log.error("could not delete the original %s: %s", path, exc)
     return len(doomed)
+
+
+async def empty_expired_trash(box: Photobox) -> int:
+    """Periodic: delete for good what has been in the trash longer than ``trash_days``."""
+    import asyncio
+
+    days = box.settings.trash_days
+    if days <= 0:
+        return 0
+    total = 0
+    while True:
+        ids = await box.db.read(lambda c: expired_trash(c, before=box.clock() - days * 86400))
+        if not ids:
+            return total
+        total += await asyncio.to_thread(purge, box, ids)

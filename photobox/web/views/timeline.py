@@ -187,7 +187,7 @@ class DownloadForm(Struct):
     csrf_token: str = ""
 
 
-@post("/assets/download", include_in_schema=False)
+@post("/assets/download", include_in_schema=False, status_code=200)
 async def download(request: Request,
                    data: Annotated[DownloadForm, Body(media_type=RequestEncodingType.URL_ENCODED)]) -> Response:
     """The selected originals as one zip, streamed (never built in memory or on disk)."""
