@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import secrets
 import time
+import time
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING, Any
@@ -191,14 +192,18 @@ _HEADERS: list[tuple[bytes, bytes]] = [
 
 
 class SecurityHeadersMiddleware(ASGIMiddleware):
-    """Security headers on every response, and the anonymous CSRF cookie when one was made."""
+    """Security headers on every response, the anonymous CSRF cookie when one was made, and
+    a ``Server-Timing`` header with the time spent in photobox (``scripts/bench web`` reads it)."""
 
     scopes = ("http",)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        started = time.perf_counter()
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers: list[Any] = list(message.get("headers", []))
+                headers.append((b"server-timing", f"app;dur={(time.perf_counter() - started) * 1000:.2f}".encode()))
                 present = {name.lower() for name, _ in headers}
                 headers.extend(h for h in _HEADERS if h[0] not in present)
                 anon = scope.get("pb_set_anon")
