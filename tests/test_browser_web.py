@@ -103,7 +103,7 @@ def test_upload_timeline_viewer_album_trash_restore(server, tmp_path):
         # Trash from the viewer, then restore from the trash.
         d.find_element(By.CSS_SELECTOR, "a.tile").click()
         wait.until(EC.presence_of_element_located((By.ID, "trash-button"))).click()
-        wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "button[value=restore]")))
+        wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "button[value=restore]")))  # now in the trash
         d.get(server.url + "/trash")
         assert len(d.find_elements(By.CSS_SELECTOR, "a.tile")) == 1
         d.get(server.url + "/")
@@ -111,6 +111,7 @@ def test_upload_timeline_viewer_album_trash_restore(server, tmp_path):
         d.get(server.url + "/trash")
         d.find_element(By.CSS_SELECTOR, "a.tile").click()
         wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "button[value=restore]"))).click()
+        wait.until(EC.presence_of_element_located((By.ID, "trash-button")))  # the viewer, restored
         d.get(server.url + "/")
         assert len(d.find_elements(By.CSS_SELECTOR, "a.tile")) == len(files)
         errors = [e for e in d.get_log("browser") if e["level"] == "SEVERE"]

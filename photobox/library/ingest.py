@@ -299,7 +299,7 @@ def thumbs_job(job: Job) -> None:
     preview.parent.mkdir(parents=True, exist_ok=True)
     try:
         result = make_thumbnails(path, thumb, preview, kind=asset.kind)
-    except DecodeError as exc:
+    except (DecodeError, ValueError) as exc:
         _record_error(box, asset.id, f"cannot show this file: {exc}")
         raise PermanentError(f"cannot make a thumbnail: {exc}") from exc
     with box.db.transaction() as conn:
@@ -314,13 +314,29 @@ def thumbs_job(job: Job) -> None:
 
 @REGISTRY.register("motion", concurrency=1, priority=20)
 def motion_job(job: Job) -> None:
-    """Extract the video inside a Motion Photo as the asset's motion part."""
+    """Extract the video inside a Motion Photo as the asset's motion part (made playable:
+    Samsung phones embed HEVC, which most browsers cannot play)."""
+    from photobox.media import video
     from photobox.media.motion import extract_motion_video
 
     box, asset, path = _load(job)
     dest = derived_path(box, "motion", asset.id)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    found = extract_motion_video(path, dest)
+    raw = dest.with_name(f"{asset.id}.embedded.mp4")
+    found = extract_motion_video(path, raw)
+    if found:
+        try:
+            playable = video.browser_playable(video.probe(raw))
+        except Exception:
+            playable = True  # let the browser try; the still is shown either way
+        if playable:
+            os.replace(raw, dest)
+        else:
+            try:
+                video.transcode(raw, dest, max_height=720, threads=min(2, box.settings.cpu_workers),
+                                should_stop=job.should_stop)
+            finally:
+                raw.unlink(missing_ok=True)
     with box.db.transaction() as conn:
         conn.execute("UPDATE assets SET motion_state = ?, updated_at = ? WHERE id = ?",
                      ("embedded" if found else None, box.clock(), asset.id))
@@ -345,12 +361,18 @@ def video_job(job: Job) -> None:
         try:
             video.transcode(path, dest, max_height=720, threads=min(2, box.settings.cpu_workers),
                             should_stop=job.should_stop)
+        except OSError:
+            raise  # disk or I/O trouble: worth retrying later
         except Exception as exc:
             if job.should_stop():
                 from photobox.jobs import Stopping
 
                 raise Stopping() from exc
-            raise
+            # A decoder failing on these bytes fails the same way next time: say so once.
+            _record_error(box, asset.id, f"cannot convert this video for the browser: {exc}")
+            with box.db.transaction() as conn:
+                conn.execute("UPDATE assets SET rendition = 'failed' WHERE id = ?", (asset.id,))
+            raise PermanentError(f"cannot convert this video: {type(exc).__name__}: {exc}") from exc
         state = "ready"
     with box.db.transaction() as conn:
         conn.execute("UPDATE assets SET rendition = ?, updated_at = ? WHERE id = ?", (state, box.clock(), asset.id))

@@ -409,12 +409,13 @@ async def asset_preview(request: Request, asset_id: FromPath[int]) -> Response:
     return _derived_response(request, box, await _asset(box, asset_id), "preview", "image/jpeg")
 
 
-async def _original(request: Request, box: Photobox, asset: asset_sql.Asset, *, download: bool) -> Response:
+async def _original(request: Request, box: Photobox, asset: asset_sql.Asset, *, download: bool,
+                    media_type: str | None = None) -> Response:
     path = await box.db.read(lambda c: original_path(box, c, asset.library_id, asset.rel_path))
     if not await asyncio.to_thread(path.exists):
         raise NotFoundException("the original file is missing (its library folder may be offline)")
     # The checksum names the bytes exactly: a strong ETag that survives renames and restarts.
-    return serve_file(request, path, media_type=asset.mime or "application/octet-stream",
+    return serve_file(request, path, media_type=media_type or asset.mime or "application/octet-stream",
                       etag=f'"{asset.checksum.hex()}"', cache_control="private, no-cache",
                       download_name=asset.original_name if download else None)
 
@@ -457,7 +458,9 @@ async def _play(request: Request, box: Photobox, video: asset_sql.Asset) -> Resp
     if video.rendition == "ready" and rendition.exists():
         return serve_file(request, rendition, media_type="video/mp4", etag=f'"{video.id}-video-{video.thumb_version}"',
                           cache_control="private, max-age=86400")
-    return await _original(request, box, video, download=False)
+    # Firefox refuses video/quicktime even for H.264 it can play; the bytes are MP4-compatible.
+    return await _original(request, box, video, download=False,
+                           media_type="video/mp4" if video.mime == "video/quicktime" else None)
 
 
 ROUTES = [upload_asset, check_assets, create_upload, upload_offset, upload_chunk, cancel_upload, asset_info,
