@@ -13,6 +13,9 @@ from PIL import Image, PngImagePlugin
 
 from photobox.media.metadata import MAX_PIXELS, TAKEN_AT_SOURCES, Metadata, extract
 
+# Deliberately damaged EXIF makes Pillow emit notes; they are expected.
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:PIL.TiffImagePlugin")
+
 XMP_TEMPLATE = (
     '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
     'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
