@@ -205,3 +205,29 @@ def test_upload_requires_auth_and_csrf_for_browsers(client):
     # Logged in by cookie but without the CSRF header: refused (a foreign page could post).
     r = client.post("/api/assets", files={"file": ("x.png", data, "image/png")})
     assert r.status_code == 403
+
+
+def test_interrupted_multipart_upload_keeps_nothing(api):
+    data = jpeg_bytes(seed=31, size=(800, 600))
+    boundary = "pbxboundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"cut.jpg\"\r\n"
+            f"Content-Type: image/jpeg\r\n\r\n").encode() + data[: len(data) // 2]  # connection dropped here
+    r = api.post("/api/assets", content=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert r.status_code == 400 and "cut short" in r.json()["detail"]
+    box = api.app.state.photobox
+    assert not list(box.path("tmp").glob("*.part")) and not list(box.path("library").rglob("*.*"))
+    with box.db.reader() as conn:
+        assert conn.execute("SELECT count(*) FROM assets").fetchone() == (0,)
+
+
+def test_disk_full_is_a_clear_error_and_keeps_nothing(api, monkeypatch):
+    from photobox.library import storage
+
+    monkeypatch.setattr(storage.TempWriter, "finish_sync", lambda self: (_ for _ in ()).throw(
+        storage.DiskFullError(28, "the disk is full: the upload was not kept")))
+    r = api.post("/api/assets", files={"file": ("x.jpg", jpeg_bytes(seed=40), "image/jpeg")})
+    assert r.status_code == 507 and "disk is full" in r.json()["detail"]
+    box = api.app.state.photobox
+    with box.db.reader() as conn:
+        assert conn.execute("SELECT count(*) FROM assets").fetchone() == (0,)
+    assert not list(box.path("tmp").glob("*.part"))

@@ -26,6 +26,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 
 from photobox import __version__, auth
 from photobox.core import Photobox
+from photobox.library.storage import DiskFullError
 from photobox.resources import STATIC_DIR, TEMPLATES_DIR
 from photobox.settings import Settings, load_settings
 from photobox.web.api import assets as api_assets
@@ -61,6 +62,10 @@ def _http_error(request: Request, exc: HTTPException) -> Response:
         return page(request, "error.html", status_code=exc.status_code, status=exc.status_code, detail=exc.detail)
     return Response({"status_code": exc.status_code, "detail": exc.detail}, status_code=exc.status_code,
                     headers=getattr(exc, "headers", None) or None)
+
+
+def _disk_full(request: Request, exc: DiskFullError) -> Response:
+    return _http_error(request, HTTPException(status_code=507, detail=str(exc)))
 
 
 def _server_error(request: Request, exc: Exception) -> Response:
@@ -112,6 +117,7 @@ def create_app(settings: Settings | None = None, *, photobox: Photobox | None = 
             NotAuthorizedException: _not_authorized,
             PermissionDeniedException: _http_error,
             HTTPException: _http_error,
+            DiskFullError: _disk_full,
             Exception: _server_error,
         },
         debug=False,
