@@ -14,6 +14,8 @@ from datetime import date
 
 import apsw
 
+from photobox.db.sql import id_chunks
+
 __all__ = ["Scope", "Tile", "month_index", "neighbors", "page", "month_cursor"]
 
 _TILE = ("a.id, a.kind, a.sort_ts, a.local_date, a.taken_at, coalesce(a.display_width, a.width), "
@@ -158,3 +160,12 @@ def month_index(conn: apsw.Connection) -> list[tuple[int, list[tuple[int, int]]]
     ):
         years.setdefault(int(ym[:4]), []).append((int(ym[5:7]), n))
     return list(years.items())
+
+
+def tiles_by_ids(conn: apsw.Connection, ids: list[int]) -> list[Tile]:
+    """Tiles for ``ids`` in the given order (search results, ranked elsewhere)."""
+    found: dict[int, Tile] = {}
+    for chunk, marks in id_chunks(ids):
+        for row in conn.execute(f"SELECT {_TILE} FROM assets a WHERE a.id IN ({marks})", chunk):
+            found[row[0]] = Tile(*row)
+    return [found[i] for i in ids if i in found]

@@ -49,7 +49,10 @@ def _not_authorized(request: Request, exc: NotAuthorizedException) -> Response:
         return Response({"status_code": 401, "detail": "authentication required: log in or send an API key"},
                         status_code=401, headers={"WWW-Authenticate": 'Bearer realm="photobox"'})
     target = "/login"
-    if request.method == "GET" and request.url.path != "/":
+    with request.app.state.photobox.db.reader() as conn:  # one indexed row: fine inline
+        if auth.get_owner(conn) is None:
+            target = "/setup"
+    if target == "/login" and request.method == "GET" and request.url.path != "/":
         from urllib.parse import quote
         target += "?next=" + quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""), safe="/")
     if request.headers.get("hx-request") == "true":

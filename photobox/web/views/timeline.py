@@ -15,6 +15,7 @@ from litestar.params import Body, FromQuery
 from litestar.response import Redirect, Response
 from msgspec import Struct
 
+from photobox.db.sql import id_chunks
 from photobox.library import actions, timeline
 from photobox.library.paths import original_path
 from photobox.library.timeline import Scope, Tile
@@ -198,9 +199,7 @@ async def download(request: Request,
 
     def entries(conn):
         out = []
-        for chunk_start in range(0, len(ids), 500):
-            chunk = ids[chunk_start:chunk_start + 500]
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in id_chunks(ids):
             for asset_id, lib, rel, name in conn.execute(
                     f"SELECT id, library_id, rel_path, original_name FROM assets WHERE id IN ({marks})", chunk):
                 out.append((name, original_path(box, conn, lib, rel)))
