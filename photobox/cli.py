@@ -256,6 +256,19 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from photobox.ml.commands import cmd_models_list as run
+
+    return run(_settings(args), sys.stdout)
+
+
+def cmd_models_fetch(args: argparse.Namespace) -> int:
+    from photobox.ml.commands import cmd_models_fetch as run
+
+    return run(_settings(args), args.names, sys.stdout, source_override_dir=args.source,
+               trust_on_first_use=args.trust_on_first_use)
+
+
 def build_parser() -> argparse.ArgumentParser:
     # Settings flags work before or after the command (`photobox --port 9000 serve` or
     # `photobox serve --port 9000`); SUPPRESS keeps a subcommand from resetting them to None.
@@ -299,6 +312,16 @@ def build_parser() -> argparse.ArgumentParser:
     lib_add.add_argument("--exclude", action="append", help="glob pattern to skip (repeatable)")
     lib_add.add_argument("--scan-minutes", type=int, default=360, help="rescan interval; 0 = only on demand")
     command(lib_sub, "list", "list external libraries", cmd_library_list)
+    models_sub = command(sub, "models", "ML models for search by description and people").add_subparsers(
+        dest="models_command", metavar="ACTION", required=True)
+    command(models_sub, "list", "list available and installed models", cmd_models_list)
+    fetch = command(models_sub, "fetch", "download (checking sha256), quantize to int8 and install models",
+                    cmd_models_fetch)
+    fetch.add_argument("names", nargs="*", help="models to fetch (default: the default CLIP model)")
+    fetch.add_argument("--from", dest="source", type=Path, default=None,
+                       help="take the files from this folder instead of the model hub (offline installs)")
+    fetch.add_argument("--trust-on-first-use", action="store_true",
+                       help="accept files whose sha256 is not pinned in the manifest, and pin what was downloaded")
     jobs = command(sub, "jobs", "show job counts by kind and state", cmd_jobs)
     jobs.add_argument("--retry", action="store_true", help="queue failed jobs again first")
     return parser

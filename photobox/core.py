@@ -3,6 +3,7 @@ app and the CLI so both behave the same against one data folder."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 import secrets
@@ -51,9 +52,15 @@ class Photobox:
         self.secret_key = b""
         from photobox.library.actions import empty_expired_trash
         from photobox.library.libraries import queue_due_scans
+        from photobox.ml.clip import ModelManager
 
+        # Models load lazily on first use and are unloaded when idle (rclip does the same).
+        self.models = ModelManager(self.path("models"), threads=settings.ml_threads or settings.cpu_workers,
+                                   idle_seconds=settings.ml_idle_seconds)
         self.scheduler.every(60, lambda: queue_due_scans(self), "library-scans")
         self.scheduler.every(3600, lambda: empty_expired_trash(self), "empty-trash")
+        self.scheduler.every(60, lambda: asyncio.to_thread(self.models.unload_idle), "ml-unload")
+
 
     def path(self, *parts: str) -> Path:
         """A path inside the data folder."""

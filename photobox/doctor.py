@@ -86,11 +86,9 @@ def run_checks(settings: Settings, out: TextIO) -> int:
         return "OK", f"{settings.db_path} integrity ok, schema {version} ({state}), sqlite-vec {vec}"
 
     def models() -> tuple[str, str]:
-        folder = data / "models"
-        found = sorted(p.name for p in folder.glob("*.onnx")) if folder.exists() else []
-        if not found:
-            return "WARN", "no models: search by description and people are unavailable until models are fetched"
-        return "OK", ", ".join(found)
+        from photobox.ml.commands import doctor_check
+
+        return doctor_check(settings)
 
     check("data folder", data_folder)
     check("free space", disk)

@@ -56,6 +56,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("login_attempts", 5, int,
             "Failed logins allowed per client address in 15 minutes before logins from it are refused."),
     Setting("log_level", "info", str, "Log level: debug, info, warning or error."),
+    Setting("ml_threads", 0, int,
+            "Threads per ML model session (onnxruntime intra-op); 0 = number of CPU cores."),
+    Setting("ml_idle_seconds", 600, int,
+            "Unload ML models after this many seconds unused, to give the memory back (they reload on demand)."),
+    Setting("search_min_score", 0.2, float,
+            "Search by description shows only matches at least this similar (cosine, 0-1); raise it for fewer, "
+            "surer results."),
     Setting("trash_days", 30, int,
             "Photos stay in the trash this many days before they are deleted for good (0 = until emptied by hand)."),
     Setting("plugins", "", str,
@@ -83,6 +90,9 @@ class Settings:
     secure_cookies: str
     login_attempts: int
     log_level: str
+    ml_threads: int
+    ml_idle_seconds: int
+    search_min_score: float
     trash_days: int
     plugins: str
 

@@ -19,7 +19,8 @@ class JobSpec:
         kind: the name stored in ``jobs.kind``.
         handler: ``fn(job)``; a plain function runs in the CPU thread pool, a coroutine
             function on the event loop (it must offload heavy work itself).
-        concurrency: at most this many jobs of this kind run at once.
+        concurrency: at most this many jobs of this kind run at once; ``None``: one per CPU
+            worker thread (the ``workers`` setting), for CPU-bound stages such as thumbnails.
         priority: default priority when enqueued (higher first). Thumbnails outrank ML
             so the timeline fills first.
         max_attempts: attempts before the job stays failed (``None``: the setting).
@@ -27,7 +28,7 @@ class JobSpec:
 
     kind: str
     handler: Callable[..., Any]
-    concurrency: int = 1
+    concurrency: int | None = 1
     priority: int = 0
     max_attempts: int | None = None
 
@@ -43,7 +44,7 @@ class JobRegistry:
         self._specs: dict[str, JobSpec] = {}
 
     def register(
-        self, kind: str, *, concurrency: int = 1, priority: int = 0, max_attempts: int | None = None
+        self, kind: str, *, concurrency: int | None = 1, priority: int = 0, max_attempts: int | None = None
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Decorator: ``@registry.register("thumbs", concurrency=2)`` on a handler."""
 

@@ -121,7 +121,8 @@ class Scheduler:
         self.host = socket.gethostname()
         self.owner = owner or f"{self.host}:{os.getpid()}"
         self.stopping = False
-        self._cpu_pool = ThreadPoolExecutor(max_workers=max(1, cpu_workers), thread_name_prefix="job-cpu")
+        self.cpu_workers = max(1, cpu_workers)
+        self._cpu_pool = ThreadPoolExecutor(max_workers=self.cpu_workers, thread_name_prefix="job-cpu")
         self._running: dict[int, asyncio.Task] = {}
         self._per_kind: dict[str, int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -284,7 +285,8 @@ class Scheduler:
             self._wake = asyncio.Event()
         started = 0
         for spec in self.registry:
-            free = spec.concurrency - self._per_kind.get(spec.kind, 0)
+            limit = spec.concurrency if spec.concurrency is not None else self.cpu_workers
+            free = limit - self._per_kind.get(spec.kind, 0)
             if free <= 0 or self.stopping:
                 continue
             now = self.clock()

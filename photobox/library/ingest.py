@@ -269,12 +269,12 @@ def _record_error(box: Photobox, asset_id: int, text: str) -> None:
         conn.execute("UPDATE assets SET error = ?, updated_at = ? WHERE id = ?", (text, box.clock(), asset_id))
 
 
-@REGISTRY.register("ingest.file", concurrency=2, priority=50)
+@REGISTRY.register("ingest.file", concurrency=None, priority=50)
 def ingest_file_job(job: Job) -> None:
     ingest_library_file(job.context, int(job.target))
 
 
-@REGISTRY.register("metadata", concurrency=2, priority=40)
+@REGISTRY.register("metadata", concurrency=None, priority=40)
 def metadata_job(job: Job) -> None:
     """Read the metadata again (e.g. after an extractor upgrade) and redo the later stages."""
     box, asset, path = _load(job)
@@ -287,7 +287,7 @@ def metadata_job(job: Job) -> None:
         enqueue_stages(box, conn, asset.id, asset.kind, md)
 
 
-@REGISTRY.register("thumbs", concurrency=2, priority=30)
+@REGISTRY.register("thumbs", concurrency=None, priority=30)
 def thumbs_job(job: Job) -> None:
     """Thumbnail, preview and placeholder; a file that cannot be decoded fails for good."""
     from photobox.media.decode import DecodeError

@@ -173,6 +173,12 @@ def make_thumbnails(
         # base is at least preview-sized (or the whole source when smaller), so
         # fitting into it never upscales.
         pw, ph = fit_size(*base.size, preview_size, max_aspect)
+        bw, bh = base.size
+        if min(bw, bh) <= preview_size * 1.15 and abs(pw / ph - bw / bh) < 0.01:
+            # The draft decode landed just above the target (2000x1500 for 1440): a 4 %
+            # resample would cost as much as the decode itself (scripts/bench ingest), so
+            # keep the decoded size; the preview is a little larger, never smaller.
+            pw, ph = bw, bh
         preview = base
         if (pw, ph) != base.size:
             # BICUBIC rather than LANCZOS: the draft already did the big step, the

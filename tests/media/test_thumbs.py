@@ -44,13 +44,14 @@ def test_make_thumbnails_jpeg(tmp_path):
     res = make_thumbnails(src, thumb, preview)
     assert isinstance(res, ThumbResult)
     assert (res.source_width, res.source_height) == (3000, 4000)
-    assert (res.preview_width, res.preview_height) == (1440, 1920)
+    # The half-size draft decode (1500x2000) is within 15 % of 1440: kept as is, not resampled.
+    assert (res.preview_width, res.preview_height) == (1500, 2000)
     assert (res.thumb_width, res.thumb_height) == (250, 333)
     with Image.open(thumb) as t:
         assert t.format == "WEBP" and t.size == (250, 333)
         assert not t.getexif()  # no EXIF/GPS leaks into served files
     with Image.open(preview) as p:
-        assert p.format == "JPEG" and p.size == (1440, 1920)
+        assert p.format == "JPEG" and p.size == (1500, 2000)
         assert "exif" not in p.info and "icc_profile" not in p.info
     assert res.placeholder_kind == "thumbhash" and 5 < len(res.placeholder) <= 25
     assert res.dominant_color is not None and res.dominant_color.startswith("#")
