@@ -25,7 +25,7 @@ DATA_SUBDIRS = ("library", "cache/thumbs", "cache/previews", "cache/video", "cac
 
 #: Built-in features register their job kinds through the same seam as plugins
 #: (Datasette's DEFAULT_PLUGINS).
-DEFAULT_PLUGINS = ("photobox.library.ingest", "photobox.library.libraries")
+DEFAULT_PLUGINS = ("photobox.library.ingest", "photobox.library.libraries", "photobox.search.indexing")
 
 
 def load_plugins(names: str) -> None:
@@ -53,6 +53,7 @@ class Photobox:
         from photobox.library.actions import empty_expired_trash
         from photobox.library.libraries import queue_due_scans
         from photobox.ml.clip import ModelManager
+        from photobox.search.indexing import queue_indexing
 
         # Models load lazily on first use and are unloaded when idle (rclip does the same).
         self.models = ModelManager(self.path("models"), threads=settings.ml_threads or settings.cpu_workers,
@@ -60,7 +61,7 @@ class Photobox:
         self.scheduler.every(60, lambda: queue_due_scans(self), "library-scans")
         self.scheduler.every(3600, lambda: empty_expired_trash(self), "empty-trash")
         self.scheduler.every(60, lambda: asyncio.to_thread(self.models.unload_idle), "ml-unload")
-
+        self.scheduler.every(300, lambda: queue_indexing(self), "search-indexing")
 
     def path(self, *parts: str) -> Path:
         """A path inside the data folder."""

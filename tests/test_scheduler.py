@@ -265,3 +265,20 @@ def test_background_loop_picks_up_jobs_from_other_connections(db, clock):
         return ok
 
     assert asyncio.run(main())
+
+
+def test_forced_enqueue_of_a_running_job_runs_it_again_after(db, clock):
+    reg = JobRegistry()
+    runs = []
+    sched = make(db, clock, reg)
+
+    def batch(job):
+        runs.append(len(runs))
+        if len(runs) == 1:
+            sched.enqueue_sync("batch", "", force=True)  # new work arrived while running
+
+    reg.register("batch")(batch)
+    sched.enqueue_sync("batch", "")
+    asyncio.run(sched.run_until_idle())
+    assert runs == [0, 1]
+    assert states(db)[("batch", "")] == "done"

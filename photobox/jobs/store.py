@@ -56,7 +56,8 @@ def enqueue(
 
     Idempotent: a job already queued or running for the same (kind, target) is left alone
     (its priority is raised if the new one is higher). A done or failed job is queued again
-    only with ``force`` (e.g. "retry", or "re-run thumbnails"), with fresh attempts.
+    only with ``force`` (e.g. "retry", or "re-run thumbnails"), with fresh attempts; a running
+    one asked for with ``force`` runs once more after it finishes (see :func:`complete`).
     """
     args_json = json.dumps(args or {}, separators=(",", ":"), sort_keys=True)
     row = conn.execute(
@@ -70,6 +71,7 @@ def enqueue(
             error = CASE WHEN :force AND state IN ('done', 'failed') THEN NULL ELSE error END,
             run_after = CASE WHEN :force AND state IN ('done', 'failed') THEN 0 ELSE run_after END,
             state = CASE WHEN :force AND state IN ('done', 'failed') THEN 'queued' ELSE state END,
+            rerun = CASE WHEN :force AND state = 'running' THEN 1 ELSE rerun END,
             updated_at = excluded.updated_at
         RETURNING id
         """,
@@ -106,10 +108,11 @@ def claim(
 
 
 def complete(conn: apsw.Connection, job_id: int, *, now: float) -> None:
-    """Record success."""
+    """Record success; a job asked for again while it ran is queued once more."""
     conn.execute(
-        "UPDATE jobs SET state = 'done', owner = NULL, lease_until = NULL, error = NULL, "
-        "finished_at = ?, updated_at = ? WHERE id = ?",
+        "UPDATE jobs SET state = CASE WHEN rerun THEN 'queued' ELSE 'done' END, "
+        "attempts = CASE WHEN rerun THEN 0 ELSE attempts END, rerun = 0, owner = NULL, lease_until = NULL, "
+        "error = NULL, finished_at = ?, updated_at = ? WHERE id = ?",
         (now, now, job_id),
     )
 

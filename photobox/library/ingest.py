@@ -303,6 +303,9 @@ def thumbs_job(job: Job) -> None:
         _record_error(box, asset.id, f"cannot show this file: {exc}")
         raise PermanentError(f"cannot make a thumbnail: {exc}") from exc
     with box.db.transaction() as conn:
+        if "clip" in box.scheduler.registry and box.models.clip() is not None:
+            # A new preview: let search embed it (one queued job serves every asset).
+            job_store.enqueue(conn, "clip", "", now=box.clock(), priority=10, force=True)
         conn.execute(
             "UPDATE assets SET placeholder = ?, thumb_version = thumb_version + 1, "
             "display_width = coalesce(display_width, ?), display_height = coalesce(display_height, ?), "

@@ -3,6 +3,7 @@ from, details, and the actions of a single photo."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from litestar import Request, get
@@ -67,9 +68,26 @@ async def viewer(request: Request, asset_id: FromPath[int]) -> Response:
     if loaded is None:
         raise NotFoundException("no such photo")
     asset, view_scope, newer, older, albums, album_name = loaded
+    search_query = None
+    if request.query_params.get("in") == "search" and asset["trashed_at"] is None:
+        # Opened from search results: move within them (the query is re-run; its text
+        # embedding is cached, the ranking takes milliseconds).
+        from photobox.search.service import search
+        from photobox.web.views.search import SearchScope, _params, _query_string
+
+        q, like, f = _params(request)
+        outcome = await asyncio.to_thread(search, box, q=q, like=like, f=f)
+        search_query = _query_string(q, like, f)
+        view_scope = SearchScope(search_query)
+        if asset_id in outcome.ids:
+            i = outcome.ids.index(asset_id)
+            newer = outcome.ids[i - 1] if i > 0 else None
+            older = outcome.ids[i + 1] if i + 1 < len(outcome.ids) else None
+        else:
+            newer = older = None
     meta = json.loads(asset.pop("metadata") or "{}")
     back = {"timeline": "/", "favorites": "/favorites", "archive": "/archive", "trash": "/trash"}.get(
-        view_scope.name, f"/albums/{view_scope.album_id}")
+        view_scope.name) or (f"/search?{search_query}" if search_query is not None else f"/albums/{view_scope.album_id}")
     facts = []
     if asset["taken_at"]:
         facts.append(("Taken", f"{asset['taken_at'].replace('T', ' ')} {_offset(asset['tz_offset_min'])}".strip()

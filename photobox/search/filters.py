@@ -1,0 +1,129 @@
+"""Search filters: what the search page's controls mean in SQL.
+
+The filters select the set of assets that may appear in results; the vector ranking then
+orders that set (``photobox.search.vectors``). Applying the filter first, not after a
+top-k pass, is what keeps a selective filter ("videos from 2014 in this album") from
+losing results. Every clause is a constant string picked by which filter is set; values
+travel as parameters.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass, fields
+from datetime import date
+from typing import Any
+
+import apsw
+
+__all__ = ["Filters", "allowed_ids", "cameras"]
+
+
+def _day_ts(text: str, *, end: bool) -> float | None:
+    try:
+        d = date.fromisoformat(text)
+    except ValueError:
+        return None
+    return calendar.timegm(d.timetuple()) + (86400 if end else 0)
+
+
+@dataclass(slots=True)
+class Filters:
+    """The filters a search can carry (all optional). Dates are local ``YYYY-MM-DD``."""
+
+    date_from: str = ""
+    date_to: str = ""
+    kind: str = ""          # '' | 'image' | 'video'
+    favorite: bool = False
+    album: int | None = None
+    camera: str = ""        # "Make Model" as listed by :func:`cameras`
+    archived: str = "exclude"  # 'exclude' | 'include' | 'only'
+
+    @classmethod
+    def from_query(cls, params: Any) -> Filters:
+        """From request query parameters (unknown or malformed values are ignored)."""
+        def get(name: str) -> str:
+            value = params.get(name)
+            return value.strip() if isinstance(value, str) else ""
+
+        album = get("album")
+        return cls(
+            date_from=get("from") if _day_ts(get("from"), end=False) is not None else "",
+            date_to=get("to") if _day_ts(get("to"), end=True) is not None else "",
+            kind=get("type") if get("type") in ("image", "video") else "",
+            favorite=get("fav") in ("1", "true", "on"),
+            album=int(album) if album.isdigit() else None,
+            camera=get("camera")[:200],
+            archived=get("archived") if get("archived") in ("exclude", "include", "only") else "exclude",
+        )
+
+    def to_query(self) -> dict[str, str]:
+        """The non-default filters as query parameters (for links and the next page)."""
+        out = {}
+        for name, key in (("date_from", "from"), ("date_to", "to"), ("kind", "type"), ("camera", "camera")):
+            if getattr(self, name):
+                out[key] = getattr(self, name)
+        if self.favorite:
+            out["fav"] = "1"
+        if self.album is not None:
+            out["album"] = str(self.album)
+        if self.archived != "exclude":
+            out["archived"] = self.archived
+        return out
+
+    @property
+    def narrowing(self) -> bool:
+        """Whether anything beyond the defaults is set."""
+        defaults = Filters()
+        return any(getattr(self, f.name) != getattr(defaults, f.name) for f in fields(self))
+
+
+def _where(f: Filters) -> tuple[list[str], dict[str, Any]]:
+    clauses = ["a.trashed_at IS NULL", "a.motion_of IS NULL"]
+    params: dict[str, Any] = {}
+    if f.archived == "exclude":
+        clauses.append("a.archived = 0")
+    elif f.archived == "only":
+        clauses.append("a.archived = 1")
+    if f.date_from:
+        clauses.append("a.sort_ts >= :from_ts")
+        params["from_ts"] = _day_ts(f.date_from, end=False)
+    if f.date_to:
+        clauses.append("a.sort_ts < :to_ts")
+        params["to_ts"] = _day_ts(f.date_to, end=True)
+    if f.kind:
+        clauses.append("a.kind = :kind")
+        params["kind"] = f.kind
+    if f.favorite:
+        clauses.append("a.favorite = 1")
+    if f.album is not None:
+        clauses.append("a.id IN (SELECT asset_id FROM album_assets WHERE album_id = :album)")
+        params["album"] = f.album
+    if f.camera:
+        clauses.append("trim(coalesce(a.make, '') || ' ' || coalesce(a.model, '')) = :camera")
+        params["camera"] = f.camera
+    return clauses, params
+
+
+def allowed_ids(conn: apsw.Connection, f: Filters) -> list[int]:
+    """Ids of the assets the filters admit (trash and Live Photo videos never)."""
+    clauses, params = _where(f)
+    sql = "SELECT a.id FROM assets a WHERE " + " AND ".join(clauses)
+    return [i for (i,) in conn.execute(sql, params)]
+
+
+def filtered_page(conn: apsw.Connection, f: Filters, *, before: tuple[float, int] | None, limit: int) -> list[int]:
+    """Without a description: the filtered assets in timeline order, keyset-paginated."""
+    clauses, params = _where(f)
+    value, last = before or (1e18, 0)
+    params.update(value=value, last=last, limit=limit)
+    sql = ("SELECT a.id FROM assets a WHERE " + " AND ".join(clauses)
+           + " AND (a.sort_ts, a.id) < (:value, :last) ORDER BY a.sort_ts DESC, a.id DESC LIMIT :limit")
+    return [i for (i,) in conn.execute(sql, params)]
+
+
+def cameras(conn: apsw.Connection) -> list[tuple[str, int]]:
+    """Cameras in the library with their counts, most used first (for the filter menu)."""
+    return [(c, n) for c, n in conn.execute(
+        "SELECT trim(coalesce(make, '') || ' ' || coalesce(model, '')) AS cam, count(*) FROM assets "
+        "WHERE trashed_at IS NULL AND (make IS NOT NULL OR model IS NOT NULL) GROUP BY cam ORDER BY 2 DESC LIMIT 100")]

@@ -1,0 +1,95 @@
+"""The search page and ``GET /api/search``: a description, filters, "more like this"."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from litestar import Request, get
+from litestar.response import Response
+from msgspec import Struct
+
+from photobox.library import timeline
+from photobox.search import filters as search_filters
+from photobox.search.filters import Filters
+from photobox.search.service import search
+from photobox.web.render import page
+
+PAGE = 60
+
+
+@dataclass(frozen=True, slots=True)
+class SearchScope:
+    """A tile's viewer link carries the search, so the viewer can move within the results."""
+
+    query: str
+    name: str = "search"
+
+    @property
+    def key(self) -> str:
+        return "search&" + self.query if self.query else "search"
+
+
+def _params(request: Request) -> tuple[str, int | None, Filters]:
+    q = (request.query_params.get("q") or "").strip()[:500]
+    like = request.query_params.get("like")
+    return q, int(like) if like and like.isdigit() else None, Filters.from_query(request.query_params)
+
+
+def _query_string(q: str, like: int | None, f: Filters, **extra) -> str:
+    params = {**({"q": q} if q else {}), **({"like": str(like)} if like is not None else {}), **f.to_query(), **extra}
+    return urlencode(params)
+
+
+@get("/search", include_in_schema=False)
+async def search_page(request: Request) -> Response:
+    box = request.app.state.photobox
+    q, like, f = _params(request)
+    start = max(0, int(request.query_params.get("start") or 0)) if (request.query_params.get("start") or "0").isdigit() else 0
+    outcome = await asyncio.to_thread(search, box, q=q, like=like, f=f)
+    ids = outcome.ids[start:start + PAGE]
+    tiles = await box.db.read(timeline.tiles_by_ids, ids)
+    more = None
+    if start + PAGE < len(outcome.ids):
+        more = "/search?" + _query_string(q, like, f, start=str(start + PAGE))
+    scope = SearchScope(_query_string(q, like, f))
+    context = {"q": q, "like": like, "filters": f, "tiles": tiles, "more": more, "scope": scope,
+               "message": outcome.message, "ml": box.models.status()}
+    if request.headers.get("hx-request") == "true":
+        block = "more_tiles" if start else "results"
+        return page(request, "search.html", block=block, **context)
+
+    def menus(conn):
+        albums = conn.execute("SELECT id, name FROM albums ORDER BY name").fetchall()
+        return albums, search_filters.cameras(conn)
+
+    albums, cameras = await box.db.read(menus)
+    return page(request, "search.html", albums=albums, cameras=cameras, **context)
+
+
+class SearchHit(Struct):
+    id: int
+    score: float | None
+
+
+class SearchResponse(Struct):
+    results: list[SearchHit]
+    ranked: bool
+    message: str | None = None
+
+
+@get("/api/search", tags=["search"], summary="Search by description (q) or similarity (like=ID) with filters",
+     description="Filters: from, to (YYYY-MM-DD), type (image|video), fav=1, album=ID, camera, "
+                 "archived (exclude|include|only); limit (default 100, at most 1000).")
+async def api_search(request: Request) -> SearchResponse:
+    box = request.app.state.photobox
+    q, like, f = _params(request)
+    raw_limit = request.query_params.get("limit") or "100"
+    limit = min(1000, max(1, int(raw_limit))) if raw_limit.isdigit() else 100
+    outcome = await asyncio.to_thread(search, box, q=q, like=like, f=f, limit=limit)
+    scores = outcome.scores or [None] * len(outcome.ids)
+    return SearchResponse([SearchHit(i, s) for i, s in zip(outcome.ids, scores)], outcome.ranked, outcome.message)
+
+
+ROUTES = [search_page, api_search]
