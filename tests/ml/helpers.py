@@ -9,18 +9,15 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from tests.conftest import FrozenClock
 from tests.ml.tinymodels import TinyModelFiles
 
 
-class FakeClock:
+class FakeClock(FrozenClock):
+    """The shared frozen clock, starting at 1000 s (monotonic-clock-like values)."""
+
     def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+        super().__init__(start)
 
 
 def write_manifest(folder: Path, manifest: dict) -> Path:
