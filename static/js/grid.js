@@ -2,9 +2,10 @@
 // selection bar's actions, and the album picker. Without JS the grid still links to photos.
 "use strict";
 (() => {
-  const grid = document.getElementById("grid");
+  // Listeners sit on the document, so a grid that HTMX swaps in (search as you type) works too.
   const bar = document.getElementById("selection-bar");
-  if (!grid || !bar) return;
+  if (!bar) return;
+  const gridEl = () => document.getElementById("grid") || document.createElement("div");
   const selected = new Set();
   let anchor = null;
 
@@ -18,7 +19,7 @@
     }
   }
 
-  const tiles = () => Array.from(grid.querySelectorAll(".tile"));
+  const tiles = () => Array.from(gridEl().querySelectorAll(".tile"));
   function render() {
     for (const t of tiles()) {
       const on = selected.has(t.dataset.id);
@@ -53,12 +54,13 @@
     render();
   }
 
-  grid.addEventListener("click", (e) => {
+  document.addEventListener("click", (e) => {
+    if (!e.target.closest("#grid")) return;
     const dayButton = e.target.closest(".select-day");
     if (dayButton) {
       const section = dayButton.closest(".day");
       const day = section.dataset.day;
-      const dayTiles = grid.querySelectorAll(`.day[data-day="${CSS.escape(day)}"] .tile`);
+      const dayTiles = gridEl().querySelectorAll(`.day[data-day="${CSS.escape(day)}"] .tile`);
       const all = Array.from(dayTiles).every((t) => selected.has(t.dataset.id));
       for (const t of dayTiles) all ? selected.delete(t.dataset.id) : selected.add(t.dataset.id);
       render();
@@ -73,18 +75,18 @@
   });
   // Long press selects on touch screens, as in Google Photos.
   let pressTimer = null;
-  grid.addEventListener("touchstart", (e) => {
-    const tile = e.target.closest(".tile");
+  document.addEventListener("touchstart", (e) => {
+    const tile = e.target.closest("#grid .tile");
     if (!tile) return;
     pressTimer = setTimeout(() => { pressTimer = "fired"; toggle(tile, false); }, 450);
   }, { passive: true });
-  grid.addEventListener("touchend", (e) => {
+  document.addEventListener("touchend", (e) => {
     if (pressTimer === "fired") e.preventDefault();
     clearTimeout(pressTimer); pressTimer = null;
   });
-  grid.addEventListener("touchmove", () => { clearTimeout(pressTimer); pressTimer = null; }, { passive: true });
-  grid.addEventListener("keydown", (e) => {
-    const tile = e.target.closest(".tile");
+  document.addEventListener("touchmove", () => { clearTimeout(pressTimer); pressTimer = null; }, { passive: true });
+  document.addEventListener("keydown", (e) => {
+    const tile = e.target.closest("#grid .tile");
     if (tile && (e.key === " " || e.key === "x")) { e.preventDefault(); toggle(tile, e.shiftKey); }
   });
   document.addEventListener("keydown", (e) => {
