@@ -33,6 +33,8 @@ _SCOPES: dict[str, tuple[str, str, str]] = {
     "trash": ("FROM assets a WHERE a.trashed_at IS NOT NULL", "a.trashed_at", "a.id"),
     "album": ("FROM album_assets aa JOIN assets a ON a.id = aa.asset_id "
               "WHERE aa.album_id = :album AND a.trashed_at IS NULL", "aa.sort_ts", "aa.asset_id"),
+    "person": ("FROM assets a WHERE a.id IN (SELECT asset_id FROM faces WHERE person_id = :person) "
+               "AND a.trashed_at IS NULL AND a.motion_of IS NULL", "a.sort_ts", "a.id"),
 }
 
 _TOP = 1e18
@@ -40,22 +42,30 @@ _TOP = 1e18
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """Which list: ``timeline``, ``favorites``, ``archive``, ``trash`` or ``album`` (with an id)."""
+    """Which list: ``timeline``, ``favorites``, ``archive``, ``trash``, ``album`` or ``person``
+    (the last two with an id)."""
 
     name: str = "timeline"
     album_id: int | None = None
+    person_id: int | None = None
 
     @classmethod
     def parse(cls, text: str | None) -> Scope:
-        """From the ``in=`` query value: ``timeline``, ``album-12``…; unknown values mean the timeline."""
+        """From the ``in=`` query value: ``timeline``, ``album-12``, ``person-3``…; unknown values mean the timeline."""
         text = (text or "timeline").strip()
         if text.startswith("album-") and text[6:].isdigit():
             return cls("album", int(text[6:]))
-        return cls(text if text in _SCOPES and text != "album" else "timeline")
+        if text.startswith("person-") and text[7:].isdigit():
+            return cls("person", person_id=int(text[7:]))
+        return cls(text if text in _SCOPES and text not in ("album", "person") else "timeline")
 
     @property
     def key(self) -> str:
-        return f"album-{self.album_id}" if self.name == "album" else self.name
+        if self.name == "album":
+            return f"album-{self.album_id}"
+        if self.name == "person":
+            return f"person-{self.person_id}"
+        return self.name
 
     @property
     def by_trash_time(self) -> bool:
@@ -131,14 +141,15 @@ def page(conn: apsw.Connection, scope: Scope, *, before: str | None = None, limi
     value, last_id = parse_cursor(before)
     sql = (f"SELECT {_TILE} {base} AND ({order}, {ident}) < (:value, :id) "
            f"ORDER BY {order} DESC, {ident} DESC LIMIT :limit")
-    rows = conn.execute(sql, {"value": value, "id": last_id, "limit": limit, "album": scope.album_id}).fetchall()
+    rows = conn.execute(sql, {"value": value, "id": last_id, "limit": limit, "album": scope.album_id,
+                              "person": scope.person_id}).fetchall()
     return [Tile(*r) for r in rows]
 
 
 def neighbors(conn: apsw.Connection, scope: Scope, asset_id: int) -> tuple[int | None, int | None]:
     """(newer, older) asset ids next to ``asset_id`` in ``scope``, for the viewer's arrows."""
     base, order, ident = _SCOPES[scope.name]
-    params = {"id": asset_id, "album": scope.album_id}
+    params = {"id": asset_id, "album": scope.album_id, "person": scope.person_id}
     current = conn.execute(f"SELECT {order} {base} AND {ident} = :id", params).fetchone()
     if current is None:
         return None, None

@@ -1,33 +1,48 @@
 """CLIP embeddings: durable in SQLite, searched exactly within any filter through a RAM mirror.
 
-**Storage (the source of truth, inside the database file and its backups).**
-``embedding_spaces`` has one row per model's embedding space (``building`` → ``active`` →
-``retired``). Each space keeps its float32 vectors in a sqlite-vec table ``vec_space_<id>``,
-created here at runtime because vec0 declares the dimension (``float[512]``) and only the
-model knows it; the name holds the integer id and nothing else. ``chunk_size=32`` rather than
-vec0's default 1024: vec0 stores a chunk's vectors as one blob, and reading one vector from
-a 2 MB blob walks its overflow pages (53 µs a read, 30 µs a row for a full scan); 64 KB
-chunks read one vector in 7.5 µs and scan 3x faster at the same file size (measured by
-``scripts/bench_search.py``'s author at 100k: 208 MB either way, ~2.1 KB a vector).
-``embedding_entries`` says which asset has a vector in which space and in which version of
-the space it last changed, so ``missing_assets``/``count`` never touch the vector table and the
-mirror can catch up on only what changed. A trigger marks an asset's entries when the asset
-row is deleted; :func:`sweep` then removes the vectors (a trigger cannot name a per-space table).
+**Storage** (the source of truth: in the database file, so in its backups).
+``embedding_spaces`` has one row per model's embedding space: ``building`` → ``active`` →
+``retired``. Each space keeps its float32 vectors in a sqlite-vec table ``vec_space_<id>``,
+created at runtime because vec0 declares the dimension (``float[512]``) and only the model
+knows it; the name holds the integer id and nothing else. ``chunk_size=32``, not vec0's
+default 1024: vec0 keeps a chunk's vectors in one blob, and reading one vector out of a
+2 MB blob walks its overflow pages (53 µs a read, 30 µs a row in a full scan); 64 KB chunks
+read a vector in 7.5 µs and scan 10x faster, in the same file size (~2.1 KB a 512-d vector).
+``embedding_entries`` records which asset has a vector in which space and the space version
+of its last change, so :func:`missing_assets` and :func:`count` never touch the vector table
+and a mirror catches up on just what changed. A trigger marks the entries of a deleted asset
+row; :func:`sweep` then frees its vectors (a trigger cannot name a per-space table).
 
-**Search.** A brute-force scan of sqlite-vec's float32 table takes ~0.8 s at 1M vectors and
-needs an ``IN (…)`` list for filters. Instead each process keeps, per space, a mirror in RAM:
-the vectors as int8 with one float32 scale each (512 B + 16 B a vector: 53 MB at 100k), the
-asset ids, and an id → row array. A query scores every admissible row with it (the filter is
-applied *before* ranking, so a filter matching 0.5% of the library still gets its true top-k),
-keeps every row whose score could still be in the top k given the quantization error, and
-re-ranks those exactly with the float32 vectors read back from SQLite. Returned scores are
-exact float32 cosine similarities. The mirror is only a cache: it is built lazily from SQLite
-(or by :func:`warm`), follows writes through the space's version counter (any process's
-writes, committed only), and is dropped when its space is retired or memory runs short.
+**Search.** sqlite-vec's float32 brute force takes ~0.8 s at 1M vectors. Instead each process
+keeps a mirror of a space in RAM: the vectors as int8 with one scale each, their asset ids
+and an id → row array (528 B a 512-d vector: 55 MB at 100k, 554 MB at 1M). A query scores
+every *admissible* row (the filter applies before ranking, so a filter matching 0.5% of the
+library still gets its true top-k), keeps each row whose score could still reach the top k
+given the quantization error (k plus 10-25% in practice), and re-ranks those with their
+float32 vectors read back from SQLite: results and scores are exact float32 cosine
+similarities. ``scripts/bench_search.py`` measured the alternatives (median, 2-core x86):
 
-**Threads.** Searches run in reader threads; they share a mirror under a readers-writer lock
-and whichever search first sees a newer space version applies the changes while the others
-wait. Writers never touch the mirror: they only write SQL in their transaction.
+=====================  ======  ======  ===============  ===========
+strategy               100k    1M      RAM at 1M        recall@50
+=====================  ======  ======  ===============  ===========
+int8 mirror (this)     8 ms    93 ms   554 MB           1.000
+numpy float32 matrix   15 ms   73 ms   2048 MB          (reference)
+vec0 float32 brute     70 ms   800 ms  page cache       1.000
+vec0 int8 + re-rank    85 ms   -       +54 MB disk/100k 1.000
+vec0 bit + re-rank     200 ms  -       +9 MB disk/100k  0.50-0.99
+=====================  ======  ======  ===============  ===========
+
+The scan converts int8 blocks that fit in cache to float32 for BLAS, over a few threads
+(numpy), or runs onnxruntime's int8 MatMulInteger (dot-product instructions on the Pi 5);
+the faster one on this CPU is picked by timing once per process.
+
+**The mirror is a cache.** It is built lazily from SQLite (by :func:`warm`, the first search,
+or in a background thread for a big space, searched in SQLite meanwhile), follows every
+committed write of any process through the space's version counter, and is dropped when its
+space is retired or memory runs short (:func:`set_memory_limit`; a space that does not fit
+is searched in SQLite). Searches run in reader threads and share a mirror under a
+readers-writer lock; whichever first sees a newer version applies the changes. Writers never
+touch it: they only write SQL in their transaction.
 """
 
 from __future__ import annotations
@@ -46,6 +61,7 @@ from typing import Any
 import apsw
 import numpy as np
 
+from photobox.db.connection import connect
 from photobox.db.database import Database
 from photobox.db.sql import id_chunks
 
@@ -66,6 +82,11 @@ VEC0_MAX_K = 4096
 Z = 4.0
 #: Ids at or above this are looked up through a dict instead of the dense id → row array.
 DENSE_IDS = 1 << 26
+#: A space with more vectors gets its mirror built in a background thread (searches ask
+#: SQLite meanwhile) instead of making the first search wait (~6 s at 1M on x86, more on a Pi).
+SYNC_BUILD_MAX = 50_000
+#: More changes than this (or a quarter of the mirror) since a mirror's version: rebuild it.
+SYNC_MAX_CHANGES = 20_000
 _NO_ID = np.iinfo(np.int64).max
 
 
@@ -315,7 +336,8 @@ def missing_assets(conn: apsw.Connection, space_id: int, limit: int, *, before_i
     before = _NO_ID if before_id is None else int(before_id)
     return [i for (i,) in conn.execute(
         "SELECT a.id FROM assets a WHERE a.id < ? AND a.trashed_at IS NULL AND a.motion_of IS NULL "
-        "AND NOT EXISTS (SELECT 1 FROM embedding_entries e WHERE e.space_id = ? AND e.asset_id = a.id AND e.present = 1) "
+        "AND NOT EXISTS (SELECT 1 FROM embedding_entries e "
+        "                WHERE e.space_id = ? AND e.asset_id = a.id AND e.present = 1) "
         "ORDER BY a.id DESC LIMIT ?", (before, int(space_id), int(limit)))]
 
 
@@ -382,11 +404,7 @@ def search(conn_or_db: apsw.Connection | Database, space_id: int, query: Any, k:
     allowed = None if allowed_ids is None else _id_array(allowed_ids)
     if k <= 0 or (allowed is not None and not len(allowed)):
         return []
-    mirror = None
-    # A connection with uncommitted writes must see them; the shared mirror only ever
-    # holds committed data (a rolled-back write must not linger in it), so ask SQLite.
-    if conn.txn_state("main") != apsw.SQLITE_TXN_WRITE:
-        mirror = _mirror_for(conn, space)
+    mirror = _mirror_for(conn, space)
     if mirror is None:
         return _search_sqlite(conn, space, q, k, allowed, min_score)
     candidates = mirror.candidates(q, k, allowed, min_score)
@@ -507,10 +525,10 @@ def _quantize(mat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     each vector's own resolution; the error of a dot product is then about
     ``scale / sqrt(12)`` for a unit query, which the candidate margin accounts for.
     """
-    peak = np.abs(mat).max(axis=1)
-    scales = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
-    codes = np.rint(mat / scales[:, None]).astype(np.int8)
-    return codes, scales
+    peak = np.maximum(mat.max(axis=1), -mat.min(axis=1))
+    scales = np.where(peak > 0, peak / np.float32(127), np.float32(1)).astype(np.float32)
+    scaled = np.multiply(mat, (1 / scales)[:, None], dtype=np.float32)
+    return np.rint(scaled, out=scaled).astype(np.int8), scales
 
 
 class _NumpyKernel:
@@ -521,7 +539,7 @@ class _NumpyKernel:
     _PARALLEL = 65536
 
     def scores(self, codes: np.ndarray, n: int, rows: np.ndarray | None, q: np.ndarray) -> tuple[np.ndarray, float]:
-        """Raw ``codes[r] · q`` for the first ``n`` rows or the given rows, and the query's own quantization step (0)."""
+        """``codes[r] · q`` for the first ``n`` rows (or the given rows), and the query's quantization step (none)."""
         q = np.ascontiguousarray(q, dtype=np.float32)
         m = n if rows is None else len(rows)
         out = np.empty(m, dtype=np.float32)
@@ -681,7 +699,6 @@ class _Mirror:
         self.dim = dim
         self.lock = _RWLock()
         self.version = -1            # the space version this mirror reflects; -1: not built
-        self.disabled = False        # too big for the memory limit: search asks SQLite
         self.n = 0
         self.ids = np.empty(0, dtype=np.int64)
         self.codes = np.empty((0, dim), dtype=np.int8)
@@ -739,18 +756,14 @@ class _Mirror:
             mat = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(ids), self.dim)
             self._put(arr[keep], mat[keep])
 
-    def sync(self, conn: apsw.Connection, space: Space) -> None:
-        """Apply the space's changes since ``self.version`` (the caller holds the exclusive lock)."""
-        if self.version < 0:
-            self.build(conn, space)
-            return
+    def sync(self, conn: apsw.Connection, space: Space) -> bool:
+        """Apply the space's changes since ``self.version``; False if there are too many to
+        read one by one (build a new mirror instead). The caller holds the exclusive lock."""
         changes = conn.execute(
             "SELECT asset_id, present, version FROM embedding_entries WHERE space_id = ? AND version > ?",
             (space.id, self.version)).fetchall()
-        if len(changes) > max(100_000, self.n // 2):
-            self.version = -1  # cheaper to read everything once than vector by vector
-            self.build(conn, space)
-            return
+        if len(changes) > max(SYNC_MAX_CHANGES, self.n // 4):
+            return False
         latest = {asset_id: present for asset_id, present, _ in changes}
         added = [a for a, p in latest.items() if p == 1]
         found, mat = _read_vectors(conn, space, added)
@@ -759,6 +772,7 @@ class _Mirror:
         if found:
             self._put(np.asarray(found, dtype=np.int64), mat)
         self.version = max([space.version] + [v for _, _, v in changes])
+        return True
 
     def _reset(self, capacity: int, max_id: int) -> None:
         capacity = max(1024, int(capacity * 1.05))
@@ -872,18 +886,30 @@ def _pick(approx: np.ndarray, scales: np.ndarray, step_q: float, k: int, min_sco
     The int8 error of a row's score has a standard deviation of about
     ``sqrt(scale² + step_q²) / sqrt(12)`` (rounding errors uniform in ±half a step over
     unit vectors), so every row whose score plus Z of those could beat the k-th best
-    score minus Z of its own is kept. Typically that is k plus a few.
+    score minus Z of its own is kept. Typically that is k plus 10-25%.
     """
     m = len(approx)
-    margin = (Z / np.sqrt(12.0)) * np.sqrt(scales * scales + np.float32(step_q * step_q))
-    upper = approx + margin
     kk = min(k, m)
-    lower = approx - margin
-    kth = np.partition(lower, m - kk)[m - kk]
-    keep = upper >= kth
-    if min_score is not None:
-        keep &= upper >= min_score
-    picked = np.flatnonzero(keep)
+    coef = np.float32(Z / np.sqrt(12.0))
+    step2 = np.float32(step_q * step_q)
+
+    def margin(idx: np.ndarray | slice) -> np.ndarray:
+        s = scales[idx]
+        return coef * np.sqrt(s * s + step2)
+
+    # The k-th best lower bound is found among the best few by int8 score; rows outside
+    # them cannot change it as long as it stays above their (smaller) scores.
+    few = min(m, max(4 * kk, kk + 64))
+    top = np.argpartition(approx, m - few)[m - few:] if few < m else np.arange(m)
+    lower = approx[top] - margin(top)
+    kth = np.partition(lower, few - kk)[few - kk]
+    if few < m and kth < approx[top].min():
+        lower = approx - margin(slice(None))
+        kth = np.partition(lower, m - kk)[m - kk]
+    floor = kth if min_score is None else max(kth, np.float32(min_score))
+    widest = coef * np.sqrt(np.float32(scales.max()) ** 2 + step2)
+    near = np.flatnonzero(approx >= floor - widest)
+    picked = near[approx[near] + margin(near) >= floor]
     cap = max(4 * k, k + 256)
     if len(picked) > cap:  # many near-ties: the best by int8 score are the best bet
         picked = picked[np.argpartition(-approx[picked], cap - 1)[:cap]]
@@ -892,18 +918,23 @@ def _pick(approx: np.ndarray, scales: np.ndarray, step_q: float, k: int, min_sco
 
 # -- the mirror registry ----------------------------------------------------------------
 
+_Key = tuple[str, int, float]
 _registry_lock = threading.Lock()
-_mirrors: dict[tuple[str, int, float], _Mirror] = {}
+_mirrors: dict[_Key, _Mirror] = {}
+_building: set[_Key] = set()
+_too_big: dict[_Key, int] = {}       # spaces whose mirror would break the memory limit: bytes needed
 _memory_limit: int | None = None
 
 
 def set_memory_limit(nbytes: int | None) -> None:
-    """Cap the RAM all mirrors may use (None: 40% of physical memory, the default)."""
+    """Cap the RAM all mirrors may use together (None: 40% of physical memory, the default).
+
+    A space whose mirror does not fit is searched in SQLite directly: exact, but slow.
+    """
     global _memory_limit
     with _registry_lock:
         _memory_limit = None if nbytes is None else int(nbytes)
-        for mirror in _mirrors.values():
-            mirror.disabled = False
+        _too_big.clear()
 
 
 def _limit() -> int:
@@ -920,47 +951,98 @@ def _path(conn: apsw.Connection) -> str:
     return os.path.realpath(conn.filename) if conn.filename else f"conn-{id(conn)}"
 
 
-def _key(conn: apsw.Connection, space: Space) -> tuple[str, int, float]:
+def _key(conn: apsw.Connection, space: Space) -> _Key:
     # created_at too: a database file deleted and made again must not meet an old mirror.
     return _path(conn), space.id, space.created_at
 
 
-def _mirror_for(conn: apsw.Connection, space: Space) -> _Mirror | None:
-    """The space's mirror, built or brought up to date; None if it may not use the RAM."""
+def _mirror_for(conn: apsw.Connection, space: Space, *, wait: bool = False) -> _Mirror | None:
+    """The space's mirror, up to date with what ``conn`` sees; None: search SQLite instead.
+
+    None when ``conn`` has uncommitted writes (the shared mirror holds committed data only,
+    so a rolled-back write can never linger in it), when the mirror would not fit the memory
+    limit, or while a big space's mirror is built in the background (unless ``wait``).
+    """
+    if conn.txn_state("main") == apsw.SQLITE_TXN_WRITE:
+        return None
     key = _key(conn, space)
     with _registry_lock:
         mirror = _mirrors.get(key)
-        if mirror is None:
-            mirror = _mirrors[key] = _Mirror(key, space.dim)
-    if mirror.disabled:
-        return None
-    if mirror.version >= space.version:
-        return mirror
-    with mirror.lock.exclusive():
-        if mirror.version < space.version and not mirror.disabled:
-            if mirror.version < 0 and not _make_room(conn, space, mirror):
-                mirror.disabled = True
-                log.warning("search index for space %d would exceed the memory limit (%d MB); searching SQLite "
-                            "directly, which is slow", space.id, _limit() // 1_000_000)
-                return None
-            mirror.sync(conn, space)
-    return None if mirror.disabled else mirror
+        if key in _too_big:
+            return None
+    if mirror is not None:
+        mirror.used = time.monotonic()
+        if mirror.version >= space.version:
+            return mirror
+        with mirror.lock.exclusive():
+            if mirror.version >= space.version or mirror.sync(conn, space):
+                return mirror
+    return _build(conn, space, key, wait=wait)
 
 
-def _make_room(conn: apsw.Connection, space: Space, mirror: _Mirror) -> bool:
-    """Whether a new mirror fits the memory limit, after dropping the least recently used others."""
-    vectors, max_id = conn.execute(
-        "SELECT count(*), coalesce(max(asset_id), 0) FROM embedding_entries WHERE space_id = ? AND present = 1",
-        (space.id,)).fetchone()
-    need = _Mirror.estimate(vectors, space.dim, max_id)
+def _build(conn: apsw.Connection, space: Space, key: _Key, *, wait: bool) -> _Mirror | None:
+    """Build a new mirror from SQLite: now, or in a background thread for a big space."""
     with _registry_lock:
-        others = sorted((m for m in _mirrors.values() if m is not mirror), key=lambda m: m.used)
-        used = sum(m.nbytes for m in others)
-        while others and used + need > _limit():
-            victim = others.pop(0)
-            used -= victim.nbytes
-            _mirrors.pop(victim.key, None)
-    return used + need <= _limit()
+        if key in _building:
+            return None
+        _building.add(key)
+    # The largest asset id bounds the number of vectors and is one index probe away.
+    (largest,) = conn.execute("SELECT coalesce(max(asset_id), 0) FROM embedding_entries WHERE space_id = ?",
+                              (space.id,)).fetchone()
+    if not wait and conn.filename and largest > SYNC_BUILD_MAX:
+        threading.Thread(target=_build_now, args=(None, key, space.id, space.dim), daemon=True,
+                         name=f"vec-mirror-{space.id}").start()
+        return None
+    return _build_now(conn, key, space.id, space.dim)
+
+
+def _build_now(conn: apsw.Connection | None, key: _Key, space_id: int, dim: int) -> _Mirror | None:
+    """Read a space into a new mirror and publish it, if it fits the memory limit.
+
+    Reads through a private connection when the database is a file, so that a request's
+    query time limit (a progress handler on its connection) cannot interrupt the build.
+    """
+    own = None
+    try:
+        own = connect(key[0], readonly=True) if not key[0].startswith("conn-") else None
+        source = own or conn
+        assert source is not None
+        space = get_space(source, space_id)
+        if space is None or space.state == "retired":
+            return None
+        vectors, max_id = source.execute(
+            "SELECT count(*), coalesce(max(asset_id), 0) FROM embedding_entries WHERE space_id = ? AND present = 1",
+            (space.id,)).fetchone()
+        need = _Mirror.estimate(vectors, space.dim, max_id)
+        with _registry_lock:
+            # Make room: drop the least recently used other mirrors.
+            others = sorted((m for k, m in _mirrors.items() if k != key), key=lambda m: m.used)
+            used = sum(m.nbytes for m in others)
+            while others and used + need > _limit():
+                victim = others.pop(0)
+                used -= victim.nbytes
+                _mirrors.pop(victim.key, None)
+            if used + need > _limit():
+                _too_big[key] = need
+                _mirrors.pop(key, None)
+                log.warning("search index for space %d needs %d MB, over the memory limit (%d MB): searching "
+                            "SQLite directly, which is slow", space.id, need // 1_000_000, _limit() // 1_000_000)
+                return None
+        mirror = _Mirror(key, dim)
+        mirror.build(source, space)
+        with _registry_lock:
+            _mirrors[key] = mirror
+        return mirror
+    except Exception:
+        if conn is not None:
+            raise
+        log.exception("building the search index for space %d failed", space_id)
+        return None
+    finally:
+        if own is not None:
+            own.close()
+        with _registry_lock:
+            _building.discard(key)
 
 
 def _forget_mirror(conn: apsw.Connection, space_id: int) -> None:
@@ -971,7 +1053,8 @@ def _forget_mirror(conn: apsw.Connection, space_id: int) -> None:
 
 
 def warm(conn_or_db: apsw.Connection | Database, space_id: int) -> dict[str, Any] | None:
-    """Build (or update) a space's mirror now, e.g. at startup, so the first search is fast.
+    """Build (or update) a space's mirror now and wait for it, e.g. at startup in a thread,
+    so the first searches do not fall back to SQLite while it is built.
 
     Returns its :func:`mirror_stats` entry, or None when it does not fit the memory limit.
     """
@@ -979,7 +1062,10 @@ def warm(conn_or_db: apsw.Connection | Database, space_id: int) -> dict[str, Any
         with conn_or_db.reader() as conn:
             return warm(conn, space_id)
     space = _space_or_raise(conn_or_db, space_id)
-    mirror = _mirror_for(conn_or_db, space)
+    mirror = _mirror_for(conn_or_db, space, wait=True)
+    while mirror is None and _key(conn_or_db, space) in _building:  # another thread builds it
+        time.sleep(0.05)
+        mirror = _mirror_for(conn_or_db, space, wait=True)
     if mirror is None:
         return None
     _get_kernel(space.dim)
@@ -989,16 +1075,22 @@ def warm(conn_or_db: apsw.Connection | Database, space_id: int) -> dict[str, Any
 def _stats(mirror: _Mirror) -> dict[str, Any]:
     return {"path": mirror.key[0], "space_id": mirror.key[1], "vectors": mirror.n, "dim": mirror.dim,
             "bytes": mirror.nbytes, "version": mirror.version, "build_seconds": round(mirror.build_seconds, 3),
-            "kernel": mirror.kernel or (_kernel.name if _kernel else ""), "disabled": mirror.disabled}
+            "kernel": mirror.kernel or (_kernel.name if _kernel else ""), "state": "ready"}
 
 
 def mirror_stats() -> list[dict[str, Any]]:
-    """Every mirror in this process: vectors, bytes of RAM, build time, kernel (for status pages)."""
+    """The mirrors of this process: vectors, bytes of RAM, build time, scan kernel, and
+    state: ``ready``, ``building`` or ``too big`` (for status pages and benchmarks)."""
     with _registry_lock:
-        return [_stats(m) for m in _mirrors.values()]
+        out = [_stats(m) for m in _mirrors.values()]
+        out += [{"path": k[0], "space_id": k[1], "state": "building"} for k in _building if k not in _mirrors]
+        out += [{"path": k[0], "space_id": k[1], "state": "too big", "bytes_needed": need}
+                for k, need in _too_big.items()]
+        return out
 
 
 def clear_mirrors() -> None:
     """Forget every mirror (they are rebuilt on the next search); for tests and benchmarks."""
     with _registry_lock:
         _mirrors.clear()
+        _too_big.clear()

@@ -62,6 +62,9 @@ async def viewer(request: Request, asset_id: FromPath[int]) -> Response:
         if view_scope.name == "album":
             r = conn.execute("SELECT name FROM albums WHERE id = ?", (view_scope.album_id,)).fetchone()
             album_name = r[0] if r else None
+        from photobox.people.store import person_faces_for_asset
+
+        asset["faces"] = person_faces_for_asset(conn, asset_id)
         return asset, view_scope, newer, older, albums, album_name
 
     loaded = await box.db.read(load, time_limit_ms=box.settings.web_query_time_limit_ms)
@@ -87,7 +90,9 @@ async def viewer(request: Request, asset_id: FromPath[int]) -> Response:
             newer = older = None
     meta = json.loads(asset.pop("metadata") or "{}")
     back = {"timeline": "/", "favorites": "/favorites", "archive": "/archive", "trash": "/trash"}.get(
-        view_scope.name) or (f"/search?{search_query}" if search_query is not None else f"/albums/{view_scope.album_id}")
+        view_scope.name) or (f"/search?{search_query}" if search_query is not None
+                             else f"/people/{view_scope.person_id}" if view_scope.name == "person"
+                             else f"/albums/{view_scope.album_id}")
     facts = []
     if asset["taken_at"]:
         facts.append(("Taken", f"{asset['taken_at'].replace('T', ' ')} {_offset(asset['tz_offset_min'])}".strip()

@@ -1,0 +1,122 @@
+"""SQL for people and faces, and the user's corrections (kept as constraints so that no
+re-cluster ever undoes them). Writes run inside a write transaction."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import apsw
+
+__all__ = ["Person", "assign_face", "get_person", "list_people", "merge_people", "not_this_person",
+           "person_faces_for_asset", "set_cover", "update_person"]
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    id: int
+    name: str
+    hidden: int
+    birth_date: str | None
+    faces: int
+    cover_face_id: int | None
+
+    @property
+    def label(self) -> str:
+        return self.name or "Unnamed person"
+
+
+_PERSON = ("SELECT p.id, p.name, p.hidden, p.birth_date, "
+           "(SELECT count(*) FROM faces f WHERE f.person_id = p.id), "
+           "coalesce(p.cover_face_id, (SELECT f.id FROM faces f WHERE f.person_id = p.id ORDER BY f.score DESC LIMIT 1)) "
+           "FROM people p")
+
+
+def list_people(conn: apsw.Connection, *, hidden: bool = False, limit: int = 500) -> list[Person]:
+    """People with at least one face: named first (by name), then the largest unnamed clusters."""
+    rows = conn.execute(
+        _PERSON + " WHERE p.hidden = ? AND EXISTS (SELECT 1 FROM faces f WHERE f.person_id = p.id) "
+        "ORDER BY p.name = '', p.name COLLATE NOCASE, 5 DESC, p.id LIMIT ?", (1 if hidden else 0, limit)).fetchall()
+    return [Person(*r) for r in rows]
+
+
+def get_person(conn: apsw.Connection, person_id: int) -> Person | None:
+    row = conn.execute(_PERSON + " WHERE p.id = ?", (person_id,)).fetchone()
+    return Person(*row) if row else None
+
+
+def update_person(conn: apsw.Connection, person_id: int, *, name: str | None = None, hidden: bool | None = None,
+                  birth_date: str | None = None) -> None:
+    """Rename, hide/show, or set the birth date (``""`` clears it)."""
+    now = time.time()
+    if name is not None:
+        conn.execute("UPDATE people SET name = ?, updated_at = ? WHERE id = ?", (name.strip()[:200], now, person_id))
+    if hidden is not None:
+        conn.execute("UPDATE people SET hidden = ?, updated_at = ? WHERE id = ?", (1 if hidden else 0, now, person_id))
+    if birth_date is not None:
+        conn.execute("UPDATE people SET birth_date = ?, updated_at = ? WHERE id = ?",
+                     (birth_date or None, now, person_id))
+
+
+def set_cover(conn: apsw.Connection, person_id: int, face_id: int) -> None:
+    conn.execute("UPDATE people SET cover_face_id = ?, updated_at = ? WHERE id = ? AND EXISTS "
+                 "(SELECT 1 FROM faces WHERE id = ? AND person_id = ?)",
+                 (face_id, time.time(), person_id, face_id, person_id))
+
+
+def _constrain(conn: apsw.Connection, face_id: int, person_id: int, kind: str) -> None:
+    conn.execute("INSERT INTO face_constraints (face_id, person_id, kind, created_at) VALUES (?, ?, ?, ?) "
+                 "ON CONFLICT (face_id, person_id) DO UPDATE SET kind = excluded.kind, created_at = excluded.created_at",
+                 (face_id, person_id, kind, time.time()))
+
+
+def not_this_person(conn: apsw.Connection, face_id: int, person_id: int) -> None:
+    """"Not this person": the face leaves them and may never join them again."""
+    conn.execute("UPDATE faces SET person_id = NULL, assigned_by = 'user' WHERE id = ? AND person_id = ?",
+                 (face_id, person_id))
+    _constrain(conn, face_id, person_id, "cannot")
+
+
+def assign_face(conn: apsw.Connection, face_id: int, person_id: int | None = None, *, new_name: str = "") -> int:
+    """Move a face to a person (or a new one named ``new_name``); remembered as a must-link."""
+    if person_id is None:
+        now = time.time()
+        conn.execute("INSERT INTO people (name, created_at, updated_at) VALUES (?, ?, ?)", (new_name.strip()[:200], now, now))
+        person_id = conn.last_insert_rowid()
+    conn.execute("UPDATE faces SET person_id = ?, assigned_by = 'user' WHERE id = ?", (person_id, face_id))
+    conn.execute("DELETE FROM face_constraints WHERE face_id = ? AND kind = 'must' AND person_id != ?",
+                 (face_id, person_id))
+    _constrain(conn, face_id, person_id, "must")
+    return person_id
+
+
+def merge_people(conn: apsw.Connection, keep: int, other: int) -> int:
+    """Merge ``other`` into ``keep``: its faces (and what the user said about them) move over.
+
+    Each moved face gets a must-link to ``keep`` so a later re-cluster cannot split the
+    merge apart again. Returns how many faces moved.
+    """
+    if keep == other:
+        return 0
+    moved = [f for (f,) in conn.execute("SELECT id FROM faces WHERE person_id = ?", (other,))]
+    conn.execute("UPDATE faces SET person_id = ? WHERE person_id = ?", (keep, other))
+    # Constraints about `other` now speak about `keep`; a face the user said is NOT `keep`
+    # loses its must-link to `other` (the newer statement, the merge, wins for that pair).
+    conn.execute("DELETE FROM face_constraints WHERE person_id = ? AND face_id IN "
+                 "(SELECT face_id FROM face_constraints WHERE person_id = ?)", (other, keep))
+    conn.execute("UPDATE face_constraints SET person_id = ? WHERE person_id = ?", (keep, other))
+    for face_id in moved:
+        _constrain(conn, face_id, keep, "must")
+    row = conn.execute("SELECT name, birth_date FROM people WHERE id = ?", (other,)).fetchone()
+    if row:
+        conn.execute("UPDATE people SET name = CASE WHEN name = '' THEN ? ELSE name END, "
+                     "birth_date = coalesce(birth_date, ?), updated_at = ? WHERE id = ?", (row[0], row[1], time.time(), keep))
+    conn.execute("DELETE FROM people WHERE id = ?", (other,))
+    return len(moved)
+
+
+def person_faces_for_asset(conn: apsw.Connection, asset_id: int) -> list[tuple]:
+    """(face id, person id, person name, x1, y1, x2, y2) of the faces in one photo."""
+    return conn.execute(
+        "SELECT f.id, f.person_id, coalesce(p.name, ''), f.x1, f.y1, f.x2, f.y2 FROM faces f "
+        "LEFT JOIN people p ON p.id = f.person_id WHERE f.asset_id = ? ORDER BY f.x1", (asset_id,)).fetchall()
