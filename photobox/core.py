@@ -25,7 +25,8 @@ DATA_SUBDIRS = ("library", "cache/thumbs", "cache/previews", "cache/video", "cac
 
 #: Built-in features register their job kinds through the same seam as plugins
 #: (Datasette's DEFAULT_PLUGINS).
-DEFAULT_PLUGINS = ("photobox.library.ingest", "photobox.library.libraries", "photobox.search.indexing")
+DEFAULT_PLUGINS = ("photobox.library.ingest", "photobox.library.libraries", "photobox.search.indexing",
+                   "photobox.people.faces_job")
 
 
 def load_plugins(names: str) -> None:
@@ -62,6 +63,13 @@ class Photobox:
         self.scheduler.every(3600, lambda: empty_expired_trash(self), "empty-trash")
         self.scheduler.every(60, lambda: asyncio.to_thread(self.models.unload_idle), "ml-unload")
         self.scheduler.every(300, lambda: queue_indexing(self), "search-indexing")
+        from photobox.ml.faces import FaceModels
+        from photobox.people.faces_job import queue_face_scans
+
+        self.face_models = FaceModels(self.path("models"), threads=settings.ml_threads or settings.cpu_workers,
+                                      idle_seconds=settings.ml_idle_seconds)
+        self.scheduler.every(60, lambda: asyncio.to_thread(self.face_models.unload_idle), "faces-unload")
+        self.scheduler.every(300, lambda: queue_face_scans(self), "face-scans")
 
     def path(self, *parts: str) -> Path:
         """A path inside the data folder."""

@@ -158,21 +158,37 @@ def vec0_knn(conn, table: str, match_sql: str, q_blob: bytes, k: int, allowed: l
     return [r for (r,) in conn.execute(sql, params)]
 
 
-def timed(fn: Callable[[np.ndarray, list[int] | None], list[int]], queries: np.ndarray, allowed: list[int] | None,
-          truth: list[list[int]], limit: int) -> dict[str, float]:
-    fn(queries[0], allowed)  # warm-up (page cache, kernel choice), not counted
-    times, recalls = [], []
-    start = time.monotonic()
+def measure(strategies: dict[str, tuple[str | None, Callable]], queries: np.ndarray, allowed: list[int] | None,
+            truth: list[list[int]], limit: int) -> dict[str, dict[str, float]]:
+    """Latency and recall of every strategy on the same queries, interleaved query by query
+    (in a rotating order) so that a noisy neighbour on the machine hits them all alike."""
+    names = list(strategies)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    recalls: dict[str, list[float]] = {name: [] for name in names}
+    spent = dict.fromkeys(names, 0.0)
+    for name, (kernel, fn) in strategies.items():  # warm-up (page cache, kernel), not counted
+        vectors.set_kernel(kernel)
+        fn(queries[0], allowed)
     for i, q in enumerate(queries[:limit]):
-        t0 = time.perf_counter()
-        got = fn(q, allowed)
-        times.append((time.perf_counter() - t0) * 1000)
-        recalls.append(len(set(got[:K]) & set(truth[i])) / max(1, len(truth[i])))
-        if i + 1 >= MIN_QUERIES and time.monotonic() - start > CELL_SECONDS:
-            break
-    times.sort()
-    return {"median": statistics.median(times), "p95": times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))],
-            "recall": float(np.mean(recalls)), "recall_min": float(np.min(recalls)), "queries": len(times)}
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            if len(times[name]) >= MIN_QUERIES and spent[name] > CELL_SECONDS:
+                continue  # slow: enough queries for a median
+            kernel, fn = strategies[name]
+            vectors.set_kernel(kernel)
+            t0 = time.perf_counter()
+            got = fn(q, allowed)
+            elapsed = time.perf_counter() - t0
+            spent[name] += elapsed
+            times[name].append(elapsed * 1000)
+            recalls[name].append(len(set(got[:K]) & set(truth[i])) / max(1, len(truth[i])))
+    vectors.set_kernel(None)
+    out = {}
+    for name in names:
+        t = sorted(times[name])
+        out[name] = {"median": statistics.median(t), "p95": t[min(len(t) - 1, int(round(0.95 * (len(t) - 1))))],
+                     "recall": float(np.mean(recalls[name])), "recall_min": float(np.min(recalls[name])),
+                     "queries": len(t)}
+    return out
 
 
 def run(kind: str, n: int, args: argparse.Namespace) -> dict[str, dict[str, dict[str, float]]]:
@@ -219,7 +235,7 @@ def run(kind: str, n: int, args: argparse.Namespace) -> dict[str, dict[str, dict
                 def vec0_f32(q: np.ndarray, allowed: list[int] | None) -> list[int]:
                     return vec0_knn(conn, f"vec_space_{space_id}", "?", q.tobytes(), K, allowed, "asset_id")
 
-                strategies: dict[str, Callable] = {}
+                strategies: dict[str, tuple[str | None, Callable]] = {}
                 for kernel in ("numpy", "onnx"):
                     strategies[f"mirror int8 ({kernel})"] = (kernel, mirror)
                     memory[f"mirror int8 ({kernel})"] = mirror_mem + (" (picked)" if kernel == picked else "")
@@ -250,22 +266,19 @@ def run(kind: str, n: int, args: argparse.Namespace) -> dict[str, dict[str, dict
                     memory["vec0 int8 +rerank"] = f"+{sizes.get('vec0 int8', 0) / MB:.0f} MB disk"
                     memory["vec0 bit +rerank"] = f"+{sizes.get('vec0 bit', 0) / MB:.0f} MB disk"
 
+                by_filter = {fname: measure(strategies, queries, allowed, truth[fname], args.queries)
+                             for fname, allowed in filters.items()}
                 enc = args.encode_ms
                 head = f"  {'strategy':24} {'filter':6} {'median':>9} {'p95':>9}"
                 head += f" {'+encode':>9}" if enc else ""
                 print(head + f" {'recall@50':>10} {'(min)':>6} {'n':>3}  memory", flush=True)
-                for name, (kernel, fn) in strategies.items():
-                    if kernel:
-                        vectors.set_kernel(kernel)
-                    results[name] = {}
-                    for fname, allowed in filters.items():
-                        r = timed(fn, queries, allowed, truth[fname], args.queries)
-                        results[name][fname] = r
+                for name in strategies:
+                    results[name] = {fname: by_filter[fname][name] for fname in filters}
+                    for fname, r in results[name].items():
                         line = f"  {name:24} {fname:6} {r['median']:6.1f} ms {r['p95']:6.1f} ms"
                         line += f" {r['median'] + enc:6.1f} ms" if enc else ""
                         print(line + f" {r['recall']:10.3f} {r['recall_min']:6.2f} {r['queries']:3d}  "
                               f"{memory[name]}", flush=True)
-                    vectors.set_kernel(None)
             results["_picked"] = picked
         finally:
             db.close()

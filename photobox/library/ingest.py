@@ -306,6 +306,10 @@ def thumbs_job(job: Job) -> None:
         if "clip" in box.scheduler.registry and box.models.clip() is not None:
             # A new preview: let search embed it (one queued job serves every asset).
             job_store.enqueue(conn, "clip", "", now=box.clock(), priority=10, force=True)
+        if asset.kind == "image":
+            from photobox.people.faces_job import queue_after_thumbs
+
+            queue_after_thumbs(box, conn, asset.id)
         conn.execute(
             "UPDATE assets SET placeholder = ?, thumb_version = thumb_version + 1, "
             "display_width = coalesce(display_width, ?), display_height = coalesce(display_height, ?), "

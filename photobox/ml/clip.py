@@ -509,6 +509,8 @@ class ModelManager:
             error = self._installed.error
         available = []
         for manifest in list_manifests(self.manifests_dir):
+            if manifest.task != "clip":
+                continue
             available.append({"name": manifest.name, "description": manifest.description, "default": manifest.default,
                               "installed": manifest.name in installed, "approx_mb": manifest.approx_mb,
                               "licence": manifest.licence})

@@ -37,7 +37,7 @@ import numpy as np
 from photobox import __version__
 from photobox.ml.quantize import QuantizationError, compare, quantize_file, resolve_options
 from photobox.ml.registry import (
-    FILE_KEYS, InstalledFile, InstalledModel, InstalledStateError, Manifest, get_manifest, load_installed,
+    InstalledFile, InstalledModel, InstalledStateError, Manifest, get_manifest, load_installed,
     models_lock, save_installed,
 )
 
@@ -50,7 +50,10 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int | None], None]
 
 CHUNK = 1 << 20
-_SUFFIX = {"image": ".onnx", "text": ".onnx", "tokenizer": ".json"}
+
+
+def _suffix(spec) -> str:
+    return ".json" if spec.format == "tokenizer-json" else ".onnx"
 
 
 class FetchError(RuntimeError):
@@ -141,9 +144,9 @@ def _download(source: str, dest: Path, *, label: str, expected_size: int | None,
 
 def _sources(manifest: Manifest, override: Mapping[str, str] | None) -> dict[str, str]:
     override = dict(override or {})
-    unknown = set(override) - set(FILE_KEYS)
+    unknown = set(override) - set(manifest.files)
     if unknown:
-        raise FetchError(f"source_override has unknown keys {sorted(unknown)} (use {list(FILE_KEYS)})")
+        raise FetchError(f"source_override has unknown keys {sorted(unknown)} (use {list(manifest.files)})")
     return {key: str(override.get(key) or spec.url) for key, spec in manifest.files.items()}
 
 
@@ -154,7 +157,7 @@ def _quant_settings(options: Mapping[str, Any]) -> dict[str, Any]:
 
 def _up_to_date(record: InstalledModel | None, manifest: Manifest, models_dir: Path, options: Mapping[str, Any],
                 verify: bool) -> bool:
-    if record is None or set(record.files) != set(FILE_KEYS):
+    if record is None or set(record.files) != set(manifest.files):
         return False
     for key, spec in manifest.files.items():
         have = record.files[key]
@@ -199,7 +202,7 @@ def _provisional(manifest: Manifest, models_dir: Path, folder: Path, files: Mapp
         name=manifest.name, task=manifest.task, dir=str(folder.relative_to(models_dir)), installed_at="",
         manifest=manifest,
         files={k: InstalledFile(key=k, path=rel[k], sha256="", size=0, original_sha256="", original_size=0,
-                                url="", format="", quantized=False) for k in FILE_KEYS},
+                                url="", format="", quantized=False) for k in manifest.files},
     )
 
 
@@ -213,6 +216,8 @@ def _smoke_test(manifest: Manifest, models_dir: Path, folder: Path, originals: M
         FetchError: a tower does not load, does not match the manifest, or its int8
             version is too far from the original.
     """
+    if manifest.task != "clip":
+        return _smoke_test_faces(manifest, originals, final, progress)
     from photobox.ml.clip import ClipModel, ModelError
 
     options = resolve_options(manifest.quantize_options)
@@ -251,6 +256,34 @@ def _smoke_test(manifest: Manifest, models_dir: Path, folder: Path, originals: M
         raise FetchError(str(exc)) from exc
     finally:
         model.unload()
+    return checks, warnings
+
+
+def _smoke_test_faces(manifest: Manifest, originals: Mapping[str, Path], final: Mapping[str, Path],
+                      progress: Progress | None) -> tuple[dict[str, Any], list[str]]:
+    """A face detector or recogniser: run it once as photobox will; compare int8 with fp32."""
+    from photobox.ml.clip import ModelError
+    from photobox.ml.faces import check_model
+
+    options = resolve_options(manifest.quantize_options)
+    checks: dict[str, Any] = {}
+    warnings: list[str] = []
+    if progress:
+        progress("check", 0, None)
+    try:
+        feed, output = check_model(manifest, final["model"])
+        if final["model"] != originals["model"]:
+            cosine = compare(originals["model"], final["model"], feed, output)
+            checks["model_int8_cosine"] = round(cosine, 5)
+            if cosine < options["min_cosine"]:
+                raise FetchError(f"the int8 model of {manifest.name} is too far from the original (cosine "
+                                 f"{cosine:.3f} < {options['min_cosine']}); set \"quantize\": false for it in the "
+                                 f"manifest")
+            if cosine < options["warn_cosine"]:
+                warnings.append(f"the int8 model of {manifest.name} differs from the original more than usual "
+                                f"(cosine {cosine:.3f}); face recognition may suffer")
+    except (ModelError, QuantizationError) as exc:
+        raise FetchError(str(exc)) from exc
     return checks, warnings
 
 
@@ -349,7 +382,7 @@ def _install(manifest: Manifest, models_dir: Path, installed: dict[str, Installe
         originals: dict[str, Path] = {}
         hashes: dict[str, tuple[str, int]] = {}
         for key, spec in manifest.files.items():
-            dest = staging / f"{key}{_SUFFIX[key]}"
+            dest = staging / f"{key}{_suffix(spec)}"
             sha, size = _download(sources[key], dest, label=f"download {key}", expected_size=spec.size,
                                   progress=progress, timeout=timeout)
             if spec.size is not None and size != spec.size:

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "FILE_KEYS", "INSTALLED_FILE", "FileSpec", "InstalledFile", "InstalledModel", "InstalledStateError", "Manifest",
+    "FILE_KEYS", "INSTALLED_FILE", "TASK_FILE_KEYS", "FileSpec", "InstalledFile", "InstalledModel",
+    "InstalledStateError", "Manifest",
     "ManifestError", "get_manifest", "installed_model", "list_manifests", "load_installed", "load_manifest",
     "models_lock", "save_installed",
 ]
@@ -36,6 +37,15 @@ log = logging.getLogger(__name__)
 INSTALLED_FILE = "installed.json"
 #: The files a CLIP manifest must list: the two ONNX towers and the tokenizer.
 FILE_KEYS = ("image", "text", "tokenizer")
+#: The files a manifest must list, per task: a face detector or recogniser is one ONNX model.
+TASK_FILE_KEYS: dict[str, tuple[str, ...]] = {
+    "clip": FILE_KEYS,
+    "face-detect": ("model",),
+    "face-embed": ("model",),
+}
+#: How a face detector's outputs are decoded (see :mod:`photobox.ml.faces`).
+_DECODERS = {"yunet", "scrfd"}
+_CHANNELS = {"rgb", "bgr"}
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _FORMATS = {"onnx-fp32", "onnx-int8", "tokenizer-json"}
@@ -64,7 +74,7 @@ class FileSpec:
     """One published file of a model.
 
     Attributes:
-        key: ``image``, ``text`` or ``tokenizer``.
+        key: ``image``, ``text`` or ``tokenizer`` (CLIP); ``model`` (face tasks).
         url: where to download it (``https://`` in real manifests), pinned to a revision.
         path: its path inside the source repository, used to find it in a folder given
             to ``photobox models fetch --from DIR`` (an offline install).
@@ -106,6 +116,13 @@ class Manifest:
     quantize_options: Mapping[str, Any]
     default: bool
     raw: Mapping[str, Any]
+    #: face-detect only: ``{"decoder": "yunet"|"scrfd", "strides": [...], "anchors": n}``.
+    detector: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def file_keys(self) -> tuple[str, ...]:
+        """The file keys this manifest's task has (``image``/``text``/``tokenizer`` for CLIP)."""
+        return TASK_FILE_KEYS[self.task]
 
     @property
     def unpinned(self) -> list[str]:
@@ -131,15 +148,17 @@ class Manifest:
                  "'name' must be lowercase letters, digits, '.', '_' or '-'")
         where = f"{where} ({name})"
         task = data.get("task")
-        _require(task == "clip", where, f"'task' {task!r} is not supported (only 'clip')")
+        _require(task in TASK_FILE_KEYS, where,
+                 f"'task' {task!r} is not supported (only {', '.join(repr(t) for t in TASK_FILE_KEYS)})")
+        file_keys = TASK_FILE_KEYS[task]
         quantize = data.get("quantize", "none")
         _require(quantize in _QUANTIZE, where, f"'quantize' must be one of {sorted(_QUANTIZE)}")
 
         files_in = data.get("files")
         _require(isinstance(files_in, Mapping), where, "'files' must be an object")
-        _require(set(files_in) == set(FILE_KEYS), where, f"'files' must have exactly {list(FILE_KEYS)}")
+        _require(set(files_in) == set(file_keys), where, f"'files' must have exactly {list(file_keys)}")
         files: dict[str, FileSpec] = {}
-        for key in FILE_KEYS:
+        for key in file_keys:
             spec = files_in[key]
             fw = f"{where} files.{key}"
             _require(isinstance(spec, Mapping), fw, "must be an object")
@@ -179,27 +198,47 @@ class Manifest:
             _require(isinstance(value, list) and len(value) == 3 and all(isinstance(v, int | float) for v in value),
                      where, f"'preprocess.{field}' must be three numbers")
         _require(all(v > 0 for v in pre["std"]), where, "'preprocess.std' must be positive")
+        _require(pre.get("channels", "rgb") in _CHANNELS, where, f"'preprocess.channels' must be one of "
+                 f"{sorted(_CHANNELS)}")
 
         tok = data.get("tokenizer", {})
         _require(isinstance(tok, Mapping), where, "'tokenizer' must be an object")
         _require(tok.get("clean", "whitespace") in _CLEAN, where, f"'tokenizer.clean' must be one of {sorted(_CLEAN)}")
+        # A detector has no embedding and only CLIP has texts: those fields are optional there.
+        needed = {"clip": ("embedding_size", "context_length"), "face-embed": ("embedding_size",)}.get(task, ())
         for field in ("embedding_size", "context_length"):
-            _require(isinstance(data.get(field), int) and data[field] > 0, where, f"'{field}' must be a positive int")
+            if field in needed or field in data:
+                _require(isinstance(data.get(field), int) and data[field] > 0, where,
+                         f"'{field}' must be a positive int")
+        tensor_keys = {"image", "text"} if task == "clip" else set(file_keys)
         names_in = data.get("input_names", {}), data.get("output_names", {})
         for label, names in zip(("input_names", "output_names"), names_in, strict=True):
-            _require(isinstance(names, Mapping) and set(names) <= {"image", "text"}
+            _require(isinstance(names, Mapping) and set(names) <= tensor_keys
                      and all(isinstance(v, str) for v in names.values()), where,
-                     f"'{label}' must map 'image'/'text' to tensor names")
+                     f"'{label}' must map {'/'.join(repr(k) for k in sorted(tensor_keys))} to tensor names")
+        detector = data.get("detector", {})
+        if task == "face-detect":
+            _require(isinstance(detector, Mapping) and detector.get("decoder") in _DECODERS, where,
+                     f"'detector.decoder' must be one of {sorted(_DECODERS)}")
+            strides = detector.get("strides", [8, 16, 32])
+            _require(isinstance(strides, list) and len(strides) > 0
+                     and all(isinstance(v, int) and v > 0 for v in strides), where,
+                     "'detector.strides' must be a list of positive ints")
+            anchors = detector.get("anchors", 2 if detector.get("decoder") == "scrfd" else 1)
+            _require(isinstance(anchors, int) and anchors > 0, where, "'detector.anchors' must be a positive int")
+            detector = {**detector, "strides": list(strides), "anchors": anchors}
+        else:
+            detector = {}
         options = data.get("quantize_options", {})
         _require(isinstance(options, Mapping), where, "'quantize_options' must be an object")
         for field in ("description", "licence", "source"):
             _require(isinstance(data.get(field), str) and data[field].strip() != "", where, f"'{field}' is required")
         return cls(
             name=name, task=task, description=data["description"], licence=data["licence"], source=data["source"],
-            files=files, preprocess=dict(pre), embedding_size=data["embedding_size"],
-            context_length=data["context_length"], tokenizer=dict(tok), input_names=dict(names_in[0]),
+            files=files, preprocess=dict(pre), embedding_size=data.get("embedding_size", 0),
+            context_length=data.get("context_length", 0), tokenizer=dict(tok), input_names=dict(names_in[0]),
             output_names=dict(names_in[1]), quantize=quantize, quantize_options=dict(options),
-            default=bool(data.get("default", False)), raw=dict(data),
+            default=bool(data.get("default", False)), raw=dict(data), detector=detector,
         )
 
 

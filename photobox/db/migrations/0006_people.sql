@@ -39,3 +39,12 @@ CREATE TABLE face_constraints (
     PRIMARY KEY (face_id, person_id)
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX face_constraints_person ON face_constraints(person_id);
+
+-- Which photos the face stage has looked at, with which detector/recogniser, so a photo
+-- without faces is not scanned again and a model change can queue what it has not seen.
+CREATE TABLE face_scans (
+    asset_id    INTEGER PRIMARY KEY REFERENCES assets(id) ON DELETE CASCADE,
+    model       TEXT NOT NULL,
+    faces       INTEGER NOT NULL,
+    scanned_at  REAL NOT NULL
+) STRICT;

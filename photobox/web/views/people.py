@@ -48,7 +48,7 @@ def _back(target: str) -> str:
 async def people_page(request: Request, hidden: FromQuery[bool] = False) -> Response:
     people = await request.app.state.photobox.db.read(lambda c: store.list_people(c, hidden=hidden))
     return page(request, "people.html", people=people, showing_hidden=hidden,
-                face_models=request.app.state.photobox.models.status())
+                face_models=request.app.state.photobox.face_models.status())
 
 
 async def _person(request: Request, person_id: int) -> store.Person:

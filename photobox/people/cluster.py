@@ -1,0 +1,589 @@
+"""Face clustering: who is who, incrementally as faces arrive and in full on demand.
+
+The core is pure and storage-agnostic: it sees faces only through a **neighbour callback**,
+``neighbours(vectors, k, max_distance) -> (ids, distances)`` (in photobox a KNN over the
+face vectors: the int8 RAM mirror or sqlite-vec), and the current assignment through
+``person_of``. No distance matrix, no table of all embeddings: a full re-cluster streams the
+faces in chunks and keeps only each face's ``k`` nearest neighbours (12 bytes a neighbour,
+~20 MB at 100k faces), so memory grows with ``k`` × faces, never with faces² or 512 × faces.
+
+**Why not plain DBSCAN** (Immich: cosine distance 0.5, 3 faces). Its links are ε-chains:
+any face with 3 neighbours is a core point, and one chain of core points joins two people.
+A few ambiguous faces between two siblings (a squint, an angle) are such a chain, and the
+siblings become one person. Here a **core link** needs more than distance: the two faces
+must be among each other's ``link_k`` nearest neighbours (*mutual* kNN). A bridging face is
+near both siblings but, for a face deep in either sibling's cluster, it is never nearer than
+that sibling's own faces, so it links to neither side. Density inside a person is what
+mutual kNN keeps, so a child's faces, a slow path of consecutive close faces, stay one chain
+where the baby and the teenager are far apart; no centroid is kept that could lag behind a
+drifting face (a person is its members, and the nearest members are the recent ones).
+
+**Margins, not nearest wins.** A face that is not a core point (blurry, partial, in between)
+joins a person only if that person is nearer than any other by ``margin``; otherwise it stays
+unassigned, which costs a little recall but never merges two people. Named people need a
+stricter distance (``named_max_distance``): a wrong face under a name is the visible error.
+
+**Corrections are constraints.** The user's word is stored as *must* (this face is person P:
+moved, confirmed, or merged into P) and *cannot* (this face is not P). A re-cluster starts from
+scratch but labels its clusters with the current people: a cluster containing a must-face of P
+belongs to P (so merged people stay merged, even as two clusters), a cluster holding must or
+anchor faces of two people is split between them along the neighbour graph (so a split stays
+split), a face is never put in a person it cannot be, and faces near a "not P" face in P's
+cluster leave with it (one correction fixes its look-alikes too).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter, defaultdict
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+__all__ = [
+    "Assignment",
+    "ClusterParams",
+    "Constraints",
+    "Neighbours",
+    "assign_new_face",
+    "recluster",
+]
+
+Neighbours = Callable[[np.ndarray, int, float], tuple[np.ndarray, np.ndarray]]
+"""``(queries (m, d) float32, k, max_distance) -> (ids (m, k) int64, distances (m, k) float32)``.
+
+Row ``i`` holds the nearest faces to query ``i`` by cosine distance (1 - cosine similarity),
+ascending, at most ``k`` of them and none farther than ``max_distance``; missing slots are
+``-1`` / ``inf``. The query face itself may be among them (it is ignored).
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterParams:
+    """Tuned defaults (``scripts/bench_faces.py`` measures them; distances are cosine).
+
+    Attributes:
+        max_distance: farthest a core link or a join reaches. 0.5 is Immich's ε; two faces of
+            one person are ~0.2-0.45 apart with ArcFace-class models, strangers ~0.8+.
+        min_samples: faces (itself included) within ``max_distance`` for a core point; 3 so a
+            person in three photos is found.
+        k: neighbours asked per face. Bounds memory (k × faces) and the callback's work.
+        min_cluster_size: smallest group of faces that becomes a person.
+        margin: a face outside every dense group joins the nearest person only if the next
+            person (or, one face at a time, a group of unassigned faces) is this much farther.
+        join_distance: reach of a new face into an unnamed person, one face at a time (mean
+            of its ``join_votes`` nearest faces there). Tighter than ``max_distance``: alone,
+            a face cannot see that the person it is near is a sibling's; the full re-cluster
+            (which can) uses ``max_distance`` for faces left out.
+        named_max_distance: stricter still for a *named* person: a wrong face under a name
+            is the error users see.
+        join_votes: faces of a person a face is compared with (the mean of the nearest
+            ``join_votes`` distances), so one stray neighbour does not decide.
+        split_floor: merges at a tighter mutual-reachability distance are never a boundary
+            between two people.
+        split_size: both parts of a boundary have at least this many faces (smaller parts
+            are outliers of one person: a child's first photos, a costume).
+        bridge_fraction: parts are two people when, on the narrower side, fewer than this
+            fraction of faces have a neighbour across within ``bridge_slack`` of the merge
+            level: siblings touch through a few in-between faces (<5%), a child's years
+            through a broad front (>30%).
+        bridge_slack: relative slack on the merge level for counting faces that touch.
+        chunk_size: faces per neighbour call in a full re-cluster.
+    """
+
+    max_distance: float = 0.5
+    min_samples: int = 3
+    k: int = 16
+    min_cluster_size: int = 3
+    margin: float = 0.05
+    join_distance: float = 0.37
+    named_max_distance: float = 0.35
+    join_votes: int = 2
+    split_floor: float = 0.2
+    split_size: int = 5
+    bridge_fraction: float = 0.15
+    bridge_slack: float = 0.1
+    chunk_size: int = 1024
+
+
+DEFAULTS = ClusterParams()
+
+
+@dataclass(frozen=True, slots=True)
+class Constraints:
+    """What the user said about faces, kept forever (rows of ``face_constraints``).
+
+    Attributes:
+        must: face id -> the person it is (moved there, confirmed, or merged into).
+        cannot: face id -> the people it is not.
+    """
+
+    must: Mapping[int, int] = field(default_factory=dict)
+    cannot: Mapping[int, Collection[int]] = field(default_factory=dict)
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[tuple[int, int, str]]) -> Constraints:
+        """From ``(face_id, person_id, 'must' | 'cannot')`` rows."""
+        must: dict[int, int] = {}
+        cannot: dict[int, set[int]] = defaultdict(set)
+        for face, person, kind in rows:
+            if kind == "must":
+                must[face] = person
+            else:
+                cannot[face].add(person)
+        return cls(must, dict(cannot))
+
+    def allows(self, face: int, person: int) -> bool:
+        """Whether ``face`` may be put in ``person``."""
+        wanted = self.must.get(face)
+        if wanted is not None:
+            return wanted == person
+        return person not in self.cannot.get(face, ())
+
+
+NO_CONSTRAINTS = Constraints()
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """What to do with a new face.
+
+    Attributes:
+        action: ``join`` person ``person_id``; ``new``: make a new person of ``faces``;
+            ``noise``: leave the face unassigned (a later face or re-cluster may place it).
+        person_id: the person to join (``join`` only).
+        faces: the faces to put in that person: the new face first, then, for ``join`` and
+            ``new``, unassigned neighbours it brings along (faces left out until now).
+        distance: mean distance to the chosen person's nearest faces (for logs and review).
+    """
+
+    action: Literal["join", "new", "noise"]
+    person_id: int | None = None
+    faces: tuple[int, ...] = ()
+    distance: float | None = None
+
+
+# -- one face at a time ---------------------------------------------------------------------
+
+def assign_new_face(
+    face_id: int,
+    vector: np.ndarray,
+    *,
+    neighbours: Neighbours,
+    person_of: Callable[[list[int]], Mapping[int, int]],
+    constraints: Constraints = NO_CONSTRAINTS,
+    named: Collection[int] = (),
+    params: ClusterParams = DEFAULTS,
+) -> Assignment:
+    """Place one new face among the people found so far, with one neighbour query.
+
+    Args:
+        face_id: the new face (already in the index or not: it is skipped among its neighbours).
+        vector: its L2-normalised embedding.
+        neighbours: the KNN callback (see :data:`Neighbours`).
+        person_of: face ids -> their person, for those that have one (one batched lookup).
+        constraints: the user's must / cannot links.
+        named: ids of people with a name (joined only within ``named_max_distance``).
+        params: the tuning.
+
+    Returns:
+        The :class:`Assignment`; the caller writes it.
+    """
+    if face_id in constraints.must:
+        return Assignment("join", constraints.must[face_id], (face_id,), 0.0)
+    ids, dists = neighbours(np.asarray(vector, dtype=np.float32)[None], params.k, params.max_distance)
+    pairs = [(int(i), float(d)) for i, d in zip(ids[0], dists[0])
+             if i >= 0 and i != face_id and d <= params.max_distance]
+    if not pairs:
+        return Assignment("noise", faces=(face_id,))
+    owners = person_of([i for i, _ in pairs])
+    by_person: dict[int, list[float]] = defaultdict(list)
+    free: list[tuple[int, float]] = []
+    for i, d in pairs:
+        p = owners.get(i)
+        if p is None:
+            free.append((i, d))
+        elif constraints.allows(face_id, p):
+            by_person[p].append(d)
+
+    v = params.join_votes
+    # A person's distance is the mean over its nearest ``join_votes`` faces; with fewer
+    # neighbours in it, the missing ones count as max_distance, so one lucky face is not enough.
+    def spread(ds: list[float]) -> float:
+        ds = sorted(ds)[:v]
+        return (sum(ds) + params.max_distance * (v - len(ds))) / v
+
+    scored = sorted((spread(ds), p) for p, ds in by_person.items())
+    free_d = spread([d for _, d in free]) if len(free) >= v else float("inf")
+    # Faces the new face brings along: unassigned neighbours close enough to be core links.
+    bring = tuple(i for i, d in free if d <= params.join_distance)
+
+    if scored:
+        best_d, best = scored[0]
+        rival = min(scored[1][0] if len(scored) > 1 else float("inf"), free_d)
+        reach = params.named_max_distance if best in named else params.join_distance
+        if best_d <= reach and rival - best_d >= params.margin:
+            return Assignment("join", best, (face_id,) + bring, best_d)
+        if rival - best_d < params.margin and best_d <= free_d:
+            # Between two people (or a person and an unplaced group): leave it for review
+            # or a re-cluster rather than guess; this is what keeps siblings apart.
+            return Assignment("noise", faces=(face_id,), distance=best_d)
+        near_person = best_d
+    else:
+        near_person = float("inf")
+    if len(bring) + 1 >= params.min_samples and free_d + params.margin <= near_person:
+        return Assignment("new", None, (face_id,) + bring, free_d)
+    return Assignment("noise", faces=(face_id,))
+
+
+# -- full re-cluster ------------------------------------------------------------------------
+
+def _chunks(faces: Iterable[tuple[int, np.ndarray]], size: int) -> Iterator[tuple[list[int], np.ndarray]]:
+    ids: list[int] = []
+    vecs: list[np.ndarray] = []
+    for face_id, vec in faces:
+        ids.append(int(face_id))
+        vecs.append(np.asarray(vec, dtype=np.float32))
+        if len(ids) == size:
+            yield ids, np.stack(vecs)
+            ids, vecs = [], []
+    if ids:
+        yield ids, np.stack(vecs)
+
+
+def _knn_graph(faces: Iterable[tuple[int, np.ndarray]], neighbours: Neighbours,
+               params: ClusterParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stream the faces through the callback: ``(face ids, neighbour rows, distances)``.
+
+    Neighbour rows index into the face ids (-1: none, itself, or a face not being clustered);
+    only neighbours within ``max_distance`` are kept, nearest first.
+    """
+    all_ids: list[np.ndarray] = []
+    rows: list[np.ndarray] = []
+    dists: list[np.ndarray] = []
+    k = params.k
+    for ids, vecs in _chunks(faces, params.chunk_size):
+        got_ids, got_d = neighbours(vecs, k, params.max_distance)
+        got_ids = np.asarray(got_ids, dtype=np.int64)[:, :k]
+        got_d = np.asarray(got_d, dtype=np.float32)[:, :k]
+        ids_a = np.asarray(ids, dtype=np.int64)
+        # The query face itself is not its own neighbour.
+        got_d = np.where(got_ids == ids_a[:, None], np.inf, got_d)
+        got_d = np.where((got_ids < 0) | (got_d > params.max_distance), np.inf, got_d)
+        all_ids.append(ids_a)
+        rows.append(got_ids)
+        dists.append(got_d)
+    if not all_ids:
+        empty = np.empty((0, k))
+        return np.empty(0, np.int64), empty.astype(np.int64), empty.astype(np.float32)
+    face_ids = np.concatenate(all_ids)
+    nbr = np.concatenate(rows)
+    dist = np.concatenate(dists)
+    order = np.argsort(face_ids, kind="stable")
+    sorted_ids = face_ids[order]
+    pos = np.clip(np.searchsorted(sorted_ids, nbr), 0, len(face_ids) - 1)
+    found = (sorted_ids[pos] == nbr) & np.isfinite(dist)
+    idx = np.where(found, order[pos], -1)
+    dist = np.where(found, dist, np.inf).astype(np.float32)
+    # Re-sort each row: dropping itself or strangers leaves gaps.
+    o = np.argsort(dist, axis=1, kind="stable")
+    return face_ids, np.take_along_axis(idx, o, 1), np.take_along_axis(dist, o, 1)
+
+
+def _hierarchy(idx: np.ndarray, dist: np.ndarray, params: ClusterParams) -> np.ndarray:
+    """Density clusters (HDBSCAN-style) from the kNN graph: a cluster id per face, -1 for none.
+
+    Links are weighted by *mutual reachability*, max(core_i, core_j, d_ij), where core is the
+    distance to a face's ``min_samples``-th nearest face: a face in a sparse spot (between
+    two siblings, blurry) pulls every link through it up to its own sparseness. Single
+    linkage over those weights (Kruskal on the kNN edges, never a full matrix) gives a tree;
+    a merge of two parts of ``split_size`` faces or more is a possible boundary between
+    people, and is one when the parts touch *narrowly* (few faces of either have a neighbour
+    across near the merge level): a bridge of a few faces between two siblings is narrow, a
+    child's slow drift meets itself along a broad front. Merges tighter than ``split_floor``
+    are never boundaries: that close, two groups are one person in two moods.
+    """
+    n, k = idx.shape
+    # Core distance: to the (min_samples-1)-th other face; a face with fewer neighbours in
+    # reach (a person in a handful of photos) uses its farthest one, and one with fewer than
+    # min_cluster_size - 1 is noise.
+    have = (idx >= 0).sum(1)
+    rank = np.clip(np.minimum(params.min_samples - 1, have), 1, k) - 1
+    core = dist[np.arange(n), rank].astype(np.float32)
+    core[have < max(1, params.min_cluster_size - 1)] = np.inf
+    src = np.repeat(np.arange(n), k)
+    dst = idx.ravel()
+    d = dist.ravel()
+    ok = (dst >= 0) & np.isfinite(core[src]) & np.isfinite(core[np.maximum(dst, 0)])
+    src, dst, d = src[ok], dst[ok], d[ok]
+    w = np.maximum(np.maximum(core[src], core[dst]), d)
+    order = np.argsort(w, kind="stable")
+    src, dst, w = src[order].tolist(), dst[order].tolist(), w[order].tolist()
+
+    # Kruskal: merges as (left node, right node, weight); nodes 0..n-1 are faces.
+    uf = list(range(n))
+    node_of = list(range(n))
+    size = [1] * n
+    left: list[int] = []
+    right: list[int] = []
+    level: list[float] = []
+
+    def find(a: int) -> int:
+        while uf[a] != a:
+            uf[a] = uf[uf[a]]
+            a = uf[a]
+        return a
+
+    for a, b, wt in zip(src, dst, w):
+        ra, rb = find(a), find(b)
+        if ra == rb:
+            continue
+        left.append(node_of[ra])
+        right.append(node_of[rb])
+        level.append(wt)
+        if size[ra] < size[rb]:
+            ra, rb = rb, ra
+        uf[rb] = ra
+        size[ra] += size[rb]
+        node_of[ra] = n + len(level) - 1
+    node_size = [1] * n + [0] * len(level)
+    for t in range(len(level)):
+        node_size[n + t] = node_size[left[t]] + node_size[right[t]]
+
+    def leaves(node: int) -> list[int]:
+        out, stack = [], [node]
+        while stack:
+            x = stack.pop()
+            if x < n:
+                out.append(x)
+            else:
+                stack += (left[x - n], right[x - n])
+        return out
+
+    def narrow(a: list[int], b: list[int], at: float) -> bool:
+        """Whether groups ``a`` and ``b`` touch through few faces near level ``at``.
+
+        A child's early and late faces meet along a broad front (many faces on each side
+        have a neighbour across at about the join level); two siblings meet through a
+        handful of in-between faces. The narrower side, as a fraction of its size, decides.
+        """
+        reach = at * (1.0 + params.bridge_slack)
+
+        def touching(rows: list[int], other: list[int]) -> float:
+            inside = np.zeros(n, bool)
+            inside[other] = True
+            r = np.asarray(rows)
+            nb = idx[r]
+            safe = np.maximum(nb, 0)
+            weight = np.maximum(np.maximum(core[r][:, None], core[safe]), dist[r])
+            hit = (nb >= 0) & inside[safe] & (weight <= reach)
+            return float(hit.any(1).sum()) / len(rows)
+
+        # Neighbour lists are one-way (a blurry face is in nobody's list): count both ways.
+        return min(touching(a, b), touching(b, a)) < params.bridge_fraction
+
+    # Walk each tree from the top. A merge of two parts of ``split_size`` faces or more
+    # that meet narrowly is a boundary between people: each part becomes its own cluster
+    # and is walked on. Smaller parts that fall off a cluster are its (outlying) members.
+    cluster = np.full(n, -1)
+    split: list[int] = []
+    count = 0
+    for r in {find(i) for i in range(n)}:
+        top = node_of[r]
+        if node_size[top] < params.min_cluster_size:
+            continue  # a lone face or a pair: noise, left to the margin rule
+        stack = [(top, count)]
+        count += 1
+        while stack:
+            node, c = stack.pop()
+            if node < n:
+                cluster[node] = c
+                continue
+            t = node - n
+            kids = (left[t], right[t])
+            if (min(node_size[x] for x in kids) >= params.split_size and level[t] >= params.split_floor
+                    and narrow(leaves(kids[0]), leaves(kids[1]), level[t])):
+                split.append(c)
+                for x in kids:
+                    stack.append((x, count))
+                    count += 1
+            else:
+                stack += [(x, c) for x in kids]
+    # Faces that fell off a cluster before it split sat between its parts (the bridge
+    # itself): unassigned here, the margin rule places those clearly nearer one part.
+    cluster[np.isin(cluster, split)] = -1
+    return cluster
+
+
+def _attach(idx: np.ndarray, dist: np.ndarray, cluster: np.ndarray, params: ClusterParams) -> np.ndarray:
+    """Give faces outside every cluster the nearest cluster among their neighbours, with margin."""
+    out = cluster.copy()
+    v = params.join_votes
+    for i in np.flatnonzero(cluster < 0):
+        near: dict[int, list[float]] = defaultdict(list)
+        for j, d in zip(idx[i], dist[i]):
+            if j >= 0 and cluster[j] >= 0:
+                near[int(cluster[j])].append(float(d))
+        if not near:
+            continue
+        scored = sorted(
+            ((sum(ds[:v]) + params.max_distance * max(0, v - len(ds))) / v, c) for c, ds in near.items())
+        best_d, best = scored[0]
+        rival = scored[1][0] if len(scored) > 1 else float("inf")
+        if best_d <= params.max_distance and rival - best_d >= params.margin:
+            out[i] = best
+    return out
+
+
+def _split(members: np.ndarray, seeds: Mapping[int, int], idx: np.ndarray, dist: np.ndarray) -> dict[int, int]:
+    """Label each member (row index) with its nearest seed's label along the neighbour graph.
+
+    Geodesic, not straight-line: a child's late faces reach the seeds of their early faces
+    through the faces in between, and a sibling's faces reach their sibling's seeds only
+    across the gap between the two.
+    """
+    inside = set(members.tolist())
+    # Undirected: a blurry face is in nobody's nearest list but has its own.
+    adj: dict[int, list[tuple[int, float]]] = defaultdict(list)
+    for i in inside:
+        for j, w in zip(idx[i].tolist(), dist[i].tolist()):
+            if j >= 0 and j in inside:
+                adj[i].append((j, w))
+                adj[j].append((i, w))
+    best: dict[int, float] = {}
+    label: dict[int, int] = {}
+    heap = [(0.0, i, lab) for i, lab in seeds.items() if i in inside]
+    heapq.heapify(heap)
+    while heap:
+        d, i, lab = heapq.heappop(heap)
+        if i in label:
+            continue
+        label[i] = lab
+        for j, w in adj[i]:
+            if j not in label and d + w < best.get(j, float("inf")):
+                best[j] = d + w
+                heapq.heappush(heap, (d + w, j, lab))
+    return label
+
+
+def recluster(
+    faces: Iterable[tuple[int, np.ndarray]],
+    *,
+    neighbours: Neighbours,
+    anchors: Mapping[int, int] | None = None,
+    constraints: Constraints = NO_CONSTRAINTS,
+    named: Collection[int] = (),
+    params: ClusterParams = DEFAULTS,
+) -> dict[int, int | None]:
+    """Cluster all faces from scratch, keeping people's ids and every user correction.
+
+    Args:
+        faces: ``(face_id, vector)`` pairs, streamed (e.g. a cursor); read once, in chunks.
+        neighbours: the KNN callback over the same faces (see :data:`Neighbours`).
+        anchors: the current face -> person assignment. A cluster takes the person most of
+            its anchored faces are in (one cluster per person, unless must-links give it
+            more), so ids and names survive.
+        constraints: the user's must / cannot links; always honoured. A cluster with
+            must-faces of a person goes to them; with must-faces of one person and many
+            anchored faces of another, it is split between the two along the neighbour graph.
+        named: ids of named people. A cluster holding many faces of two named people is
+            split between them (the user said they differ); of unnamed ones, it is merged.
+        params: the tuning.
+
+    Returns:
+        face id -> person id, ``None`` for unassigned faces. Clusters that are nobody yet get
+        negative ids (-1, -2, …, largest first): the caller creates those people.
+    """
+    anchors = anchors or {}
+    named = set(named)
+    face_ids, idx, dist = _knn_graph(faces, neighbours, params)
+    n = len(face_ids)
+    cluster = _attach(idx, dist, _hierarchy(idx, dist, params), params)
+    row_of = {int(f): r for r, f in enumerate(face_ids)}
+
+    # Seeds: must-faces (the user's word, weight 1000) and anchors (the previous result, 1).
+    must_rows = {row_of[f]: p for f, p in constraints.must.items() if f in row_of}
+    anchor_rows = {row_of[f]: p for f, p in anchors.items() if f in row_of}
+    members: dict[int, list[int]] = defaultdict(list)
+    for r in np.flatnonzero(cluster >= 0):
+        members[int(cluster[r])].append(int(r))
+
+    result = np.full(n, None, dtype=object)
+    claimed: dict[int, tuple[int, int]] = {}  # person -> (cluster, votes) it won by anchors alone
+    plan: dict[int, dict[int, int]] = {}      # cluster -> seeds (row -> person)
+    for c, rows in sorted(members.items(), key=lambda kv: -len(kv[1])):
+        must_votes = Counter(must_rows[r] for r in rows if r in must_rows)
+        anchor_votes = Counter(anchor_rows[r] for r in rows if r in anchor_rows)
+        many = {p for p, m in anchor_votes.items() if m >= max(params.min_cluster_size, len(rows) // 4)}
+        if must_votes:
+            # The user moved faces here: they split the cluster from the people already in
+            # it, who keep their share.
+            people = set(must_votes) | many
+        elif len(many & named) >= 2:
+            # Two people the user named as different share the cluster: keep them apart.
+            people = many & named
+        else:
+            # Otherwise the previous result only names the cluster; two unnamed people in
+            # one cluster were one person split by chance (faces placed one at a time).
+            people = {anchor_votes.most_common(1)[0][0]} if anchor_votes else set()
+        seeds = {r: p for r, p in anchor_rows.items() if p in people and cluster[r] == c}
+        seeds.update({r: p for r, p in must_rows.items() if cluster[r] == c})
+        plan[c] = seeds
+        for p in people:
+            if p not in must_votes:
+                claimed.setdefault(p, (c, anchor_votes[p]))
+                if claimed[p][1] < anchor_votes[p]:
+                    claimed[p] = (c, anchor_votes[p])
+
+    new_id = -1
+    for c, rows in sorted(members.items(), key=lambda kv: -len(kv[1])):
+        seeds = plan[c]
+        # A person holds a cluster through anchors only once (their best one); other clusters
+        # anchored to them become new people, so an old mistake is not carried on forever.
+        seeds = {r: p for r, p in seeds.items()
+                 if r in must_rows or claimed.get(p, (c,))[0] == c}
+        # Faces the user said are not P, inside a cluster going to P: seed their own group.
+        people = set(seeds.values())
+        outcast = -(10 ** 9) - c
+        outcasts = [r for r in rows if r not in must_rows
+                    and any(p in constraints.cannot.get(int(face_ids[r]), ()) for p in people)]
+        if outcasts:
+            # Only faces the user vouched for hold their person against a "not P" face;
+            # without any, the correction moves that face alone (one click must not carve
+            # a person in half).
+            vouched = {r: p for r, p in seeds.items() if r in must_rows}
+            if vouched:
+                seeds = vouched
+            seeds.update(dict.fromkeys(outcasts, outcast))
+        if not seeds:
+            seeds = {rows[0]: new_id}
+            new_id -= 1
+        if len(set(seeds.values())) == 1:
+            labels = dict.fromkeys(rows, next(iter(seeds.values())))
+        else:
+            labels = _split(np.asarray(rows), seeds, idx, dist)
+        groups: dict[int, list[int]] = defaultdict(list)
+        for r in rows:
+            groups[labels.get(r, outcast)].append(r)
+        for lab, rs in groups.items():
+            if lab == outcast:
+                if len(rs) >= params.min_cluster_size:
+                    lab, new_id = new_id, new_id - 1
+                else:
+                    continue
+            for r in rs:
+                result[r] = lab
+
+    out: dict[int, int | None] = {}
+    for r, f in enumerate(face_ids.tolist()):
+        p = result[r]
+        if r in must_rows:
+            p = must_rows[r]
+        elif p is not None and not constraints.allows(f, p):
+            p = None
+        out[f] = p
+    for f, p in constraints.must.items():
+        out.setdefault(f, p)
+    return out

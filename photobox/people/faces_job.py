@@ -1,0 +1,177 @@
+"""The ``faces`` stage: find faces in a photo's preview, store them with their vectors, and
+place each among the people found so far (incremental clustering, :mod:`.cluster`).
+
+Face vectors live in a sqlite-vec table per embedding size (``face_vectors_<dim>``, cosine
+distance), queried for nearest neighbours: nothing holds every face of the library in RAM.
+Idempotent: ``face_scans`` records what was looked at, with which model; a photo is scanned
+once per recogniser.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING
+
+import apsw
+import numpy as np
+from PIL import Image
+
+from photobox.db.sql import id_chunks
+from photobox.jobs import REGISTRY, Job
+from photobox.jobs import store as job_store
+from photobox.library.paths import derived_path
+from photobox.people.cluster import Constraints, assign_new_face
+
+if TYPE_CHECKING:
+    from photobox.core import Photobox
+
+__all__ = ["face_table", "neighbours_for", "queue_face_scans"]
+
+log = logging.getLogger(__name__)
+
+
+def face_table(dim: int) -> str:
+    """The vector table of recogniser outputs of ``dim`` dimensions (an integer in the name only)."""
+    return f"face_vectors_{int(dim)}"
+
+
+def ensure_face_table(conn: apsw.Connection, dim: int) -> str:
+    table = face_table(dim)
+    conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {table} USING vec0("
+                 f"face_id INTEGER PRIMARY KEY, embedding float[{int(dim)}] distance_metric=cosine)")
+    return table
+
+
+def neighbours_for(conn: apsw.Connection, dim: int):
+    """The clustering's KNN callback over ``face_vectors_<dim>`` (sqlite-vec, cosine distance)."""
+    sql = f"SELECT face_id, distance FROM {face_table(dim)} WHERE embedding MATCH ? AND k = ? ORDER BY distance"
+
+    def neighbours(queries: np.ndarray, k: int, max_distance: float) -> tuple[np.ndarray, np.ndarray]:
+        ids = np.full((len(queries), k), -1, dtype=np.int64)
+        dists = np.full((len(queries), k), np.inf, dtype=np.float32)
+        for row, q in enumerate(np.asarray(queries, dtype=np.float32)):
+            for col, (face_id, d) in enumerate(conn.execute(sql, (q.tobytes(), int(k)))):
+                if d <= max_distance:
+                    ids[row, col], dists[row, col] = face_id, d
+        return ids, dists
+
+    return neighbours
+
+
+def _person_of(conn: apsw.Connection):
+    def person_of(face_ids: list[int]) -> dict[int, int]:
+        out: dict[int, int] = {}
+        for chunk, marks in id_chunks(face_ids):
+            out.update(conn.execute(f"SELECT id, person_id FROM faces WHERE person_id IS NOT NULL AND id IN ({marks})",
+                                    chunk).fetchall())
+        return out
+
+    return person_of
+
+
+def _constraints(conn: apsw.Connection, face_ids: list[int]) -> Constraints:
+    rows = []
+    for chunk, marks in id_chunks(face_ids):
+        rows += conn.execute(f"SELECT face_id, person_id, kind FROM face_constraints WHERE face_id IN ({marks})",
+                             chunk).fetchall()
+    return Constraints.from_rows(rows)
+
+
+def place_face(conn: apsw.Connection, face_id: int, vector: np.ndarray, dim: int, *, now: float) -> str:
+    """Run incremental clustering for one stored face and write the result; return the action."""
+    named = {p for (p,) in conn.execute("SELECT id FROM people WHERE name != ''")}
+    a = assign_new_face(face_id, vector, neighbours=neighbours_for(conn, dim), person_of=_person_of(conn),
+                        constraints=_constraints(conn, [face_id]), named=named)
+    if a.action == "noise":
+        return a.action
+    person = a.person_id
+    if a.action == "new":
+        conn.execute("INSERT INTO people (name, created_at, updated_at) VALUES ('', ?, ?)", (now, now))
+        person = conn.last_insert_rowid()
+    allowed = _constraints(conn, list(a.faces))
+    for fid in a.faces:
+        if allowed.allows(fid, person):
+            conn.execute("UPDATE faces SET person_id = ? WHERE id = ? AND (person_id IS NULL OR id = ?)",
+                         (person, fid, face_id))
+    return a.action
+
+
+def _preview(box: Photobox, asset_id: int) -> Image.Image | None:
+    try:
+        with Image.open(derived_path(box, "preview", asset_id)) as im:
+            return im.convert("RGB")  # previews are upright already
+    except FileNotFoundError:
+        return None
+
+
+@REGISTRY.register("faces", concurrency=1, priority=8)
+def faces_job(job: Job) -> None:
+    box: Photobox = job.context
+    asset_id = int(job.target)
+    models = box.face_models
+    model_id = models.model_id()
+    if model_id is None or models.detector() is None:
+        return  # no face models installed: people are off
+    with box.db.reader() as conn:
+        done = conn.execute("SELECT model FROM face_scans WHERE asset_id = ?", (asset_id,)).fetchone()
+    if done is not None and done[0] == model_id:
+        return
+    image = _preview(box, asset_id)
+    if image is None:
+        return  # no preview (yet): the thumbs stage queues this again when it has made one
+    found = models.detect_and_embed(image)
+    w, h = image.size
+    now = box.clock()
+    with box.db.transaction() as conn:
+        if conn.execute("SELECT 1 FROM face_scans WHERE asset_id = ? AND model = ?", (asset_id, model_id)).fetchone():
+            return
+        if conn.execute("SELECT 1 FROM assets WHERE id = ?", (asset_id,)).fetchone() is None:
+            return
+        new = []
+        for face, vector in found:
+            x1, y1, x2, y2 = face.box
+            marks = [[float(x) / w, float(y) / h] for x, y in np.asarray(face.landmarks).tolist()]
+            conn.execute(
+                "INSERT INTO faces (asset_id, x1, y1, x2, y2, score, landmarks, model, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (asset_id, x1 / w, y1 / h, x2 / w, y2 / h, float(face.score), json.dumps(marks), model_id, now))
+            face_id = conn.last_insert_rowid()
+            vec = np.asarray(vector, dtype=np.float32)
+            table = ensure_face_table(conn, len(vec))
+            conn.execute(f"INSERT INTO {table} (face_id, embedding) VALUES (?, ?)", (face_id, vec.tobytes()))
+            new.append((face_id, vec))
+        conn.execute("INSERT INTO face_scans (asset_id, model, faces, scanned_at) VALUES (?, ?, ?, ?) "
+                     "ON CONFLICT (asset_id) DO UPDATE SET model = excluded.model, faces = excluded.faces, "
+                     "scanned_at = excluded.scanned_at", (asset_id, model_id, len(new), now))
+        for face_id, vec in new:
+            place_face(conn, face_id, vec, len(vec), now=now)
+
+
+def queue_after_thumbs(box: Photobox, conn: apsw.Connection, asset_id: int) -> None:
+    """Called by the thumbs stage (in its transaction): faces come after the preview exists."""
+    if "faces" in box.scheduler.registry and box.face_models.model_id() is not None:
+        job_store.enqueue(conn, "faces", str(asset_id), now=box.clock(), priority=8, force=True)
+
+
+async def queue_face_scans(box: Photobox) -> None:
+    """Periodic: queue photos with a preview that the current face models have not scanned."""
+    import asyncio
+
+    model_id = await asyncio.to_thread(box.face_models.model_id)
+    if model_id is None:
+        return
+
+    def todo(conn) -> list[int]:
+        return [i for (i,) in conn.execute(
+            "SELECT a.id FROM assets a LEFT JOIN face_scans s ON s.asset_id = a.id "
+            "WHERE a.kind = 'image' AND a.thumb_version > 0 AND a.trashed_at IS NULL "
+            "AND (s.asset_id IS NULL OR s.model != ?) LIMIT 500", (model_id,))]
+
+    ids = await box.db.read(todo)
+    if ids:
+        def enqueue(conn) -> None:
+            for asset_id in ids:
+                job_store.enqueue(conn, "faces", str(asset_id), now=box.clock(), priority=8)
+        await box.db.write(enqueue)
+        box.scheduler.notify()

@@ -1,0 +1,476 @@
+"""Face clustering: quality on synthetic hard cases, and time and memory at library scale.
+
+Synthetic 512-d unit embeddings stand in for an ArcFace/MobileFaceNet-class recogniser:
+
+* every identity centre leans on a shared "mean face" direction, so unrelated people have
+  cosine similarity ~0.1-0.2, as real recognisers give;
+* a face is its centre plus noise of a per-face size: two faces of one person have cosine
+  similarity ~0.6-0.8 (clean portraits up to ~0.85, blurry ones ~0.5);
+* ``siblings``: two centres with cosine similarity ~0.6, plus a few *ambiguous* faces of each
+  drawn part of the way toward the other (what chains siblings together in plain DBSCAN);
+* ``child``: a centre moving along an arc over the years (first and last centre ~0.2 apart,
+  consecutive faces close);
+* ``noise``: random and junk detections (hands, posters, blurry crowds), each its own
+  "person", plus weak-identity blurry faces of real people.
+
+Scores are pairwise over all faces: precision = pairs in one predicted person that are one
+true person / pairs in one predicted person; recall = the same / pairs of one true person.
+An unassigned face is a person of its own, so leaving a hard face out costs recall, putting
+it in the wrong person costs precision. Compared: photobox incremental (faces arrive one at
+a time in random order, :func:`assign_new_face` against an index holding the faces so far),
+photobox full (:func:`recluster`) and plain DBSCAN at Immich's defaults (cosine distance 0.5,
+3 faces), in numpy with a full distance matrix.
+
+Scale: ``--sizes`` libraries of many people, clustered in full by :func:`recluster` with a
+neighbour callback that scans an int8 matrix in chunks (a stand-in for the RAM mirror or
+sqlite-vec), timing the neighbour queries and the clustering apart, and the peak RSS.
+
+    scripts/bench faces [--seeds 3] [--sizes 10000 100000] [--skip-quality] [--skip-scale]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from photobox.people import (  # noqa: E402
+    ClusterParams,
+    Constraints,
+    assign_new_face,
+    recluster,
+)
+
+DIM = 512
+NOISE = -1  # label of a face that is nobody (each such face is its own "person")
+SCENARIOS = ("separated", "siblings", "child", "noise", "library")
+
+
+# -- synthetic embeddings -------------------------------------------------------------------
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+class Faker:
+    """Draws identity centres and faces around them (see the module docstring)."""
+
+    def __init__(self, rng: np.random.Generator, dim: int = DIM) -> None:
+        self.rng = rng
+        self.dim = dim
+        self.mean_face = unit(rng.standard_normal(dim))
+
+    def random_dir(self, n: int | None = None) -> np.ndarray:
+        return unit(self.rng.standard_normal((n, self.dim) if n else self.dim))
+
+    def centre(self) -> np.ndarray:
+        # cos(mean_face, centre) ~ 0.37, so two strangers are ~0.14 alike.
+        return unit(0.4 * self.mean_face + self.random_dir())
+
+    def near(self, c: np.ndarray, similarity: float) -> np.ndarray:
+        """A centre with the given cosine similarity to ``c``."""
+        w = self.random_dir()
+        w = unit(w - (w @ c) * c)
+        return unit(similarity * c + np.sqrt(1 - similarity ** 2) * w)
+
+    def faces(self, centres: np.ndarray, lo: float = 0.45, hi: float = 0.85) -> np.ndarray:
+        """One face per row of ``centres``: noise of norm s ~ U(lo, hi), so cos(face, centre)
+        = 1/sqrt(1+s²) lies in 0.76-0.91 and two faces of a person are ~0.58-0.83 alike."""
+        centres = np.atleast_2d(centres)
+        s = self.rng.uniform(lo, hi, (len(centres), 1))
+        return unit(centres + s * self.random_dir(len(centres)))
+
+    def person(self, n: int, c: np.ndarray | None = None) -> np.ndarray:
+        c = self.centre() if c is None else c
+        return self.faces(np.repeat(c[None], n, 0))
+
+    def sizes(self, people: int, lo: int = 4, hi: int = 80) -> list[int]:
+        """Long-tailed album sizes: a few people in hundreds of photos, many in a handful."""
+        return [int(v) for v in np.clip(np.round(lo * (hi / lo) ** self.rng.random(people)), lo, hi)]
+
+
+class Builder:
+    def __init__(self, faker: Faker) -> None:
+        self.f = faker
+        self.xs: list[np.ndarray] = []
+        self.ys: list[np.ndarray] = []
+        self.next_label = 0
+
+    def add(self, x: np.ndarray, label: int | None = None) -> int:
+        if label is None:
+            label, self.next_label = self.next_label, self.next_label + 1
+        self.xs.append(np.atleast_2d(x))
+        self.ys.append(np.full(len(self.xs[-1]), label))
+        return label
+
+    def people(self, count: int, lo: int = 4, hi: int = 80) -> None:
+        for n in self.f.sizes(count, lo, hi):
+            self.add(self.f.person(n))
+
+    def siblings(self, n: int = 40, similarity: float = 0.6, ambiguous: float = 0.08,
+                 toward: tuple[float, float] = (0.2, 0.35)) -> None:
+        a = self.f.centre()
+        b = self.f.near(a, similarity)
+        for me, other in ((a, b), (b, a)):
+            label = self.add(self.f.person(n, me))
+            # Faces drawn 20-35% of the way toward the sibling: a squint, an angle, a
+            # family likeness. A handful suffice to chain the two in plain DBSCAN.
+            m = max(1, round(n * ambiguous)) if ambiguous else 0
+            if m:
+                t = self.f.rng.uniform(*toward, (m, 1))
+                self.add(self.f.faces(unit((1 - t) * me + t * other)), label)
+
+    def child(self, n: int = 80, end_similarity: float = 0.2) -> None:
+        c0 = self.f.centre()
+        c1 = self.f.near(c0, 0.0)
+        theta = np.arccos(end_similarity) * np.sort(self.f.rng.random(n))[:, None]
+        self.add(self.f.faces(unit(np.cos(theta) * c0 + np.sin(theta) * c1)))
+
+    def noise(self, n: int) -> None:
+        half = n // 2
+        # Random directions (false detections) and junk leaning on the mean face (blurry
+        # crowds): close to nothing and to each other only by the shared mean face.
+        self.add(self.f.random_dir(half), NOISE)
+        self.add(unit(0.7 * self.f.mean_face + self.f.random_dir(n - half)), NOISE)
+
+    def blurry(self, fraction: float) -> None:
+        """Weak-identity faces of people already added: cos to their centre ~0.6-0.7."""
+        extra = []
+        for x, y in zip(list(self.xs), list(self.ys)):
+            if y[0] == NOISE:
+                continue
+            m = int(round(len(x) * fraction))
+            if m:
+                c = unit(x.mean(0))
+                extra.append((self.f.faces(np.repeat(c[None], m, 0), 1.0, 1.3), int(y[0])))
+        for x, label in extra:
+            self.add(x, label)
+
+    def build(self) -> tuple[np.ndarray, np.ndarray]:
+        x = np.concatenate(self.xs).astype(np.float32)
+        y = np.concatenate(self.ys)
+        order = self.f.rng.permutation(len(x))
+        return x[order], y[order]
+
+
+def make_scenario(name: str, rng: np.random.Generator, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """``(vectors, labels)`` for a named scenario; ``scale`` multiplies the face counts."""
+    b = Builder(Faker(rng))
+    s = lambda n: max(3, int(round(n * scale)))  # noqa: E731
+    if name == "separated":
+        b.people(s(12))
+    elif name == "siblings":
+        b.siblings(s(40))
+        b.siblings(s(25), similarity=0.65)
+        b.people(s(4))
+    elif name == "child":
+        b.child(s(80))
+        b.child(s(50), end_similarity=0.35)
+        b.people(s(4))
+    elif name == "noise":
+        b.people(s(8))
+        b.blurry(0.1)
+        b.noise(s(60))
+    elif name == "library":
+        b.people(s(12))
+        b.siblings(s(40))
+        b.siblings(s(25), similarity=0.65)
+        b.child(s(80))
+        b.blurry(0.05)
+        b.noise(s(60))
+    else:
+        raise ValueError(name)
+    return b.build()
+
+
+def make_library(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A big library of ~``n`` faces: long-tailed people, sibling pairs, children, 5% noise."""
+    b = Builder(Faker(rng))
+    total = 0
+    while total < n * 0.95:
+        r = rng.random()
+        before = sum(len(x) for x in b.xs)
+        if r < 0.05:
+            b.siblings(int(rng.integers(10, 60)))
+        elif r < 0.1:
+            b.child(int(rng.integers(30, 150)))
+        else:
+            b.people(1, 3, 300)
+        total += sum(len(x) for x in b.xs) - before
+    b.noise(max(2, n - total))
+    return b.build()
+
+
+# -- scores ---------------------------------------------------------------------------------
+
+def pair_scores(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """Pairwise precision, recall and F1; ``truth`` NOISE and ``pred`` -1 are singletons."""
+    n = len(truth)
+    t = np.where(truth == NOISE, -np.arange(1, n + 1) - 10**9, truth)
+    p = np.where(pred < 0, -np.arange(1, n + 1) - 10**9, pred)
+
+    def pairs(counts: np.ndarray) -> int:
+        return int((counts * (counts - 1) // 2).sum())
+
+    _, joint = np.unique(np.stack([t, p]), axis=1, return_counts=True)
+    tp = pairs(joint)
+    pp = pairs(np.unique(p, return_counts=True)[1])
+    tt = pairs(np.unique(t, return_counts=True)[1])
+    precision = tp / pp if pp else 1.0
+    recall = tp / tt if tt else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1,
+            "clusters": int(len(np.unique(pred[pred >= 0]))),
+            "people": int(len(np.unique(truth[truth != NOISE]))),
+            "unassigned": float((pred < 0).mean())}
+
+
+# -- the baseline ---------------------------------------------------------------------------
+
+def plain_dbscan(x: np.ndarray, eps: float = 0.5, min_samples: int = 3) -> np.ndarray:
+    """Textbook DBSCAN on cosine distance with a full matrix (Immich: eps 0.5, 3 faces)."""
+    near = (1.0 - x @ x.T) <= eps
+    core = near.sum(1) >= min_samples  # itself included, as scikit-learn counts
+    label = np.full(len(x), -1)
+    c = 0
+    for i in np.flatnonzero(core):
+        if label[i] >= 0:
+            continue
+        label[i] = c
+        stack = [i]
+        while stack:
+            j = stack.pop()
+            if not core[j]:
+                continue
+            for m in np.flatnonzero(near[j] & (label < 0)):
+                label[m] = c
+                stack.append(m)
+        c += 1
+    return label
+
+
+# -- neighbour callbacks standing in for the database index ---------------------------------
+
+class BruteIndex:
+    """Exact KNN over an int8 copy of the vectors, scanned in chunks (like the RAM mirror).
+
+    ``add`` grows it (for the incremental run); ``calls``/``max_k`` record what was asked.
+    """
+
+    def __init__(self, dim: int = DIM, capacity: int = 1024, block: int = 16384) -> None:
+        self.q = np.zeros((capacity, dim), np.int8)
+        self.scale = np.zeros(capacity, np.float32)
+        self.ids = np.zeros(capacity, np.int64)
+        self.n = 0
+        self.block = block
+        self.calls = 0
+        self.max_k = 0
+
+    def add(self, ids: np.ndarray, x: np.ndarray) -> None:
+        m = len(ids)
+        if self.n + m > len(self.ids):
+            cap = max(2 * len(self.ids), self.n + m)
+            for name in ("q", "scale", "ids"):
+                old = getattr(self, name)
+                new = np.zeros((cap,) + old.shape[1:], old.dtype)
+                new[: self.n] = old[: self.n]
+                setattr(self, name, new)
+        s = np.abs(x).max(1) / 127.0
+        self.q[self.n:self.n + m] = np.round(x / s[:, None]).astype(np.int8)
+        self.scale[self.n:self.n + m] = s
+        self.ids[self.n:self.n + m] = ids
+        self.n += m
+
+    def __call__(self, queries: np.ndarray, k: int, max_distance: float) -> tuple[np.ndarray, np.ndarray]:
+        self.calls += 1
+        self.max_k = max(self.max_k, k)
+        m = len(queries)
+        best_s = np.full((m, k), -np.inf, np.float32)
+        best_i = np.full((m, k), -1, np.int64)
+        qt = np.ascontiguousarray(queries.T, dtype=np.float32)
+        for a in range(0, self.n, self.block):
+            b = min(self.n, a + self.block)
+            sims = (self.q[a:b].astype(np.float32) @ qt) * self.scale[a:b, None]  # (block, m)
+            kk = min(k, b - a)
+            top = np.argpartition(-sims, kk - 1, axis=0)[:kk]               # (kk, m)
+            s = np.take_along_axis(sims, top, 0).T
+            allsim = np.concatenate([best_s, s], 1)
+            allid = np.concatenate([best_i, self.ids[a:b][top].T], 1)
+            keep = np.argpartition(-allsim, k - 1, axis=1)[:, :k]
+            best_s = np.take_along_axis(allsim, keep, 1)
+            best_i = np.take_along_axis(allid, keep, 1)
+        o = np.argsort(-best_s, axis=1)
+        best_s = np.take_along_axis(best_s, o, 1)
+        best_i = np.take_along_axis(best_i, o, 1)
+        d = 1.0 - best_s
+        far = (d > max_distance) | (best_i < 0)
+        return np.where(far, -1, best_i), np.where(far, np.inf, d).astype(np.float32)
+
+
+# -- photobox runs --------------------------------------------------------------------------
+
+def as_labels(got: dict[int, int | None], n: int) -> np.ndarray:
+    """Person ids (new ones are negative) as labels 0, 1, …; unassigned as -1."""
+    codes: dict[int, int] = {}
+    return np.array([-1 if got.get(i) is None else codes.setdefault(got[i], len(codes)) for i in range(n)])
+
+
+def run_full(x: np.ndarray, **kw) -> np.ndarray:
+    index = BruteIndex()
+    index.add(np.arange(len(x)), x)
+    return as_labels(recluster(((i, x[i]) for i in range(len(x))), neighbours=index, **kw), len(x))
+
+
+def run_incremental(x: np.ndarray, rng: np.random.Generator, retry: bool = False, **kw) -> np.ndarray:
+    """Faces arrive in random order; each is placed by :func:`assign_new_face` and indexed.
+
+    With ``retry``, the faces still unassigned at the end are offered once more (what the
+    indexing job does after each batch: a face that came before its person existed).
+    """
+    index = BruteIndex()
+    person: dict[int, int] = {}
+    next_person = 0
+
+    def place(i: int) -> None:
+        nonlocal next_person
+        a = assign_new_face(i, x[i], neighbours=index,
+                            person_of=lambda ids: {j: person[j] for j in ids if j in person}, **kw)
+        if a.action == "new":
+            a_person, next_person = next_person, next_person + 1
+        else:
+            a_person = a.person_id
+        if a_person is not None:
+            for f in a.faces:
+                person[f] = a_person
+
+    for i in rng.permutation(len(x)).tolist():
+        place(i)
+        index.add(np.array([i]), x[i][None])
+    if retry:
+        for i in range(len(x)):
+            if i not in person:
+                place(i)
+    return np.array([person.get(i, -1) for i in range(len(x))])
+
+
+def quality(seeds: int, scale: float) -> None:
+    methods: dict[str, Callable[[np.ndarray, np.random.Generator], np.ndarray]] = {
+        "photobox incremental": lambda x, rng: run_incremental(x, rng),
+        "photobox incr.+retry": lambda x, rng: run_incremental(x, rng, retry=True),
+        "photobox full": lambda x, rng: run_full(x),
+        "plain DBSCAN 0.5/3": lambda x, rng: plain_dbscan(x),
+    }
+    print(f"quality: {seeds} seeds, scale {scale}; mean over seeds (clusters: found/true people)")
+    print(f"{'scenario':<10} {'method':<22} {'faces':>6} {'prec':>6} {'recall':>6} {'F1':>6} "
+          f"{'clusters':>9} {'unassigned':>10}")
+    for name in SCENARIOS:
+        for method, fn in methods.items():
+            rows = []
+            for seed in range(seeds):
+                x, y = make_scenario(name, np.random.default_rng(seed), scale)
+                rows.append((len(x), pair_scores(y, fn(x, np.random.default_rng(1000 + seed)))))
+            mean = {k: float(np.mean([r[1][k] for r in rows])) for k in rows[0][1]}
+            print(f"{name:<10} {method:<22} {rows[0][0]:>6} {mean['precision']:>6.3f} {mean['recall']:>6.3f} "
+                  f"{mean['f1']:>6.3f} {mean['clusters']:>4.0f}/{mean['people']:<4.0f} {mean['unassigned']:>10.1%}")
+
+
+# -- scale ----------------------------------------------------------------------------------
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class RssPeak:
+    """Samples RSS in a thread: the peak while a block runs, over the RSS before it."""
+
+    def __enter__(self) -> RssPeak:
+        import threading
+        self.base = self.peak = rss_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, rss_mb())
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_mb())
+
+    @property
+    def growth(self) -> float:
+        return self.peak - self.base
+
+
+def scale_run(n: int) -> None:
+    rng = np.random.default_rng(n)
+    x, y = make_library(n, rng)
+    index = BruteIndex(capacity=len(x))
+    index.add(np.arange(len(x)), x)
+    del x  # only the int8 index stays, like the RAM mirror
+    timed = {"knn": 0.0}
+
+    def knn(q: np.ndarray, k: int, d: float):
+        t = time.perf_counter()
+        try:
+            return index(q, k, d)
+        finally:
+            timed["knn"] += time.perf_counter() - t
+
+    # Faces streamed from the int8 index, like rows from a cursor: no float32 table.
+    faces = ((i, index.q[i].astype(np.float32) * index.scale[i]) for i in range(index.n))
+    t0 = time.perf_counter()
+    with RssPeak() as mem:
+        got = recluster(faces, neighbours=knn)
+    total = time.perf_counter() - t0
+    s = pair_scores(y, as_labels(got, index.n))
+    print(f"{index.n:>8} faces, {s['people']} people: re-cluster {total:6.1f} s = neighbour queries "
+          f"{timed['knn']:6.1f} s + clustering {total - timed['knn']:5.1f} s; RSS +{mem.growth:.0f} MB "
+          f"during it (int8 index {index.q.nbytes / 1e6:.0f} MB); P {s['precision']:.3f} "
+          f"R {s['recall']:.3f} F1 {s['f1']:.3f}, {s['clusters']} clusters")
+    person = {i: p for i, p in got.items() if p is not None}
+    t0 = time.perf_counter()
+    for i in range(50):
+        v = index.q[i].astype(np.float32) * index.scale[i]
+        assign_new_face(10**9 + i, v, neighbours=index,
+                        person_of=lambda ids: {j: person[j] for j in ids if j in person})
+    print(f"{'':>8}        assign_new_face: {(time.perf_counter() - t0) / 50 * 1000:.1f} ms a face "
+          f"(one KNN query over the whole index); peak RSS of the process {peak_rss_mb():.0f} MB")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--scale", type=float, default=1.0)
+    ap.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
+    ap.add_argument("--skip-quality", action="store_true")
+    ap.add_argument("--skip-scale", action="store_true")
+    args = ap.parse_args()
+    if not args.skip_quality:
+        quality(args.seeds, args.scale)
+    if not args.skip_scale:
+        print("\nscale: full re-cluster of a synthetic library, brute-force int8 KNN callback")
+        for n in args.sizes:
+            scale_run(n)
+
+
+if __name__ == "__main__":
+    main()
