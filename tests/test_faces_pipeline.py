@@ -86,3 +86,24 @@ def test_scan_is_idempotent_and_people_page_shows_them(face_models, owner_client
     with box.db.reader() as conn:
         assert conn.execute("SELECT count(*) FROM faces").fetchone()[0] == before
     assert "Add a name" in c.get("/people").text
+
+
+def test_person_filter_in_search(face_models, owner_client):
+    from photobox.search.filters import Filters
+    from photobox.search.service import search
+
+    c = owner_client
+    key = api_key(c)
+    ids = []
+    for i in range(4):
+        squares = [(100 + 15 * i, 120, 150, RED)] if i < 3 else [(600, 300, 160, BLUE)]
+        ids.append(c.post("/api/assets", files={"file": (f"s{i}.jpg", picture(squares), "image/jpeg")},
+                          headers=key).json()["id"])
+    box = c.app.state.photobox
+    wait_idle(box)
+    with box.db.reader() as conn:
+        person = conn.execute("SELECT person_id FROM faces WHERE asset_id = ?", (ids[0],)).fetchone()[0]
+    assert person is not None
+    out = search(box, f=Filters(person=person))
+    assert sorted(out.ids) == sorted(ids[:3])
+    assert f'value="{person}"' in c.get("/search").text

@@ -38,6 +38,7 @@ class Filters:
     album: int | None = None
     camera: str = ""        # "Make Model" as listed by :func:`cameras`
     archived: str = "exclude"  # 'exclude' | 'include' | 'only'
+    person: int | None = None
 
     @classmethod
     def from_query(cls, params: Any) -> Filters:
@@ -47,6 +48,7 @@ class Filters:
             return value.strip() if isinstance(value, str) else ""
 
         album = get("album")
+        person = get("person")
         return cls(
             date_from=get("from") if _day_ts(get("from"), end=False) is not None else "",
             date_to=get("to") if _day_ts(get("to"), end=True) is not None else "",
@@ -55,6 +57,7 @@ class Filters:
             album=int(album) if album.isdigit() else None,
             camera=get("camera")[:200],
             archived=get("archived") if get("archived") in ("exclude", "include", "only") else "exclude",
+            person=int(person) if person.isdigit() else None,
         )
 
     def to_query(self) -> dict[str, str]:
@@ -67,6 +70,8 @@ class Filters:
             out["fav"] = "1"
         if self.album is not None:
             out["album"] = str(self.album)
+        if self.person is not None:
+            out["person"] = str(self.person)
         if self.archived != "exclude":
             out["archived"] = self.archived
         return out
@@ -99,6 +104,9 @@ def _where(f: Filters) -> tuple[list[str], dict[str, Any]]:
     if f.album is not None:
         clauses.append("a.id IN (SELECT asset_id FROM album_assets WHERE album_id = :album)")
         params["album"] = f.album
+    if f.person is not None:
+        clauses.append("a.id IN (SELECT asset_id FROM faces WHERE person_id = :person)")
+        params["person"] = f.person
     if f.camera:
         clauses.append("trim(coalesce(a.make, '') || ' ' || coalesce(a.model, '')) = :camera")
         params["camera"] = f.camera

@@ -84,6 +84,31 @@
       if (b && b.dataset.confirm && !window.confirm(b.dataset.confirm)) e.preventDefault();
     });
   }
+  // Face boxes over the photo while the details are open (positions are fractions of the image).
+  const boxes = document.getElementById("face-boxes");
+  const placeBoxes = () => {
+    if (!boxes || !media || media.tagName !== "IMG" || !media.naturalWidth) return;
+    const s = stage.getBoundingClientRect(), r = media.getBoundingClientRect();
+    for (const el of boxes.querySelectorAll(".face-box")) {
+      const [x1, y1, x2, y2] = el.dataset.box.split(",").map(Number);
+      el.style.left = `${r.left - s.left + stage.scrollLeft + x1 * r.width}px`;
+      el.style.top = `${r.top - s.top + stage.scrollTop + y1 * r.height}px`;
+      el.style.width = `${(x2 - x1) * r.width}px`;
+      el.style.height = `${(y2 - y1) * r.height}px`;
+    }
+  };
+  if (boxes) {
+    media.addEventListener("load", placeBoxes);
+    window.addEventListener("resize", placeBoxes);
+    infoButton.addEventListener("click", () => requestAnimationFrame(placeBoxes));
+    placeBoxes();
+    for (const li of document.querySelectorAll(".face-list li[data-face]")) {
+      const box = boxes.querySelector(`.face-box[data-face="${li.dataset.face}"]`);
+      li.addEventListener("mouseenter", () => box && box.classList.add("hot"));
+      li.addEventListener("mouseleave", () => box && box.classList.remove("hot"));
+    }
+  }
+
   // Preload the neighbours' previews so the next swipe is instant.
   for (const url of [newer, older]) {
     if (!url) continue;

@@ -61,11 +61,13 @@ async def search_page(request: Request) -> Response:
         return page(request, "search.html", block=block, **context)
 
     def menus(conn):
-        albums = conn.execute("SELECT id, name FROM albums ORDER BY name").fetchall()
-        return albums, search_filters.cameras(conn)
+        from photobox.people.store import list_people
 
-    albums, cameras = await box.db.read(menus)
-    return page(request, "search.html", albums=albums, cameras=cameras, **context)
+        albums = conn.execute("SELECT id, name FROM albums ORDER BY name").fetchall()
+        return albums, search_filters.cameras(conn), list_people(conn)
+
+    albums, cameras, people = await box.db.read(menus)
+    return page(request, "search.html", albums=albums, cameras=cameras, people=people, **context)
 
 
 class SearchHit(Struct):
@@ -80,7 +82,7 @@ class SearchResponse(Struct):
 
 
 @get("/api/search", tags=["search"], summary="Search by description (q) or similarity (like=ID) with filters",
-     description="Filters: from, to (YYYY-MM-DD), type (image|video), fav=1, album=ID, camera, "
+     description="Filters: from, to (YYYY-MM-DD), type (image|video), fav=1, album=ID, person=ID, camera, "
                  "archived (exclude|include|only); limit (default 100, at most 1000).")
 async def api_search(request: Request) -> SearchResponse:
     box = request.app.state.photobox
