@@ -107,3 +107,27 @@ def test_person_filter_in_search(face_models, owner_client):
     out = search(box, f=Filters(person=person))
     assert sorted(out.ids) == sorted(ids[:3])
     assert f'value="{person}"' in c.get("/search").text
+
+
+def test_merge_suggestions_and_review_page(face_models, owner_client):
+    c = owner_client
+    key = api_key(c)
+    for i in range(6):
+        c.post("/api/assets", files={"file": (f"m{i}.jpg", picture([(100 + 12 * i, 150, 150, RED)]), "image/jpeg")},
+               headers=key)
+    box = c.app.state.photobox
+    wait_idle(box)
+    with box.db.transaction() as conn:
+        faces = [f for (f,) in conn.execute("SELECT id FROM faces ORDER BY id")]
+        keep = conn.execute("SELECT person_id FROM faces WHERE id = ?", (faces[0],)).fetchone()[0]
+        # Split off three faces as "someone else" the way a bad clustering would have.
+        conn.execute("INSERT INTO people (name, created_at, updated_at) VALUES ('Twin?', 0, 0)")
+        other = conn.last_insert_rowid()
+        conn.execute(f"UPDATE faces SET person_id = ? WHERE id IN ({faces[3]}, {faces[4]}, {faces[5]})", (other,))
+        conn.execute("UPDATE faces SET person_id = NULL WHERE id = ?", (faces[2],))
+    with box.db.reader() as conn:
+        assert [p.id for p in store.merge_suggestions(conn, keep)] == [other]
+    page = c.get(f"/people/{keep}").text
+    assert "Maybe the same person as" in page and "Twin?" in page
+    review = c.get("/people/unassigned").text
+    assert f"/faces/{faces[2]}/assign" in review

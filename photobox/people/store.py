@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import apsw
 
+from photobox.db.sql import id_chunks
+
 __all__ = ["Person", "assign_face", "get_person", "list_people", "merge_people", "not_this_person",
            "person_faces_for_asset", "set_cover", "update_person"]
 
@@ -120,3 +122,39 @@ def person_faces_for_asset(conn: apsw.Connection, asset_id: int) -> list[tuple]:
     return conn.execute(
         "SELECT f.id, f.person_id, coalesce(p.name, ''), f.x1, f.y1, f.x2, f.y2 FROM faces f "
         "LEFT JOIN people p ON p.id = f.person_id WHERE f.asset_id = ? ORDER BY f.x1", (asset_id,)).fetchall()
+
+
+def unassigned_faces(conn: apsw.Connection, *, after_id: int = 0, limit: int = 60) -> list[tuple[int, int]]:
+    """(face id, asset id) of faces nobody is assigned to, oldest first, keyset by id."""
+    return conn.execute("SELECT f.id, f.asset_id FROM faces f JOIN assets a ON a.id = f.asset_id "
+                        "WHERE f.person_id IS NULL AND f.id > ? AND a.trashed_at IS NULL ORDER BY f.id LIMIT ?",
+                        (after_id, limit)).fetchall()
+
+
+def merge_suggestions(conn: apsw.Connection, person_id: int, *, sample: int = 20, limit: int = 3) -> list[Person]:
+    """Other people whose faces are among the nearest neighbours of this person's faces."""
+    import numpy as np
+
+    from photobox.people.faces_job import face_table, neighbours_for
+
+    import re
+
+    # vec0 adds shadow tables (face_vectors_512_chunks …): keep the vector tables themselves.
+    tables = [name for (name,) in conn.execute(
+        "SELECT name FROM sqlite_master WHERE name GLOB 'face_vectors_[0-9]*'") if re.fullmatch(r"face_vectors_\d+", name)]
+    votes: dict[int, int] = {}
+    for table in tables:
+        dim = int(table.rsplit("_", 1)[1])
+        faces = conn.execute(f"SELECT v.embedding FROM {face_table(dim)} v JOIN faces f ON f.id = v.face_id "
+                             "WHERE f.person_id = ? LIMIT ?", (person_id, sample)).fetchall()
+        if not faces:
+            continue
+        queries = np.stack([np.frombuffer(blob, dtype=np.float32) for (blob,) in faces])
+        ids, _ = neighbours_for(conn, dim)(queries, 8, 0.6)
+        found = [int(i) for i in ids.ravel() if i >= 0]
+        for chunk, marks in id_chunks(found):
+            for (other,) in conn.execute(f"SELECT person_id FROM faces WHERE person_id IS NOT NULL AND "
+                                         f"person_id != ? AND id IN ({marks})", (person_id, *chunk)):
+                votes[other] = votes.get(other, 0) + 1
+    best = sorted(votes, key=lambda p: -votes[p])[:limit]
+    return [p for p in (get_person(conn, i) for i in best) if p is not None and not p.hidden]

@@ -61,9 +61,25 @@ async def _person(request: Request, person_id: int) -> store.Person:
 @get("/people/{person_id:int}", include_in_schema=False)
 async def person_page(request: Request, person_id: FromPath[int]) -> Response:
     person = await _person(request, person_id)
-    others = await request.app.state.photobox.db.read(lambda c: [p for p in store.list_people(c) if p.id != person_id])
+    def load(conn):
+        return ([p for p in store.list_people(conn) if p.id != person_id],
+                store.merge_suggestions(conn, person_id))
+
+    others, suggestions = await request.app.state.photobox.db.read(load)
     return await render_grid_page(request, Scope("person", person_id=person_id), title=person.label, person=person,
-                                  merge_choices=others)
+                                  merge_choices=others, suggestions=suggestions)
+
+
+@get("/people/unassigned", include_in_schema=False)
+async def unassigned(request: Request, after: FromQuery[int] = 0) -> Response:
+    box = request.app.state.photobox
+
+    def load(conn):
+        return store.unassigned_faces(conn, after_id=after), store.list_people(conn)
+
+    faces, people = await box.db.read(load)
+    return page(request, "unassigned.html", faces=faces, people=people,
+                more=faces[-1][0] if len(faces) == 60 else None)
 
 
 @post("/people/{person_id:int}", include_in_schema=False)
@@ -147,4 +163,4 @@ async def face_thumbnail(request: Request, face_id: FromPath[int]) -> Response:
                       cache_control="private, max-age=86400")
 
 
-ROUTES = [people_page, person_page, update, hide, merge, not_this_person, assign, cover, face_thumbnail]
+ROUTES = [people_page, unassigned, person_page, update, hide, merge, not_this_person, assign, cover, face_thumbnail]
