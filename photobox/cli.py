@@ -269,6 +269,18 @@ def cmd_models_fetch(args: argparse.Namespace) -> int:
                trust_on_first_use=args.trust_on_first_use)
 
 
+def cmd_people_recluster(args: argparse.Namespace) -> int:
+    from photobox.people.faces_job import recluster_all
+
+    box = _open(args)
+    try:
+        stats = recluster_all(box)
+    finally:
+        box.close()
+    print(f"re-clustered {stats['faces']} faces: {stats['changed']} moved, {stats['new_people']} new people")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     # Settings flags work before or after the command (`photobox --port 9000 serve` or
     # `photobox serve --port 9000`); SUPPRESS keeps a subcommand from resetting them to None.
@@ -315,6 +327,10 @@ def build_parser() -> argparse.ArgumentParser:
     models_sub = command(sub, "models", "ML models for search by description and people").add_subparsers(
         dest="models_command", metavar="ACTION", required=True)
     command(models_sub, "list", "list available and installed models", cmd_models_list)
+    people_sub = command(sub, "people", "people (face clusters)").add_subparsers(
+        dest="people_command", metavar="ACTION", required=True)
+    command(people_sub, "recluster", "cluster all faces again (names and your corrections are kept)",
+            cmd_people_recluster)
     fetch = command(models_sub, "fetch", "download (checking sha256), quantize to int8 and install models",
                     cmd_models_fetch)
     fetch.add_argument("names", nargs="*", help="models to fetch (default: the default CLIP model)")

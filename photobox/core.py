@@ -64,12 +64,13 @@ class Photobox:
         self.scheduler.every(60, lambda: asyncio.to_thread(self.models.unload_idle), "ml-unload")
         self.scheduler.every(300, lambda: queue_indexing(self), "search-indexing")
         from photobox.ml.faces import FaceModels
-        from photobox.people.faces_job import queue_face_scans
+        from photobox.people.faces_job import queue_face_scans, queue_recluster_when_idle
 
         self.face_models = FaceModels(self.path("models"), threads=settings.ml_threads or settings.cpu_workers,
                                       idle_seconds=settings.ml_idle_seconds)
         self.scheduler.every(60, lambda: asyncio.to_thread(self.face_models.unload_idle), "faces-unload")
         self.scheduler.every(300, lambda: queue_face_scans(self), "face-scans")
+        self.scheduler.every(300, lambda: queue_recluster_when_idle(self), "people-recluster")
 
     def path(self, *parts: str) -> Path:
         """A path inside the data folder."""

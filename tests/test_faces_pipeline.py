@@ -131,3 +131,32 @@ def test_merge_suggestions_and_review_page(face_models, owner_client):
     assert "Maybe the same person as" in page and "Twin?" in page
     review = c.get("/people/unassigned").text
     assert f"/faces/{faces[2]}/assign" in review
+
+
+def test_full_recluster_keeps_names_and_corrections(face_models, owner_client):
+    from photobox.people.faces_job import recluster_all
+
+    c = owner_client
+    key = api_key(c)
+    for i in range(6):
+        squares = [(100 + 12 * i, 150, 150, RED)] + ([(600, 300, 150, BLUE)] if i < 4 else [])
+        c.post("/api/assets", files={"file": (f"r{i}.jpg", picture(squares), "image/jpeg")}, headers=key)
+    box = c.app.state.photobox
+    wait_idle(box)
+    with box.db.transaction() as conn:
+        red = conn.execute("SELECT person_id FROM faces WHERE x1 < 0.3 ORDER BY id LIMIT 1").fetchone()[0]
+        store.update_person(conn, red, name="Ada")
+        victim = conn.execute("SELECT id FROM faces WHERE person_id = ? ORDER BY id DESC LIMIT 1", (red,)).fetchone()[0]
+        store.not_this_person(conn, victim, red)
+    stats = recluster_all(box)
+    assert stats["faces"] == 10
+    with box.db.reader() as conn:
+        ada = conn.execute("SELECT id FROM people WHERE name = 'Ada'").fetchone()[0]
+        assert ada == red, "the named person keeps their id"
+        assert conn.execute("SELECT person_id FROM faces WHERE id = ?", (victim,)).fetchone()[0] != red
+        reds = conn.execute("SELECT count(*) FROM faces WHERE person_id = ?", (red,)).fetchone()[0]
+    assert reds == 5
+    from tests.test_cli import run
+
+    r = run("people", "recluster", "--data-dir", str(box.settings.data_dir))
+    assert r.returncode == 0 and "re-clustered 10 faces" in r.stdout, r.stdout + r.stderr

@@ -8,28 +8,37 @@ faces in chunks and keeps only each face's ``k`` nearest neighbours (12 bytes a 
 ~20 MB at 100k faces), so memory grows with ``k`` × faces, never with faces² or 512 × faces.
 
 **Why not plain DBSCAN** (Immich: cosine distance 0.5, 3 faces). Its links are ε-chains:
-any face with 3 neighbours is a core point, and one chain of core points joins two people.
-A few ambiguous faces between two siblings (a squint, an angle) are such a chain, and the
-siblings become one person. Here a **core link** needs more than distance: the two faces
-must be among each other's ``link_k`` nearest neighbours (*mutual* kNN). A bridging face is
-near both siblings but, for a face deep in either sibling's cluster, it is never nearer than
-that sibling's own faces, so it links to neither side. Density inside a person is what
-mutual kNN keeps, so a child's faces, a slow path of consecutive close faces, stay one chain
-where the baby and the teenager are far apart; no centroid is kept that could lag behind a
-drifting face (a person is its members, and the nearest members are the recent ones).
+one chain of core points joins two people, and two siblings (centres ~0.6 alike) always
+have a few faces within 0.5 of each other, or in-between faces (a squint, an angle) that
+chain them. Here the full re-cluster builds the kNN graph, weights each edge by *mutual
+reachability* (max of the distance and both faces' core distances, so sparse in-between
+faces pull their links up) and merges along it by single linkage (Kruskal; no matrix). Each
+merge of two groups of ``split_size`` faces or more is tested for a **narrow bridge**: if,
+on either side, fewer than ``bridge_fraction`` of the faces have a neighbour across at about
+the merge level, the two meet through a handful of faces: two people, kept apart. A child
+growing up is the opposite case: consecutive photos are close, so the early and late
+halves meet along a broad front and stay one person although the baby and the teenager are
+far apart. No centroid is kept that could lag behind the drift: a person is its members,
+and a new face is compared with its nearest members (the recent ones).
 
-**Margins, not nearest wins.** A face that is not a core point (blurry, partial, in between)
-joins a person only if that person is nearer than any other by ``margin``; otherwise it stays
-unassigned, which costs a little recall but never merges two people. Named people need a
-stricter distance (``named_max_distance``): a wrong face under a name is the visible error.
+**Margins, not nearest wins.** A face outside every dense group (blurry, partial, in between)
+joins a person only if that person is nearer than any other by ``margin``; otherwise it
+stays unassigned, which costs a little recall but never merges two people. One face at a
+time (:func:`assign_new_face`) the reach is tighter (``join_distance``), because alone a
+face cannot tell that the person it is near is a sibling's whose own cluster has not
+formed yet; named people are stricter still (``named_max_distance``): a wrong face under a
+name is the error users see. Faces arriving one at a time never merge two people either: a
+drifting child may be started twice, and the next full re-cluster (anchored on the current
+assignment, so ids and names stay) joins them.
 
 **Corrections are constraints.** The user's word is stored as *must* (this face is person P:
-moved, confirmed, or merged into P) and *cannot* (this face is not P). A re-cluster starts from
-scratch but labels its clusters with the current people: a cluster containing a must-face of P
-belongs to P (so merged people stay merged, even as two clusters), a cluster holding must or
-anchor faces of two people is split between them along the neighbour graph (so a split stays
-split), a face is never put in a person it cannot be, and faces near a "not P" face in P's
-cluster leave with it (one correction fixes its look-alikes too).
+moved, confirmed, or merged into P) and *cannot* (this face is not P), and a re-cluster
+starts from scratch but labels its clusters with the current people: a cluster containing a
+must-face of P belongs to P (so merged people stay merged, even as two clusters); a cluster
+holding must-faces of one person and many faces of another, or many faces of two *named*
+people, is split between them along the neighbour graph (so a split stays split); a face is
+never put in a person it cannot be; and when P has faces the user vouched for, the faces
+nearer a "not P" face than to those leave with it (one correction fixes its look-alikes).
 """
 
 from __future__ import annotations
@@ -217,7 +226,7 @@ def assign_new_face(
 
     scored = sorted((spread(ds), p) for p, ds in by_person.items())
     free_d = spread([d for _, d in free]) if len(free) >= v else float("inf")
-    # Faces the new face brings along: unassigned neighbours close enough to be core links.
+    # Faces the new face brings along: unassigned neighbours as close as a join needs.
     bring = tuple(i for i, d in free if d <= params.join_distance)
 
     if scored:
@@ -320,7 +329,11 @@ def _hierarchy(idx: np.ndarray, dist: np.ndarray, params: ClusterParams) -> np.n
     src, dst, d = src[ok], dst[ok], d[ok]
     w = np.maximum(np.maximum(core[src], core[dst]), d)
     order = np.argsort(w, kind="stable")
-    src, dst, w = src[order].tolist(), dst[order].tolist(), w[order].tolist()
+    # Each edge once, lightest first: two faces are often in each other's lists.
+    src, dst, w = np.minimum(src, dst)[order], np.maximum(src, dst)[order], w[order]
+    _, first = np.unique(src * n + dst, return_index=True)
+    first.sort()
+    src, dst, w = src[first], dst[first], w[first]
 
     # Kruskal: merges as (left node, right node, weight); nodes 0..n-1 are faces.
     uf = list(range(n))
@@ -336,7 +349,12 @@ def _hierarchy(idx: np.ndarray, dist: np.ndarray, params: ClusterParams) -> np.n
             a = uf[a]
         return a
 
-    for a, b, wt in zip(src, dst, w):
+    def edges() -> Iterator[tuple[int, int, float]]:
+        # In slices: Python ints for 1.6M edges at once would take ~150 MB.
+        for s0 in range(0, len(src), 65536):
+            yield from zip(src[s0:s0 + 65536].tolist(), dst[s0:s0 + 65536].tolist(), w[s0:s0 + 65536].tolist())
+
+    for a, b, wt in edges():
         ra, rb = find(a), find(b)
         if ra == rb:
             continue
@@ -503,7 +521,7 @@ def recluster(
     cluster = _attach(idx, dist, _hierarchy(idx, dist, params), params)
     row_of = {int(f): r for r, f in enumerate(face_ids)}
 
-    # Seeds: must-faces (the user's word, weight 1000) and anchors (the previous result, 1).
+    # Seeds: must-faces (the user's word) and anchors (the previous result).
     must_rows = {row_of[f]: p for f, p in constraints.must.items() if f in row_of}
     anchor_rows = {row_of[f]: p for f, p in anchors.items() if f in row_of}
     members: dict[int, list[int]] = defaultdict(list)
@@ -528,8 +546,8 @@ def recluster(
             # Otherwise the previous result only names the cluster; two unnamed people in
             # one cluster were one person split by chance (faces placed one at a time).
             people = {anchor_votes.most_common(1)[0][0]} if anchor_votes else set()
-        seeds = {r: p for r, p in anchor_rows.items() if p in people and cluster[r] == c}
-        seeds.update({r: p for r, p in must_rows.items() if cluster[r] == c})
+        seeds = {r: anchor_rows[r] for r in rows if anchor_rows.get(r) in people}
+        seeds.update({r: must_rows[r] for r in rows if r in must_rows})
         plan[c] = seeds
         for p in people:
             if p not in must_votes:
@@ -566,7 +584,8 @@ def recluster(
             labels = _split(np.asarray(rows), seeds, idx, dist)
         groups: dict[int, list[int]] = defaultdict(list)
         for r in rows:
-            groups[labels.get(r, outcast)].append(r)
+            if r in labels:  # a face no seed reaches (a split cut it off) stays out
+                groups[labels[r]].append(r)
         for lab, rs in groups.items():
             if lab == outcast:
                 if len(rs) >= params.min_cluster_size:

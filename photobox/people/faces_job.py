@@ -26,7 +26,7 @@ from photobox.people.cluster import Constraints, assign_new_face
 if TYPE_CHECKING:
     from photobox.core import Photobox
 
-__all__ = ["face_table", "neighbours_for", "queue_face_scans"]
+__all__ = ["face_table", "neighbours_for", "queue_face_scans", "queue_recluster_when_idle", "recluster_all"]
 
 log = logging.getLogger(__name__)
 
@@ -175,3 +175,82 @@ async def queue_face_scans(box: Photobox) -> None:
                 job_store.enqueue(conn, "faces", str(asset_id), now=box.clock(), priority=8)
         await box.db.write(enqueue)
         box.scheduler.notify()
+
+
+# -- full re-cluster ------------------------------------------------------------------------
+
+def _vector_tables(conn: apsw.Connection) -> list[int]:
+    import re
+
+    return [int(name.rsplit("_", 1)[1]) for (name,) in conn.execute(
+        "SELECT name FROM sqlite_master WHERE name GLOB 'face_vectors_[0-9]*'") if re.fullmatch(r"face_vectors_\d+", name)]
+
+
+def recluster_all(box: Photobox) -> dict[str, int]:
+    """Re-cluster every face from scratch (keeping people's ids, names and every correction).
+
+    Faces stream from SQLite in chunks and neighbours come from sqlite-vec queries, so memory
+    grows with ``k`` × faces, not with the embeddings (see :mod:`.cluster`). The result is
+    written in one transaction; people left without faces and without a name are removed.
+    """
+    from photobox.people.cluster import recluster
+
+    stats = {"faces": 0, "changed": 0, "new_people": 0}
+    started = box.clock()
+    for dim in _dims(box):
+        with box.db.reader() as stream, box.db.reader() as knn:
+            faces = ((fid, np.frombuffer(blob, dtype=np.float32))
+                     for fid, blob in stream.execute(f"SELECT face_id, embedding FROM {face_table(dim)}"))
+            anchors = dict(knn.execute("SELECT id, person_id FROM faces WHERE person_id IS NOT NULL").fetchall())
+            constraints = Constraints.from_rows(knn.execute("SELECT face_id, person_id, kind FROM face_constraints"))
+            named = {p for (p,) in knn.execute("SELECT id FROM people WHERE name != ''")}
+            result = recluster(faces, neighbours=neighbours_for(knn, dim), anchors=anchors,
+                               constraints=constraints, named=named)
+        stats["faces"] += len(result)
+        with box.db.transaction() as conn:
+            created: dict[int, int] = {}
+            for face_id, person in result.items():
+                if person is not None and person < 0:
+                    if person not in created:
+                        conn.execute("INSERT INTO people (name, created_at, updated_at) VALUES ('', ?, ?)",
+                                     (started, started))
+                        created[person] = conn.last_insert_rowid()
+                    person = created[person]
+                if anchors.get(face_id) != person:
+                    # Faces changed by the user since the run started keep the user's word.
+                    conn.execute("UPDATE faces SET person_id = ? WHERE id = ? AND assigned_by = 'auto' "
+                                 "AND created_at <= ?", (person, face_id, started))
+                    stats["changed"] += conn.changes()
+            stats["new_people"] += len(created)
+            conn.execute("DELETE FROM people WHERE name = '' AND NOT EXISTS "
+                         "(SELECT 1 FROM faces f WHERE f.person_id = people.id)")
+            conn.execute("INSERT INTO meta (key, value) VALUES ('faces_reclustered_at', ?) "
+                         "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(started),))
+    return stats
+
+
+def _dims(box: Photobox) -> list[int]:
+    with box.db.reader() as conn:
+        return _vector_tables(conn)
+
+
+@REGISTRY.register("people.recluster", concurrency=1, priority=1)
+def recluster_job(job: Job) -> None:
+    stats = recluster_all(job.context)
+    log.info("people: re-clustered %(faces)d faces, %(changed)d moved, %(new_people)d new people", stats)
+
+
+async def queue_recluster_when_idle(box: Photobox) -> None:
+    """Periodic: after a wave of new faces, once no face scan is pending, re-cluster in full
+    (one face at a time is cautious; the full pass recovers the faces it left unassigned)."""
+    def due(conn) -> bool:
+        pending = conn.execute("SELECT 1 FROM jobs WHERE kind = 'faces' AND state IN ('queued', 'running') "
+                               "LIMIT 1").fetchone()
+        if pending:
+            return False
+        last = conn.execute("SELECT value FROM meta WHERE key = 'faces_reclustered_at'").fetchone()
+        newest = conn.execute("SELECT max(created_at) FROM faces").fetchone()[0]
+        return newest is not None and (last is None or newest > float(last[0]))
+
+    if await box.db.read(due):
+        await box.scheduler.enqueue("people.recluster", "", force=True)
