@@ -616,6 +616,7 @@ class _OnnxKernel:
 
 _kernel_lock = threading.Lock()
 _kernel: _NumpyKernel | _OnnxKernel | None = None
+_kernel_rows = 0                     # how many rows the choice of _kernel was timed on
 _kernels: dict[str, _NumpyKernel | _OnnxKernel] = {}
 _forced_kernel: str | None = None
 _scan_pool: ThreadPoolExecutor | None = None
@@ -635,11 +636,12 @@ def _pool() -> ThreadPoolExecutor:
 
 def set_kernel(name: str | None) -> None:
     """Force the scan kernel (``"numpy"`` or ``"onnx"``), or None to pick the faster by timing (the default)."""
-    global _kernel, _forced_kernel
+    global _kernel, _forced_kernel, _kernel_rows
     if name not in (None, "numpy", "onnx"):
         raise ValueError(f"unknown kernel {name!r}")
     with _kernel_lock:
         _forced_kernel, _kernel = name, None
+        _kernel_rows = 0
 
 
 def _instance(name: str) -> _NumpyKernel | _OnnxKernel:
@@ -652,31 +654,34 @@ def _instance(name: str) -> _NumpyKernel | _OnnxKernel:
     return kernel
 
 
-def _get_kernel(dim: int) -> _NumpyKernel | _OnnxKernel:
-    """The scan kernel, chosen once per process by timing both on this CPU.
+def _get_kernel(dim: int, sample: np.ndarray | None = None) -> _NumpyKernel | _OnnxKernel:
+    """The scan kernel, chosen by timing both on this CPU.
 
-    Which wins depends on the CPU: on x86 they are close; onnxruntime has int8 dot-product
-    kernels for the Pi 5's Cortex-A76 that numpy's convert-then-BLAS path cannot use.
-    numpy is kept unless onnxruntime is clearly faster: it has no query quantization error
-    and does not depend on an optional kernel.
+    Which wins depends on the CPU and on how far the vectors are from its caches: on x86
+    they are close; onnxruntime has int8 dot-product kernels for the Pi 5's Cortex-A76 that
+    numpy's convert-then-BLAS path cannot use. The choice is made once on 64k random rows,
+    and made again on a built mirror's own rows when there are several times more of them
+    (:func:`_build_now` passes them). numpy is kept unless onnxruntime is clearly faster, as
+    it adds no quantization error of the query.
     """
-    global _kernel
+    global _kernel, _kernel_rows
     with _kernel_lock:
-        if _kernel is not None:
+        if _kernel is not None and (sample is None or len(sample) <= 2 * _kernel_rows or _forced_kernel):
             return _kernel
         forced = _forced_kernel
     if forced is not None:
-        best = _instance(forced)
+        best, rows = _instance(forced), 0
     else:
-        best = numpy_kernel = _instance("numpy")
+        if sample is None:
+            sample = np.random.default_rng(0).integers(-127, 128, size=(65536, dim), dtype=np.int8)
+        numpy_kernel = best = _instance("numpy")
+        rows = len(sample)
         try:
             onnx_kernel = _instance("onnx")
         except Exception as exc:  # noqa: BLE001 - any failure means: use numpy
             log.info("onnxruntime int8 kernel unavailable (%s); search scans with numpy", exc)
         else:
-            rng = np.random.default_rng(0)
-            sample = rng.integers(-127, 128, size=(65536, dim), dtype=np.int8)  # 32 MB at 512-d: past the caches
-            q = rng.standard_normal(dim).astype(np.float32)
+            q = np.random.default_rng(1).standard_normal(dim).astype(np.float32)
             q /= np.linalg.norm(q)
             timings = {}
             for kernel in (numpy_kernel, onnx_kernel):
@@ -689,11 +694,11 @@ def _get_kernel(dim: int) -> _NumpyKernel | _OnnxKernel:
                 timings[kernel] = min(runs)
             if timings[onnx_kernel] < 0.8 * timings[numpy_kernel]:
                 best = onnx_kernel
-            log.info("vector scan kernel: %s (numpy %.1f ms, onnx %.1f ms per 64k vectors)", best.name,
+            log.info("vector scan kernel: %s (per %d vectors: numpy %.1f ms, onnx %.1f ms)", best.name, len(sample),
                      timings[numpy_kernel] * 1000, timings[onnx_kernel] * 1000)
     with _kernel_lock:
-        if _kernel is None:
-            _kernel = best
+        if _kernel is None or rows > _kernel_rows:
+            _kernel, _kernel_rows = best, rows
         return _kernel
 
 
@@ -1041,6 +1046,8 @@ def _build_now(conn: apsw.Connection | None, key: _Key, space_id: int, dim: int)
                 return None
         mirror = _Mirror(key, dim)
         mirror.build(source, space)
+        # Time the kernels on these vectors if there are many more than the last choice saw.
+        _get_kernel(dim, mirror.codes[:min(mirror.n, 262144)] if mirror.n >= 65536 else None)
         with _registry_lock:
             _mirrors[key] = mirror
         return mirror
