@@ -88,3 +88,16 @@ def test_viewer_lists_faces_with_not_this_person(owner_client, faces):
     s = BeautifulSoup(owner_client.get(f"/photos/{faces[0]}").text, "html.parser")
     item = s.select_one(".face-list li")
     assert "Ada" in item.text and item.select_one("form[action='/faces/1/not']")
+
+
+def test_age_in_viewer(owner_client, faces):
+    c = owner_client
+    box = c.app.state.photobox
+    with box.db.transaction() as conn:
+        taken = conn.execute("SELECT taken_at FROM assets WHERE id = ?", (faces[0],)).fetchone()[0]
+        store.update_person(conn, 1, birth_date=f"{int(taken[:4]) - 7}-{taken[5:10]}")
+    s = BeautifulSoup(c.get(f"/photos/{faces[0]}").text, "html.parser")
+    assert "age 7" in s.select_one(".face-list li").text
+    assert store.age_on("2015-03-01", "2023-02-28T10:00:00") == 7
+    assert store.age_on("2015-03-01", "2023-03-01T10:00:00") == 8
+    assert store.age_on(None, "2023-03-01") is None

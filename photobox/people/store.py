@@ -117,11 +117,27 @@ def merge_people(conn: apsw.Connection, keep: int, other: int) -> int:
     return len(moved)
 
 
+def age_on(birth_date: str | None, taken_at: str | None) -> int | None:
+    """Whole years between a birth date and when a photo was taken (None if either is unknown)."""
+    if not birth_date or not taken_at or len(taken_at) < 10:
+        return None
+    try:
+        by, bm, bd = (int(x) for x in birth_date[:10].split("-"))
+        ty, tm, td = (int(x) for x in taken_at[:10].split("-"))
+    except ValueError:
+        return None
+    age = ty - by - ((tm, td) < (bm, bd))
+    return age if age >= 0 else None
+
+
 def person_faces_for_asset(conn: apsw.Connection, asset_id: int) -> list[tuple]:
-    """(face id, person id, person name, x1, y1, x2, y2) of the faces in one photo."""
-    return conn.execute(
-        "SELECT f.id, f.person_id, coalesce(p.name, ''), f.x1, f.y1, f.x2, f.y2 FROM faces f "
-        "LEFT JOIN people p ON p.id = f.person_id WHERE f.asset_id = ? ORDER BY f.x1", (asset_id,)).fetchall()
+    """(face id, person id, person name, x1, y1, x2, y2, age) of the faces in one photo; the age
+    (in whole years, when the person's birthday is known) is at the time the photo was taken."""
+    rows = conn.execute(
+        "SELECT f.id, f.person_id, coalesce(p.name, ''), f.x1, f.y1, f.x2, f.y2, p.birth_date, a.taken_at "
+        "FROM faces f JOIN assets a ON a.id = f.asset_id LEFT JOIN people p ON p.id = f.person_id "
+        "WHERE f.asset_id = ? ORDER BY f.x1", (asset_id,)).fetchall()
+    return [(*r[:7], age_on(r[7], r[8])) for r in rows]
 
 
 def unassigned_faces(conn: apsw.Connection, *, after_id: int = 0, limit: int = 60) -> list[tuple[int, int]]:
