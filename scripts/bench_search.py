@@ -311,7 +311,7 @@ def run(kind: str, n: int, args: argparse.Namespace) -> dict[str, dict[str, dict
             vectors.clear_mirrors()
     del x
     gc.collect()
-    print(f"  process RSS now {rss_bytes() / MB:.0f} MB", flush=True)
+    print(f"  process RSS now {rss_bytes() / MB:.0f} MB; load average {os.getloadavg()[0]:.2f}", flush=True)
     return results
 
 
@@ -331,7 +331,7 @@ def main() -> None:
     summary: dict[tuple[str, int], dict] = {}
     for kind in args.data:
         for n in args.sizes:
-            print(f"{kind} vectors, {n}:", flush=True)
+            print(f"{kind} vectors, {n} (load average {os.getloadavg()[0]:.2f}):", flush=True)
             summary[kind, n] = run(kind, n, args)
 
     print(f"\nsummary: median ms with no / 1% / 50% filter, and the lowest mean recall@50 of the three "

@@ -90,8 +90,12 @@ def clip_job(job: Job) -> None:
 
 
 async def queue_indexing(box: Photobox) -> None:
-    """Periodic: drop vectors of deleted assets, and queue ``clip`` when assets lack vectors."""
+    """Periodic: drop vectors of deleted assets, build the search mirror ahead of the first
+    search, and queue ``clip`` when assets lack vectors."""
     await box.db.write(vectors.sweep)
+    active = await box.db.read(vectors.active_space)
+    if active is not None:
+        await asyncio.to_thread(vectors.warm, box.db, active.id)
     model = await asyncio.to_thread(box.models.clip)
     if model is None:
         return

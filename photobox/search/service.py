@@ -59,6 +59,11 @@ def search(box: Photobox, *, q: str = "", like: int | None = None, f: Filters | 
     if space is None or (q and model is None):
         return SearchOutcome(message=box.models.status()["message"] if model is None
                              else "Search by description starts once photos are indexed.")
+    if q and space.model != model.model_id:
+        # A new model is filling its own space; its text vectors do not fit the old one, and
+        # the old model's files are gone. Say so rather than rank with mismatched vectors.
+        return SearchOutcome(message="Search by description is being rebuilt for a new model; "
+                                     "it is back once the library is indexed again.")
     if q:
         query = model.embed_texts([q])[0]
     with box.db.reader(box.settings.web_query_time_limit_ms) as conn:
@@ -69,8 +74,11 @@ def search(box: Photobox, *, q: str = "", like: int | None = None, f: Filters | 
         # The cut-off applies to descriptions; "more like this" always has a best match.
         min_score = box.settings.search_min_score if q else None
         allowed = search_filters.allowed_ids(conn, f) if f.narrowing else None
-        hits = vectors.search(conn, space.id, query, k=limit + (0 if allowed is not None else 200),
-                              allowed_ids=allowed, min_score=min_score)
+        try:
+            hits = vectors.search(conn, space.id, query, k=limit + (0 if allowed is not None else 200),
+                                  allowed_ids=allowed, min_score=min_score)
+        except vectors.SpaceUnavailable:  # retired between our two reads: the next search uses the new one
+            return SearchOutcome(message="Search was just switched to a new model; please try again.")
         if like is not None:
             hits = [(i, s) for i, s in hits if i != like]
         if allowed is None:

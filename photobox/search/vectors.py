@@ -22,19 +22,23 @@ given the quantization error (k plus 10-25% in practice), and re-ranks those wit
 float32 vectors read back from SQLite: results and scores are exact float32 cosine
 similarities. ``scripts/bench_search.py`` measured the alternatives (median, 2-core x86):
 
-=====================  ======  ======  ===============  ===========
-strategy               100k    1M      RAM at 1M        recall@50
-=====================  ======  ======  ===============  ===========
-int8 mirror (this)     8 ms    93 ms   554 MB           1.000
-numpy float32 matrix   15 ms   73 ms   2048 MB          (reference)
-vec0 float32 brute     70 ms   800 ms  page cache       1.000
-vec0 int8 + re-rank    85 ms   -       +54 MB disk/100k 1.000
-vec0 bit + re-rank     200 ms  -       +9 MB disk/100k  0.50-0.99
-=====================  ======  ======  ===============  ===========
+=====================  ======  ======  ===============  ==========
+strategy (no filter)   100k    1M      memory at 1M     recall@50
+=====================  ======  ======  ===============  ==========
+int8 mirror (this)     12 ms   90 ms   554 MB RAM       1.000
+numpy float32 matrix   13 ms   73 ms   2048 MB RAM      (reference)
+vec0 float32 brute     75 ms   800 ms  page cache       1.000
+vec0 int8, re-rank     89 ms   -       +540 MB on disk  1.000
+vec0 bit, re-rank      158 ms  -       +90 MB on disk   0.49-0.98
+=====================  ======  ======  ===============  ==========
+
+With a 1% filter the mirror takes 1 ms at 100k and 4 ms at 1M (it scans only those rows).
+A float32 matrix is as fast on that x86 but needs 4x the RAM (2 GB at 1M: more than most
+Pis have) and 4x the memory bandwidth, which is what a Pi lacks most.
 
 The scan converts int8 blocks that fit in cache to float32 for BLAS, over a few threads
 (numpy), or runs onnxruntime's int8 MatMulInteger (dot-product instructions on the Pi 5);
-the faster one on this CPU is picked by timing once per process.
+whichever is faster on this CPU is picked by timing (again on a big mirror's own rows).
 
 **The mirror is a cache.** It is built lazily from SQLite (by :func:`warm`, the first search,
 or in a background thread for a big space, searched in SQLite meanwhile), follows every
