@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from photobox.core import Photobox
 
 __all__ = ["Auth", "AuthMiddleware", "SecurityHeadersMiddleware", "SESSION_COOKIE", "ANON_COOKIE",
-           "guard", "is_secure", "csrf_token_for"]
+           "guard", "is_secure", "csrf_token_for", "local_path"]
 
 SESSION_COOKIE = "pb_session"
 ANON_COOKIE = "pb_anon"
@@ -162,6 +162,19 @@ async def guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
     expected = csrf_token_for(connection)
     if not auth.check_csrf(expected, await _given_csrf(connection)):
         raise PermissionDeniedException("the form expired or came from another site (CSRF check failed); reload the page and try again")
+
+
+def local_path(target: str | None, default: str = "/") -> str:
+    """``target`` if it is a path on this site, else ``default``: redirects after a login or a
+    form must never lead off-site (an open redirect helps phishing)."""
+    from urllib.parse import urlsplit
+
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    parts = urlsplit(target)
+    if parts.netloc:
+        return default
+    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 def is_secure(connection: ASGIConnection) -> bool:

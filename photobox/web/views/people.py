@@ -17,6 +17,7 @@ from photobox.library.timeline import Scope
 from photobox.people import store
 from photobox.web.files import serve_file
 from photobox.web.render import page
+from photobox.web.security import local_path
 from photobox.web.views.timeline import render_grid_page
 
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
@@ -38,10 +39,6 @@ class FaceForm(Struct):
     new_name: str = ""
     back: str = "/people"
     csrf_token: str = ""
-
-
-def _back(target: str) -> str:
-    return target if target.startswith("/") and not target.startswith("//") else "/people"
 
 
 @get("/people", include_in_schema=False)
@@ -109,21 +106,21 @@ async def merge(request: Request, person_id: FromPath[int], data: Annotated[Merg
 async def not_this_person(request: Request, face_id: FromPath[int], data: Annotated[FaceForm, Form]) -> Response:
     if data.person_id is not None:
         await request.app.state.photobox.db.write(lambda c: store.not_this_person(c, face_id, data.person_id))
-    return Redirect(_back(data.back), status_code=303)
+    return Redirect(local_path(data.back, "/people"), status_code=303)
 
 
 @post("/faces/{face_id:int}/assign", include_in_schema=False)
 async def assign(request: Request, face_id: FromPath[int], data: Annotated[FaceForm, Form]) -> Response:
     await request.app.state.photobox.db.write(
         lambda c: store.assign_face(c, face_id, data.person_id, new_name=data.new_name))
-    return Redirect(_back(data.back), status_code=303)
+    return Redirect(local_path(data.back, "/people"), status_code=303)
 
 
 @post("/people/{person_id:int}/cover", include_in_schema=False)
 async def cover(request: Request, person_id: FromPath[int], data: Annotated[FaceForm, Form]) -> Response:
     face_id = int(request.query_params.get("face") or 0)
     await request.app.state.photobox.db.write(lambda c: store.set_cover(c, person_id, face_id))
-    return Redirect(_back(data.back), status_code=303)
+    return Redirect(local_path(data.back, "/people"), status_code=303)
 
 
 def _crop_face(box, face):

@@ -21,6 +21,7 @@ from photobox.library.paths import original_path
 from photobox.library.timeline import Scope, Tile
 from photobox.web.files import stream_zip
 from photobox.web.render import page
+from photobox.web.security import local_path
 
 PAGE_SIZE = 150
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
@@ -143,10 +144,6 @@ class BulkForm(Struct):
     csrf_token: str = ""
 
 
-def _safe_back(target: str) -> str:
-    return target if target.startswith("/") and not target.startswith("//") else "/"
-
-
 @post("/assets/bulk", include_in_schema=False)
 async def bulk(request: Request, data: Annotated[BulkForm, Body(media_type=RequestEncodingType.URL_ENCODED)]) -> Response:
     """Selection mode and viewer buttons: favourite, archive, trash, restore, delete, albums."""
@@ -176,7 +173,7 @@ async def bulk(request: Request, data: Annotated[BulkForm, Body(media_type=Reque
         await asyncio.to_thread(actions.purge, box, ids)
     else:
         raise ClientException(f"unknown action {data.action!r}")
-    back = _safe_back(data.back)
+    back = local_path(data.back)
     if request.headers.get("hx-request") == "true":
         return Response("", status_code=204, headers={"HX-Location": back} if data.action == "album_new"
                         else {"HX-Refresh": "true"})
