@@ -109,6 +109,18 @@ def test_trashed_and_archived_are_left_out(owner_client, library):
     assert search(box, q="red", f=Filters(archived="include")).ids == [library["red2.jpg"]]
 
 
+def test_hidden_hits_do_not_shorten_the_page(owner_client, library, monkeypatch):
+    """When hidden assets fill the over-fetch, the search widens it instead of returning less."""
+    from photobox.search import service
+
+    box = owner_client.app.state.photobox
+    first, second = search(box, q="red").ids
+    with box.db.transaction() as conn:
+        conn.execute("UPDATE assets SET trashed_at = 1 WHERE id = ?", (first,))
+    monkeypatch.setattr(service, "_OVERFETCH", 0)
+    assert search(box, q="red", limit=1).ids == [second]
+
+
 def test_search_page_and_api(owner_client, library):
     c = owner_client
     s = BeautifulSoup(c.get("/search?q=fire").text, "html.parser")

@@ -42,6 +42,12 @@ def _visible(conn, ids: list[int]) -> set[int]:
     return out
 
 
+#: Extra hits fetched without filters, for the hidden ones dropped after ranking.
+_OVERFETCH = 200
+#: The widest unfiltered fetch (sqlite-vec's KNN also caps k at 4096).
+_MAX_FETCH = 4096
+
+
 def search(box: Photobox, *, q: str = "", like: int | None = None, f: Filters | None = None,
            limit: int = MAX_RESULTS) -> SearchOutcome:
     """Rank by a description ``q`` or by similarity to asset ``like``, within filters ``f``."""
@@ -74,16 +80,21 @@ def search(box: Photobox, *, q: str = "", like: int | None = None, f: Filters | 
         # The cut-off applies to descriptions; "more like this" always has a best match.
         min_score = box.settings.search_min_score if q else None
         allowed = search_filters.allowed_ids(conn, f) if f.narrowing else None
-        try:
-            hits = vectors.search(conn, space.id, query, k=limit + (0 if allowed is not None else 200),
-                                  allowed_ids=allowed, min_score=min_score)
-        except vectors.SpaceUnavailable:  # retired between our two reads: the next search uses the new one
-            return SearchOutcome(message="Search was just switched to a new model; please try again.")
-        if like is not None:
-            hits = [(i, s) for i, s in hits if i != like]
-        if allowed is None:
-            keep = _visible(conn, [i for i, _ in hits])
-            hits = [(i, s) for i, s in hits if i in keep]
+        # Without filters the index also holds hidden assets (trash, archive, motion parts):
+        # over-fetch, drop them, and widen the fetch while hidden ones crowd out the page.
+        k = limit + (0 if allowed is not None else _OVERFETCH)
+        while True:
+            try:
+                raw = vectors.search(conn, space.id, query, k=k, allowed_ids=allowed, min_score=min_score)
+            except vectors.SpaceUnavailable:  # retired between our two reads: the next search uses the new one
+                return SearchOutcome(message="Search was just switched to a new model; please try again.")
+            hits = [(i, s) for i, s in raw if i != like]
+            if allowed is None:
+                keep = _visible(conn, [i for i, _ in hits])
+                hits = [(i, s) for i, s in hits if i in keep]
+            if allowed is not None or len(hits) >= limit or len(raw) < k or k >= _MAX_FETCH:
+                break
+            k = min(k * 4, _MAX_FETCH)
     hits = hits[:limit]
     if not hits:
         return SearchOutcome(ranked=True, message=f"No good match for “{q}”." if q else "Nothing similar found.")
