@@ -24,7 +24,7 @@ from photobox.places.geocoder import installed
 if TYPE_CHECKING:
     from photobox.core import Photobox
 
-__all__ = ["BATCH", "install", "queue_geocoding"]
+__all__ = ["BATCH", "geocode_pending", "install", "queue_geocoding"]
 
 log = logging.getLogger(__name__)
 
@@ -51,24 +51,29 @@ def places_job(job: Job) -> None:
 
 @REGISTRY.register("places.all", concurrency=1, priority=5)
 def places_all_job(job: Job) -> None:
-    """Geocode every asset that needs it, a batch per transaction (short writes)."""
-    box: Photobox = job.context
+    """Geocode every asset that needs it."""
+    done = geocode_pending(job.context, should_stop=job.should_stop)
+    if done:
+        log.info("places: geocoded %d photo(s)", done)
+
+
+def geocode_pending(box: Photobox, *, should_stop=lambda: False) -> int:
+    """Geocode every asset never geocoded or moved since, a batch per transaction (short
+    writes); return how many. Does nothing without the gazetteer."""
     done, after = 0, 0
     while True:
-        if job.should_stop():
+        if should_stop():
             raise Stopping()
         with box.db.transaction() as conn:
             if installed(conn) is None:
-                return
+                return done
             batch = store.pending_assets(conn, BATCH, after_id=after)
             for asset_id, lat, lon in batch:
                 store.geocode_asset(conn, asset_id, lat, lon, now=box.clock())
         if not batch:
-            break
+            return done
         after = batch[-1][0]
         done += len(batch)
-    if done:
-        log.info("places: geocoded %d photo(s)", done)
 
 
 async def queue_geocoding(box: Photobox) -> None:
