@@ -53,7 +53,15 @@ def _ring(arcs: list, indexes: list[int]) -> list[list[float]]:
             cleaned.append(p)
     if cleaned[0] != cleaned[-1]:
         cleaned.append(cleaned[0])
-    return [list(p) for p in cleaned]
+    # Rings crossing the antimeridian (Russia, Fiji) jump from 180 to -180; a map would draw
+    # that jump as a line across the world. Keep longitudes continuous instead (Chukotka
+    # runs on to 190°), which Leaflet draws where it belongs.
+    out, shift = [], 0.0
+    for i, (lon, lat) in enumerate(cleaned):
+        if i and abs(lon + shift - out[-1][0]) > 180:
+            shift += 360.0 if out[-1][0] > lon + shift else -360.0
+        out.append([round(lon + shift, 2), lat])
+    return out
 
 
 def convert(topo: dict) -> dict:

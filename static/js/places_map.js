@@ -8,7 +8,7 @@
   function init() {
     var el = document.getElementById("photo-map");
     if (!el || typeof L === "undefined") return;
-    var map = L.map(el, { worldCopyJump: true, minZoom: 1, maxZoom: 18, zoomSnap: 1 });
+    var map = L.map(el, { worldCopyJump: true, minZoom: 0, maxZoom: 18, zoomSnap: 1 });
     map.setView([20, 0], 2);
     if (el.dataset.tiles) {
       L.tileLayer(el.dataset.tiles, { maxZoom: 19, attribution: "" }).addTo(map);
@@ -66,11 +66,16 @@
     }
 
     function load() {
-      var b = map.getBounds();
-      var west = b.getWest(), east = b.getEast();
-      if (east - west >= 360) { west = -180; east = 180; }
-      var q = "?south=" + b.getSouth().toFixed(4) + "&north=" + b.getNorth().toFixed(4) +
-        "&west=" + west.toFixed(4) + "&east=" + east.toFixed(4) + "&zoom=" + map.getZoom();
+      // The first answer covers the whole world so the map can frame every photo;
+      // later ones only the visible box.
+      var q = "?south=-90&north=90&west=-180&east=180&zoom=2";
+      if (!first) {
+        var b = map.getBounds();
+        var west = b.getWest(), east = b.getEast();
+        if (east - west >= 360) { west = -180; east = 180; }
+        q = "?south=" + b.getSouth().toFixed(4) + "&north=" + b.getNorth().toFixed(4) +
+          "&west=" + west.toFixed(4) + "&east=" + east.toFixed(4) + "&zoom=" + map.getZoom();
+      }
       if (pending) pending.abort();
       pending = new AbortController();
       fetch(el.dataset.points + q, { credentials: "same-origin", signal: pending.signal })
@@ -79,8 +84,8 @@
           if (first && data.cells.length) {
             first = false;
             var bounds = L.latLngBounds(data.cells.map(function (c) { return [c.lat, c.lon]; }));
-            map.fitBounds(bounds.pad(0.2), { maxZoom: 10 });  // moveend loads the points again
-            if (map.getBounds().contains(bounds)) draw(data);
+            map.fitBounds(bounds.pad(0.2), { maxZoom: 10, animate: false });  // moveend loads the points again
+            load();
             return;
           }
           first = false;
