@@ -99,7 +99,9 @@ def test_countries_towns_and_grids(placed):
     assert tiles == {ids["paris1"], ids["paris2"]}
     place_id = int(town_url.rsplit("/", 1)[1])
     viewer = client.get(f"/photos/{ids['paris1']}?in=place-{place_id}")
-    assert viewer.status_code == 200
+    facts = soup(viewer).select_one("dl.facts").text
+    assert "Paris, Ile-de-France, France · 48.85840, 2.29450" in facts
+    assert f'href="/places/town/{place_id}"' in viewer.text  # back to the town's photos
     assert {int(t["data-id"]) for t in soup(client.get("/places/fj/photos")).select("a.tile")} == {ids["fiji"]}
     assert client.get("/places/ZZ").status_code == 404
     assert client.get("/places/town/999999").status_code == 404
