@@ -130,6 +130,14 @@ def test_map_points_cluster_by_zoom(placed):
     # Leaflet's unwrapped longitudes (panned one world east) mean the same place.
     wrapped = client.get("/api/places/map?south=-30&north=0&west=530&east=550&zoom=5").json()
     assert [c["id"] for c in wrapped["cells"]] == [ids["fiji"]]
+    # The zoomed-out views are cached until the library changes: trashing a photo shows.
+    box = client.app.state.photobox
+    from photobox.library import actions
+
+    with box.db.transaction() as conn:
+        actions.apply_action(conn, "trash", [ids["berlin"]], now=time.time())
+    world = client.get("/api/places/map?south=-90&north=90&west=-180&east=180&zoom=2").json()
+    assert sorted(c["count"] for c in world["cells"]) == [1, 1, 2]
     # Malformed numbers fall back to the whole world instead of failing.
     assert client.get("/api/places/map?south=x&zoom=y").status_code == 200
 
