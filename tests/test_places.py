@@ -218,3 +218,28 @@ def test_periodic_check_queues_when_pending(box, tmp_path):
     asyncio.run(queue_geocoding(box))
     with box.db.reader() as conn:
         assert conn.execute("SELECT count(*) FROM jobs WHERE kind = 'places.all'").fetchone()[0] == 1
+
+
+# -- command line ----------------------------------------------------------------------
+
+def test_cli_install_status_and_doctor(tmp_path, capsys):
+    from photobox.cli import main
+
+    data = tmp_path / "data"
+    archive = tmp_path / "cities.tar.gz"
+    sha = cities_archive(archive)
+    assert main(["places", "status", "--data-dir", str(data)]) == 0
+    assert "not installed" in capsys.readouterr().out
+    assert main(["doctor", "--data-dir", str(data)]) == 0
+    assert "WARN  places data: not installed" in capsys.readouterr().out
+    assert main(["places", "install", "--from", str(archive), "--sha256", "1" * 64, "--data-dir", str(data)]) == 1
+    assert "expected 1111" in capsys.readouterr().out
+    assert main(["places", "install", "--from", str(archive), "--sha256", sha, "--data-dir", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert f"installed {len(KNOWN)} cities" in out and "CC BY 4.0" in out and "geocoded 0 photo(s)" in out
+    assert main(["places", "install", "--from", str(archive), "--sha256", sha, "--data-dir", str(data)]) == 0
+    assert "already installed" in capsys.readouterr().out
+    assert main(["places", "status", "--data-dir", str(data)]) == 0
+    assert f"places data: {len(KNOWN)} cities" in capsys.readouterr().out
+    assert main(["doctor", "--data-dir", str(data)]) == 0
+    assert f"OK    places data: {len(KNOWN)} towns" in capsys.readouterr().out

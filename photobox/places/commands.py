@@ -11,7 +11,7 @@ from photobox.places.data import DEFAULT_SOURCE, ChecksumMismatch
 from photobox.places.geocoder import installed
 from photobox.settings import Settings
 
-__all__ = ["add_commands", "cmd_install", "cmd_status"]
+__all__ = ["add_commands", "cmd_install", "cmd_status", "doctor_check"]
 
 
 def cmd_install(settings: Settings, out: TextIO, *, source: Path | None = None, sha256: str | None = None,
@@ -69,6 +69,23 @@ def cmd_status(settings: Settings, out: TextIO) -> int:
               f"{info['licence']}", file=out)
     print(f"photos with GPS: {gps}; with a place: {placed}; no town within range: {none}", file=out)
     return 0
+
+
+def doctor_check(settings: Settings) -> tuple[str, str]:
+    """``photobox doctor``'s line: is the gazetteer installed (read-only look at the database)."""
+    from photobox.db import connect
+
+    if not settings.db_path.exists():
+        return "WARN", "no database yet"
+    conn = connect(settings.db_path, readonly=True)
+    try:
+        has_table = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'geo_cities'").fetchone()
+        info = installed(conn) if has_table else None
+    finally:
+        conn.close()
+    if info is None:
+        return "WARN", "not installed: photos get no town or country (run `photobox places install`)"
+    return "OK", f"{info['cities']} towns from {info['source']}"
 
 
 def add_commands(command, sub, common_settings) -> None:
