@@ -103,6 +103,11 @@ def test_countries_towns_and_grids(placed):
     assert "Paris, Ile-de-France, France · 48.85840, 2.29450" in facts
     assert f'href="/places/town/{place_id}"' in viewer.text  # back to the town's photos
     assert {int(t["data-id"]) for t in soup(client.get("/places/fj/photos")).select("a.tile")} == {ids["fiji"]}
+    # The grid's infinite scroll asks /grid with the scope key.
+    more = client.get(f"/grid?in=place-{place_id}&before=1e18:0", headers={"hx-request": "true"})
+    assert {int(t["data-id"]) for t in soup(more).select("a.tile")} == {ids["paris1"], ids["paris2"]}
+    more = client.get("/grid?in=country-DE&before=1e18:0", headers={"hx-request": "true"})
+    assert {int(t["data-id"]) for t in soup(more).select("a.tile")} == {ids["berlin"]}
     assert client.get("/places/ZZ").status_code == 404
     assert client.get("/places/town/999999").status_code == 404
     assert client.get("/places/notacountry").status_code == 404
