@@ -85,6 +85,13 @@ def test_map_draws_outline_and_markers_offline(server):
             single[0].click()
             wait.until(lambda drv: "/photos/" in drv.current_url)
 
+        d.get(server.url + "/places/FR")
+        cards = d.find_elements(By.CSS_SELECTOR, ".place-card")
+        assert [c.find_element(By.CSS_SELECTOR, ".place-name").text for c in cards] == ["Paris"]
+        cards[0].click()
+        wait.until(lambda drv: len(drv.find_elements(By.CSS_SELECTOR, "a.tile img")) == 2)
+        screenshot(d, "places-town")
+
         d.set_window_size(390, 844)
         d.get(server.url + "/places")
         wait.until(lambda drv: int(drv.find_element(By.ID, "photo-map").get_attribute("data-markers") or 0) > 0)
