@@ -49,7 +49,7 @@ _TOP = 1e18
 @dataclass(frozen=True, slots=True)
 class Scope:
     """Which list: ``timeline``, ``favorites``, ``archive``, ``trash``, ``album`` or ``person``
-    (the last two with an id)."""
+    (the last two with an id), ``place`` (a town id) or ``country`` (an ISO code)."""
 
     name: str = "timeline"
     album_id: int | None = None
