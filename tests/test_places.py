@@ -243,3 +243,17 @@ def test_cli_install_status_and_doctor(tmp_path, capsys):
     assert f"places data: {len(KNOWN)} cities" in capsys.readouterr().out
     assert main(["doctor", "--data-dir", str(data)]) == 0
     assert f"OK    places data: {len(KNOWN)} towns" in capsys.readouterr().out
+
+
+def test_lost_gps_forgets_the_place(box, tmp_path):
+    from photobox.places.jobs import queue_geocoding
+
+    install_known(box, tmp_path)
+    asset = ingest(box, tmp_path, "p.jpg", gps=(48.8584, 2.2945), seed=7)
+    asyncio.run(box.scheduler.run_until_idle())
+    assert places_of(box) == {asset: "Paris, France"}
+    with box.db.transaction() as conn:  # as a metadata re-read of a file whose GPS was stripped does
+        conn.execute("UPDATE assets SET latitude = NULL, longitude = NULL WHERE id = ?", (asset,))
+    asyncio.run(queue_geocoding(box))
+    asyncio.run(box.scheduler.run_until_idle())
+    assert places_of(box) == {}

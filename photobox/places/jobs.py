@@ -60,6 +60,8 @@ def places_all_job(job: Job) -> None:
 def geocode_pending(box: Photobox, *, should_stop=lambda: False) -> int:
     """Geocode every asset never geocoded or moved since, a batch per transaction (short
     writes); return how many. Does nothing without the gazetteer."""
+    with box.db.transaction() as conn:
+        store.forget_lost_gps(conn)
     done, after = 0, 0
     while True:
         if should_stop():
@@ -79,7 +81,7 @@ def geocode_pending(box: Photobox, *, should_stop=lambda: False) -> int:
 async def queue_geocoding(box: Photobox) -> None:
     """Periodic: queue ``places.all`` when the gazetteer is installed and photos lack a place."""
     def pending(conn) -> bool:
-        return installed(conn) is not None and bool(store.pending_assets(conn, 1))
+        return installed(conn) is not None and (bool(store.pending_assets(conn, 1)) or store.has_lost_gps(conn))
 
     if await box.db.read(pending):
         await box.scheduler.enqueue("places.all", "", force=True)

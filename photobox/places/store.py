@@ -78,6 +78,21 @@ def pending_assets(conn: apsw.Connection, limit: int, *, after_id: int = 0) -> l
         "ORDER BY a.id LIMIT ?", (after_id, limit)).fetchall()
 
 
+_LOST_GPS = ("SELECT ap.asset_id FROM asset_places ap JOIN assets a ON a.id = ap.asset_id "
+             "WHERE a.latitude IS NULL OR a.longitude IS NULL")
+
+
+def has_lost_gps(conn: apsw.Connection) -> bool:
+    """Whether some asset has a place but no GPS position any more (its metadata was re-read)."""
+    return conn.execute(f"SELECT EXISTS ({_LOST_GPS})").fetchone()[0] == 1
+
+
+def forget_lost_gps(conn: apsw.Connection) -> int:
+    """Drop the places of assets that no longer have a GPS position; return how many."""
+    conn.execute(f"DELETE FROM asset_places WHERE asset_id IN ({_LOST_GPS})")
+    return conn.changes()
+
+
 def place_of_asset(conn: apsw.Connection, asset_id: int) -> PlaceRow | None:
     """Where one asset was taken (for the viewer's info panel), or None."""
     row = conn.execute("SELECT p.id, p.country_code, p.country, p.region, p.city FROM asset_places ap "
