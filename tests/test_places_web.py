@@ -143,6 +143,10 @@ def test_map_points_cluster_by_zoom(placed):
         actions.apply_action(conn, "trash", [ids["berlin"]], now=time.time())
     world = client.get("/api/places/map?south=-90&north=90&west=-180&east=180&zoom=2").json()
     assert sorted(c["count"] for c in world["cells"]) == [1, 1, 2]
+    # So are the lists of countries and towns.
+    names = [n.text for n in soup(client.get("/places")).select(".place-name")]
+    assert names == ["France", "Fiji"]
+    assert client.get("/places/DE").status_code == 404
     # Malformed numbers fall back to the whole world instead of failing.
     assert client.get("/api/places/map?south=x&zoom=y").status_code == 200
 
@@ -199,3 +203,13 @@ def test_map_tile_url_setting(tmp_path):
         ingest(client.app.state.photobox, "x.jpg", gps=(1.0, 2.0))
         page = soup(client.get("/places"))
         assert page.select_one("#photo-map")["data-tiles"] == "https://{s}.tile.example.org/{z}/{x}/{y}.png"
+
+
+def test_long_town_lists_are_cut(placed, monkeypatch):
+    client, _ = placed
+    from photobox.web.views import places
+
+    soup(client.get("/places/FR"))  # cached before the limit changes: the cut is applied after the cache
+    monkeypatch.setattr(places, "MAX_TOWNS", 0)
+    page = soup(client.get("/places/FR"))
+    assert page.select(".place-card") == [] and "And 1 more place " in page.text

@@ -17,6 +17,13 @@ from photobox.web.security import map_tile_origin
 from photobox.web.views.timeline import render_grid_page
 
 
+MAX_TOWNS = 500
+
+
+def _cached(what: str, compute):
+    return lambda conn: store.cached(conn, what, compute)
+
+
 def _map_context(box) -> dict:
     tile = box.settings.map_tile_url
     return {"map_tile_url": tile if map_tile_origin(tile) else ""}
@@ -29,7 +36,7 @@ async def places_page(request: Request) -> Response:
     def load(conn):
         info = installed(conn)
         gps = conn.execute("SELECT EXISTS (SELECT 1 FROM assets WHERE latitude IS NOT NULL)").fetchone()[0]
-        return info, store.countries(conn), bool(gps)
+        return info, _cached("countries", store.countries)(conn), bool(gps)
 
     info, countries, any_gps = await box.db.read(load, time_limit_ms=box.settings.web_query_time_limit_ms)
     return page(request, "places.html", dataset=info, countries=countries, any_gps=any_gps, **_map_context(box))
@@ -46,11 +53,12 @@ def _country_code(code: str) -> str:
 async def country_page(request: Request, code: FromPath[str]) -> Response:
     box = request.app.state.photobox
     code = _country_code(code)
-    cities = await box.db.read(lambda c: store.cities(c, code), time_limit_ms=box.settings.web_query_time_limit_ms)
+    cities = await box.db.read(_cached(f"cities-{code}", lambda c: store.cities(c, code)),
+                               time_limit_ms=box.settings.web_query_time_limit_ms)
     if not cities:
         raise NotFoundException("no photos from this country")
-    return page(request, "place_country.html", code=code, country=country_name(code), cities=cities,
-                total=sum(p.count for p in cities))
+    return page(request, "place_country.html", code=code, country=country_name(code), cities=cities[:MAX_TOWNS],
+                more_towns=max(0, len(cities) - MAX_TOWNS), total=sum(p.count for p in cities))
 
 
 @get("/places/{code:str}/photos", include_in_schema=False)
@@ -96,7 +104,6 @@ MAX_CELLS = 2000
 #: cut to the visible box in Python: the zoomed-out views read every GPS photo, which is
 #: what is slow (about 0.35 s per 100k photos on x86), and they are the views opened most.
 CACHED_ZOOM = 5
-_world_cache: dict[tuple, list[dict]] = {}
 
 
 def _in_box(cell: dict, south: float, west: float, north: float, east: float) -> bool:
@@ -113,15 +120,8 @@ async def _cells(box, *, south: float, west: float, north: float, east: float, z
     if zoom > CACHED_ZOOM:
         return await box.db.read(lambda c: store.map_cells(c, south=south, west=west, north=north, east=east,
                                                             zoom=zoom, limit=MAX_CELLS + 1), time_limit_ms=limit_ms)
-    version = await box.db.read(lambda c: c.execute("SELECT max(id), max(updated_at) FROM assets").fetchone())
-    key = (tuple(version), zoom)
-    world = _world_cache.get(key)
-    if world is None:
-        world = await box.db.read(lambda c: store.map_cells(c, south=-90, west=-180, north=90, east=180, zoom=zoom,
-                                                             limit=50_000), time_limit_ms=limit_ms * 4)
-        if len(_world_cache) > 16:
-            _world_cache.clear()
-        _world_cache[key] = world
+    world = await box.db.read(_cached(f"map-{zoom}", lambda c: store.map_cells(
+        c, south=-90, west=-180, north=90, east=180, zoom=zoom, limit=50_000)), time_limit_ms=limit_ms * 4)
     return [c for c in world if _in_box(c, south, west, north, east)][:MAX_CELLS + 1]
 
 

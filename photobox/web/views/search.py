@@ -62,11 +62,11 @@ async def search_page(request: Request) -> Response:
 
     def menus(conn):
         from photobox.people.store import list_people
-
-        from photobox.places.store import all_places, countries
+        from photobox.places.store import all_places, cached, countries
 
         albums = conn.execute("SELECT id, name FROM albums ORDER BY name").fetchall()
-        return albums, search_filters.cameras(conn), list_people(conn), countries(conn), all_places(conn)
+        return (albums, search_filters.cameras(conn), list_people(conn), cached(conn, "countries", countries),
+                cached(conn, "all_places", all_places))
 
     albums, cameras, people, place_countries, places = await box.db.read(menus)
     return page(request, "search.html", albums=albums, cameras=cameras, people=people,
