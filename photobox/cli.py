@@ -338,6 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="take the files from this folder instead of the model hub (offline installs)")
     fetch.add_argument("--trust-on-first-use", action="store_true",
                        help="accept files whose sha256 is not pinned in the manifest, and pin what was downloaded")
+    from photobox.places.commands import add_commands as add_places_commands
+
+    add_places_commands(command, sub, _settings)
     jobs = command(sub, "jobs", "show job counts by kind and state", cmd_jobs)
     jobs.add_argument("--retry", action="store_true", help="queue failed jobs again first")
     return parser

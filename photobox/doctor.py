@@ -94,4 +94,11 @@ def run_checks(settings: Settings, out: TextIO) -> int:
     check("free space", disk)
     check("database", database)
     check("models", models)
+
+    def places() -> tuple[str, str]:
+        from photobox.places.commands import doctor_check
+
+        return doctor_check(settings)
+
+    check("places data", places)
     return 1 if failures else 0

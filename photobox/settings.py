@@ -67,6 +67,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Photos stay in the trash this many days before they are deleted for good (0 = until emptied by hand)."),
     Setting("plugins", "", str,
             "Comma-separated Python modules imported at start; they may register job kinds and routes."),
+    Setting("map_tile_url", "", str,
+            "Online map tiles for the Places map, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png; empty "
+            "(the default) = the bundled offline world outline only, and the browser contacts no other site."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -95,6 +98,7 @@ class Settings:
     search_min_score: float
     trash_days: int
     plugins: str
+    map_tile_url: str
 
     @property
     def db_path(self) -> Path:
@@ -161,4 +165,7 @@ def load_settings(
     resolved = {name: _coerce(_BY_NAME[name], value) for name, value in values.items()}
     if resolved["secure_cookies"] not in {"auto", "always", "never"}:
         raise SettingsError("setting 'secure_cookies' must be auto, always or never")
+    tile = resolved["map_tile_url"]
+    if tile and not (tile.startswith("https://") and "{z}" in tile and "{x}" in tile and "{y}" in tile):
+        raise SettingsError("setting 'map_tile_url' must be an https:// URL with {z}, {x} and {y}, or empty")
     return Settings(**resolved)

@@ -35,6 +35,12 @@ _SCOPES: dict[str, tuple[str, str, str]] = {
               "WHERE aa.album_id = :album AND a.trashed_at IS NULL", "aa.sort_ts", "aa.asset_id"),
     "person": ("FROM assets a WHERE a.id IN (SELECT asset_id FROM faces WHERE person_id = :person) "
                "AND a.trashed_at IS NULL AND a.motion_of IS NULL", "a.sort_ts", "a.id"),
+    # places: a town (stable places.id) or a whole country (ISO code); see photobox/places
+    "place": ("FROM assets a WHERE a.id IN (SELECT asset_id FROM asset_places WHERE place_id = :place) "
+              "AND a.trashed_at IS NULL AND a.archived = 0 AND a.motion_of IS NULL", "a.sort_ts", "a.id"),
+    "country": ("FROM assets a WHERE a.id IN (SELECT ap.asset_id FROM asset_places ap JOIN places p "
+                "ON p.id = ap.place_id WHERE p.country_code = :country) "
+                "AND a.trashed_at IS NULL AND a.archived = 0 AND a.motion_of IS NULL", "a.sort_ts", "a.id"),
 }
 
 _TOP = 1e18
@@ -43,11 +49,13 @@ _TOP = 1e18
 @dataclass(frozen=True, slots=True)
 class Scope:
     """Which list: ``timeline``, ``favorites``, ``archive``, ``trash``, ``album`` or ``person``
-    (the last two with an id)."""
+    (the last two with an id), ``place`` (a town id) or ``country`` (an ISO code)."""
 
     name: str = "timeline"
     album_id: int | None = None
     person_id: int | None = None
+    place_id: int | None = None
+    country: str | None = None
 
     @classmethod
     def parse(cls, text: str | None) -> Scope:
@@ -57,7 +65,11 @@ class Scope:
             return cls("album", int(text[6:]))
         if text.startswith("person-") and text[7:].isdigit():
             return cls("person", person_id=int(text[7:]))
-        return cls(text if text in _SCOPES and text not in ("album", "person") else "timeline")
+        if text.startswith("place-") and text[6:].isdigit():
+            return cls("place", place_id=int(text[6:]))
+        if text.startswith("country-") and len(text) == 10 and text[8:].isalpha() and text[8:].isupper():
+            return cls("country", country=text[8:])
+        return cls(text if text in _SCOPES and text not in ("album", "person", "place", "country") else "timeline")
 
     @property
     def key(self) -> str:
@@ -65,6 +77,10 @@ class Scope:
             return f"album-{self.album_id}"
         if self.name == "person":
             return f"person-{self.person_id}"
+        if self.name == "place":
+            return f"place-{self.place_id}"
+        if self.name == "country":
+            return f"country-{self.country}"
         return self.name
 
     @property
@@ -142,14 +158,15 @@ def page(conn: apsw.Connection, scope: Scope, *, before: str | None = None, limi
     sql = (f"SELECT {_TILE} {base} AND ({order}, {ident}) < (:value, :id) "
            f"ORDER BY {order} DESC, {ident} DESC LIMIT :limit")
     rows = conn.execute(sql, {"value": value, "id": last_id, "limit": limit, "album": scope.album_id,
-                              "person": scope.person_id}).fetchall()
+                              "person": scope.person_id, "place": scope.place_id, "country": scope.country}).fetchall()
     return [Tile(*r) for r in rows]
 
 
 def neighbors(conn: apsw.Connection, scope: Scope, asset_id: int) -> tuple[int | None, int | None]:
     """(newer, older) asset ids next to ``asset_id`` in ``scope``, for the viewer's arrows."""
     base, order, ident = _SCOPES[scope.name]
-    params = {"id": asset_id, "album": scope.album_id, "person": scope.person_id}
+    params = {"id": asset_id, "album": scope.album_id, "person": scope.person_id, "place": scope.place_id,
+              "country": scope.country}
     current = conn.execute(f"SELECT {order} {base} AND {ident} = :id", params).fetchone()
     if current is None:
         return None, None

@@ -39,6 +39,8 @@ class Filters:
     camera: str = ""        # "Make Model" as listed by :func:`cameras`
     archived: str = "exclude"  # 'exclude' | 'include' | 'only'
     person: int | None = None
+    place: int | None = None  # a town (places.id)
+    country: str = ""         # ISO 3166-1 alpha-2 code
 
     @classmethod
     def from_query(cls, params: Any) -> Filters:
@@ -49,6 +51,8 @@ class Filters:
 
         album = get("album")
         person = get("person")
+        place = get("place")
+        country = get("country").upper()
         return cls(
             date_from=get("from") if _day_ts(get("from"), end=False) is not None else "",
             date_to=get("to") if _day_ts(get("to"), end=True) is not None else "",
@@ -58,6 +62,8 @@ class Filters:
             camera=get("camera")[:200],
             archived=get("archived") if get("archived") in ("exclude", "include", "only") else "exclude",
             person=int(person) if person.isdigit() else None,
+            place=int(place) if place.isdigit() else None,
+            country=country if len(country) == 2 and country.isalpha() and country.isascii() else "",
         )
 
     def to_query(self) -> dict[str, str]:
@@ -72,6 +78,10 @@ class Filters:
             out["album"] = str(self.album)
         if self.person is not None:
             out["person"] = str(self.person)
+        if self.place is not None:
+            out["place"] = str(self.place)
+        if self.country:
+            out["country"] = self.country
         if self.archived != "exclude":
             out["archived"] = self.archived
         return out
@@ -107,6 +117,13 @@ def _where(f: Filters) -> tuple[list[str], dict[str, Any]]:
     if f.person is not None:
         clauses.append("a.id IN (SELECT asset_id FROM faces WHERE person_id = :person)")
         params["person"] = f.person
+    if f.place is not None:
+        clauses.append("a.id IN (SELECT asset_id FROM asset_places WHERE place_id = :place)")
+        params["place"] = f.place
+    if f.country:
+        clauses.append("a.id IN (SELECT ap.asset_id FROM asset_places ap JOIN places p ON p.id = ap.place_id "
+                       "WHERE p.country_code = :country)")
+        params["country"] = f.country
     if f.camera:
         clauses.append("trim(coalesce(a.make, '') || ' ' || coalesce(a.model, '')) = :camera")
         params["camera"] = f.camera

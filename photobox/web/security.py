@@ -13,6 +13,7 @@ credential, so they need no token.
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
 import time
@@ -204,6 +205,30 @@ _HEADERS: list[tuple[bytes, bytes]] = [
 ]
 
 
+def map_tile_origin(tile_url: str) -> str | None:
+    """The origin of the ``map_tile_url`` setting as a CSP source (``{s}`` subdomains become
+    ``*.``), or None when unset or not a plain https host."""
+    import re
+    from urllib.parse import urlsplit
+
+    if not tile_url:
+        return None
+    parts = urlsplit(tile_url.replace("{s}", "*"))
+    if parts.scheme != "https" or not re.fullmatch(r"(\*\.)?[A-Za-z0-9.-]+(:\d+)?", parts.netloc or ""):
+        return None
+    return f"https://{parts.netloc}"
+
+
+@functools.lru_cache(maxsize=4)
+def _headers_for(tile_url: str) -> list[tuple[bytes, bytes]]:
+    """The security headers; an online map tile source (off by default) may serve images."""
+    origin = map_tile_origin(tile_url)
+    if origin is None:
+        return _HEADERS
+    csp = CSP.replace("img-src 'self' data: blob:", f"img-src 'self' data: blob: {origin}")
+    return [(b"content-security-policy", csp.encode()), *(h for h in _HEADERS if h[0] != b"content-security-policy")]
+
+
 class SecurityHeadersMiddleware(ASGIMiddleware):
     """Security headers on every response, the anonymous CSRF cookie when one was made, and
     a ``Server-Timing`` header with the time spent in photobox (``scripts/bench web`` reads it)."""
@@ -212,13 +237,14 @@ class SecurityHeadersMiddleware(ASGIMiddleware):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         started = time.perf_counter()
+        security_headers = _headers_for(scope["litestar_app"].state.photobox.settings.map_tile_url)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers: list[Any] = list(message.get("headers", []))
                 headers.append((b"server-timing", f"app;dur={(time.perf_counter() - started) * 1000:.2f}".encode()))
                 present = {name.lower() for name, _ in headers}
-                headers.extend(h for h in _HEADERS if h[0] not in present)
+                headers.extend(h for h in security_headers if h[0] not in present)
                 anon = scope.get("pb_set_anon")
                 if anon:
                     secure = "; Secure" if scope.get("scheme") == "https" else ""

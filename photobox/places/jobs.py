@@ -1,0 +1,130 @@
+"""The ``places`` stage: reverse-geocode each photo with a GPS position, and install the gazetteer.
+
+``places`` runs per asset after metadata (it is appended to the ingest :data:`STAGES`).
+``places.all`` works through every asset whose position was never geocoded or changed,
+in batches: it is queued after ``photobox places install`` and by a periodic check, so a
+library imported before the gazetteer was installed gets its places too. Both are
+idempotent (a row per asset, replaced), so at-least-once delivery is harmless. Without the
+gazetteer they do nothing and the Places page says how to install it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from photobox.jobs import REGISTRY, Job, Stopping
+from photobox.jobs import store as job_store
+from photobox.library.ingest import STAGES, Stage
+from photobox.places import store
+from photobox.places.data import DEFAULT_SOURCE, Source, download, load, read_cities, verify
+from photobox.places.geocoder import installed
+
+if TYPE_CHECKING:
+    from photobox.core import Photobox
+
+__all__ = ["BATCH", "geocode_pending", "install", "queue_geocoding"]
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+
+STAGES.append(Stage("places", lambda kind, md: getattr(md, "latitude", None) is not None
+                    and getattr(md, "longitude", None) is not None))
+
+
+@REGISTRY.register("places", concurrency=1, priority=15)
+def places_job(job: Job) -> None:
+    """Geocode one asset (its position as stored now)."""
+    box: Photobox = job.context
+    asset_id = int(job.target)
+    with box.db.transaction() as conn:
+        if installed(conn) is None:
+            return  # no gazetteer yet: places.all catches up after `photobox places install`
+        row = conn.execute("SELECT latitude, longitude FROM assets WHERE id = ?", (asset_id,)).fetchone()
+        if row is None or row[0] is None or row[1] is None:
+            conn.execute("DELETE FROM asset_places WHERE asset_id = ?", (asset_id,))
+            return
+        store.geocode_asset(conn, asset_id, row[0], row[1], now=box.clock())
+
+
+@REGISTRY.register("places.all", concurrency=1, priority=5)
+def places_all_job(job: Job) -> None:
+    """Geocode every asset that needs it."""
+    done = geocode_pending(job.context, should_stop=job.should_stop)
+    if done:
+        log.info("places: geocoded %d photo(s)", done)
+
+
+def geocode_pending(box: Photobox, *, should_stop=lambda: False) -> int:
+    """Geocode every asset never geocoded or moved since, a batch per transaction (short
+    writes); return how many. Does nothing without the gazetteer."""
+    with box.db.transaction() as conn:
+        store.forget_lost_gps(conn)
+    done, after = 0, 0
+    while True:
+        if should_stop():
+            raise Stopping()
+        with box.db.transaction() as conn:
+            if installed(conn) is None:
+                return done
+            batch = store.pending_assets(conn, BATCH, after_id=after)
+            for asset_id, lat, lon in batch:
+                store.geocode_asset(conn, asset_id, lat, lon, now=box.clock())
+        if not batch:
+            return done
+        after = batch[-1][0]
+        done += len(batch)
+
+
+async def queue_geocoding(box: Photobox) -> None:
+    """Periodic: queue ``places.all`` when the gazetteer is installed and photos lack a place."""
+    def pending(conn) -> bool:
+        return installed(conn) is not None and (bool(store.pending_assets(conn, 1)) or store.has_lost_gps(conn))
+
+    if await box.db.read(pending):
+        await box.scheduler.enqueue("places.all", "", force=True)
+
+
+def install(box: Photobox, *, source: Source = DEFAULT_SOURCE, path: Path | None = None,
+            sha256: str | None = None, force: bool = False) -> dict:
+    """Download (or take ``path``), verify the sha256 pin, load the gazetteer in one
+    transaction and queue geocoding of the whole library; return the dataset info.
+
+    A second call with the same pin does nothing unless ``force``. A file given by ``path``
+    is checked against ``sha256`` (default: the pin of ``source``); a ``.csv`` is read as is,
+    anything else as the source's archive.
+
+    Raises:
+        ChecksumMismatch: the bytes are not the pinned ones (nothing is changed).
+        ValueError: the file is not a cities file.
+        OSError: the download failed.
+    """
+    expected = (sha256 or source.sha256).lower()
+    with box.db.reader() as conn:
+        current = installed(conn)
+    if current is not None and current.get("sha256") == expected and not force:
+        return {**current, "already": True}
+    downloaded = None
+    if path is None:
+        downloaded = download(source.url, box.path("tmp", f"places-{expected[:16]}.download"), expected)
+        path = downloaded
+    else:
+        verify(path, expected)
+    member = None if path.suffix.lower() == ".csv" else source.member
+    try:
+        with box.db.transaction() as conn:
+            count = load(conn, read_cities(path, member), source=source, sha256=expected, now=box.clock())
+            if current is not None and current.get("sha256") != expected:
+                conn.execute("DELETE FROM asset_places")  # derived data: redo it with the new gazetteer
+            spec = box.scheduler.registry.get("places.all")
+            job_store.enqueue(conn, "places.all", "", now=box.clock(), priority=spec.priority if spec else 5,
+                              max_attempts=box.settings.job_max_attempts, force=True)
+    finally:
+        if downloaded is not None:
+            downloaded.unlink(missing_ok=True)
+    box.scheduler.notify()
+    log.info("places: installed %d cities from %s", count, source.name)
+    with box.db.reader() as conn:
+        return installed(conn) or {}
