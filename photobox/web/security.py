@@ -44,7 +44,7 @@ _FORM_CSRF_MAX_BYTES = 1 << 20
 class Auth:
     """How the request was authenticated."""
 
-    kind: str  # 'session' | 'api_key'
+    kind: str  # 'session' | 'api_key' | 'basic' (WebDAV)
     user: auth.User
     csrf_token: str | None = None
     session_token: str | None = None
@@ -78,6 +78,17 @@ def _api_key_from(scope: Scope) -> str | None:
     return _header(scope, b"x-api-key")
 
 
+def _basic_for_dav(scope: Scope) -> str | None:
+    """The credentials of an ``Authorization: Basic`` header, only on ``/dav`` (WebDAV clients):
+    elsewhere a browser could replay cached Basic credentials in a cross-site form post."""
+    # The raw path: Litestar runs middleware after routing, and the /dav mount cut scope["path"].
+    path = scope.get("raw_path") or scope.get("path", "").encode()
+    if not (path == b"/dav" or path.startswith(b"/dav/") or path.startswith(b"/dav?")):
+        return None
+    authz = _header(scope, b"authorization")
+    return authz[6:] if authz and authz[:6].lower() == "basic " else None
+
+
 class AuthMiddleware(ASGIMiddleware):
     """Resolve the session cookie or API key into ``scope["user"]`` / ``scope["auth"]``.
 
@@ -101,6 +112,11 @@ class AuthMiddleware(ASGIMiddleware):
                     scope["auth"] = Auth("api_key", owner, api_key_id=found.id, scopes=found.scopes)
                     if found.last_used_at is None or time.time() - found.last_used_at > 300:
                         await box.db.write(auth.mark_api_key_used, found.id)
+        elif (basic := _basic_for_dav(scope)) is not None:
+            from photobox.dav.basic_auth import resolve_basic
+
+            scope["auth"] = await resolve_basic(box, scope, basic)
+            scope["user"] = scope["auth"].user if scope["auth"] is not None else None
         elif token:
             session = await box.db.read(auth.find_session, token)
             if session is not None:
@@ -157,7 +173,7 @@ async def guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
         raise NotAuthorizedException("log in first")
     if connection.scope.get("method", "GET") in SAFE_METHODS or connection.scope["type"] != "http":
         return
-    if a is not None and a.kind == "api_key":
+    if a is not None and a.kind in ("api_key", "basic"):  # basic: /dav only, see photobox.dav.basic_auth
         return
     expected = csrf_token_for(connection)
     if not auth.check_csrf(expected, await _given_csrf(connection)):
