@@ -182,7 +182,7 @@ def resource_response(res: Resource, req: PropfindRequest) -> bytes:
     found: list[ET.Element] = []
     missing: list[ET.Element] = []
     if req.mode == "propname":
-        names = [n for n in (*LIVE, *QUOTA) if _value(res, n) is not None]
+        names = [n for n in LIVE if _value(res, n) is not None] + (list(QUOTA) if res.is_dir else [])
         found = [ET.Element(_q(n)) for n in names]
     elif req.mode == "allprop":
         found = [el for n in LIVE if (el := _value(res, n)) is not None]

@@ -77,6 +77,10 @@ class DavError(Exception):
                         headers=self.headers)
 
 
+def _empty(status: int, headers: dict[str, str] | None = None) -> Response:
+    return Response(b"", status_code=status, headers=headers, media_type="text/plain")
+
+
 def is_dav_request(request: Request) -> bool:
     """Whether the request is for ``/dav`` (by the raw path: the mount has cut ``scope["path"]``)."""
     raw = request.scope.get("raw_path") or request.url.path.encode()
@@ -220,7 +224,7 @@ async def _lookup(box: Photobox, path: tuple[str, ...]) -> tuple[bool, store.Ent
 # -- methods --------------------------------------------------------------------------
 
 async def _options(request: Request, box: Photobox, path: tuple[str, ...]) -> Response:
-    return Response(None, status_code=200, headers={"Allow": ALLOW, "DAV": "1, 2", "MS-Author-Via": "DAV",
+    return _empty(200, headers={"Allow": ALLOW, "DAV": "1, 2", "MS-Author-Via": "DAV",
                                                     "Accept-Ranges": "bytes"})
 
 
@@ -301,7 +305,7 @@ async def _mkcol(request: Request, box: Photobox, path: tuple[str, ...]) -> Resp
         store.make_collection(conn, path)
 
     await box.db.write(make)
-    return Response(None, status_code=201)
+    return _empty(201)
 
 
 def _announced_sha1(request: Request) -> bytes | None:
@@ -396,7 +400,7 @@ async def _put(request: Request, box: Photobox, path: tuple[str, ...]) -> Respon
     headers = {"ETag": f'"{checksum.hex()}"', "OC-ETag": f'"{checksum.hex()}"'}
     if client_mtime is not None:
         headers["X-OC-MTime"] = "accepted"
-    return Response(None, status_code=201 if created else 204, headers=headers)
+    return _empty(201 if created else 204, headers=headers)
 
 
 async def _get(request: Request, box: Photobox, path: tuple[str, ...]) -> Response:
@@ -406,7 +410,7 @@ async def _get(request: Request, box: Photobox, path: tuple[str, ...]) -> Respon
     if entry is None or entry.is_dir:
         text = ("This is photobox's WebDAV folder. Connect a WebDAV client (PhotoSync, FolderSync, rclone…) "
                 "to /dav/upload/ with an API key as the password; see the README, section Phone backup.\n")
-        return Response(text if request.method == "GET" else None, media_type="text/plain; charset=utf-8",
+        return Response(text, media_type="text/plain; charset=utf-8",
                         headers={"Cache-Control": "no-store"})
     if entry.asset_id is None:
         raise DavError(404, "this photo was deleted from photobox (its name stays listed so the phone "
@@ -437,7 +441,7 @@ async def _delete(request: Request, box: Photobox, path: tuple[str, ...]) -> Res
         store.delete_tree(conn, path)
 
     await box.db.write(forget)
-    return Response(None, status_code=204)
+    return _empty(204)
 
 
 async def _move_or_copy(request: Request, box: Photobox, path: tuple[str, ...]) -> Response:
@@ -470,7 +474,7 @@ async def _move_or_copy(request: Request, box: Photobox, path: tuple[str, ...]) 
         return existing is None
 
     created = await box.db.write(run)
-    return Response(None, status_code=201 if created else 204)
+    return _empty(201 if created else 204)
 
 
 async def _lock(request: Request, box: Photobox, path: tuple[str, ...]) -> Response:
@@ -492,7 +496,7 @@ async def _lock(request: Request, box: Photobox, path: tuple[str, ...]) -> Respo
 async def _unlock(request: Request, box: Photobox, path: tuple[str, ...]) -> Response:
     if not request.headers.get("lock-token"):
         raise DavError(400, "send the Lock-Token header")
-    return Response(None, status_code=204)
+    return _empty(204)
 
 
 _METHODS = {
@@ -517,6 +521,8 @@ async def dav(scope: Scope, receive: Receive, send: Send) -> None:
     except ClientGone:
         return  # nobody to answer
     response.headers.setdefault("DAV", "1, 2")
+    if request.method == "HEAD" and not isinstance(response, Stream):
+        response.content = b""  # HEAD sends no body (serve_file set the file's Content-Length)
     await response.to_asgi_response(None, request, is_head_response=request.method == "HEAD")(scope, receive, send)
 
 
