@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from photobox.core import Photobox
 
 __all__ = ["Auth", "AuthMiddleware", "SecurityHeadersMiddleware", "SESSION_COOKIE", "ANON_COOKIE",
-           "guard", "is_secure", "csrf_token_for", "local_path"]
+           "guard", "is_secure", "csrf_token_for", "local_path", "from_this_site"]
 
 SESSION_COOKIE = "pb_session"
 ANON_COOKIE = "pb_anon"
@@ -175,9 +175,30 @@ async def guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
         return
     if a is not None and a.kind in ("api_key", "basic"):  # basic: /dav only, see photobox.dav.basic_auth
         return
+    if handler.opt.get("csrf") == "fetch-metadata" and from_this_site(connection):
+        return  # the PWA share target: the browser builds that POST, without our token
     expected = csrf_token_for(connection)
     if not auth.check_csrf(expected, await _given_csrf(connection)):
         raise PermissionDeniedException("the form expired or came from another site (CSRF check failed); reload the page and try again")
+
+
+def from_this_site(connection: ASGIConnection) -> bool:
+    """Whether the browser says this request was not made by another site.
+
+    ``Sec-Fetch-Site`` (sent by current browsers; page scripts cannot set it) must be
+    ``same-origin`` or ``none`` (the user acted in the browser or the OS share sheet).
+    Without it, ``Origin`` must be this server. Used only where the browser itself builds
+    a POST that cannot carry a CSRF token (the PWA share target, ``views/share.py``).
+    """
+    from urllib.parse import urlsplit
+
+    site = connection.headers.get("sec-fetch-site")
+    if site is not None:
+        return site in ("same-origin", "none")
+    origin = connection.headers.get("origin")
+    if not origin or origin == "null":
+        return False
+    return urlsplit(origin).netloc.lower() == connection.headers.get("host", "").lower()
 
 
 def local_path(target: str | None, default: str = "/") -> str:
