@@ -162,6 +162,19 @@ def test_move_copy_and_delete(server, dav, tmp_path):
     assert _db(server, "SELECT count(*) FROM assets WHERE trashed_at IS NULL")[0][0] == assets_before
 
 
+def test_chunked_put_without_length(server, dav):
+    """Some apps stream without Content-Length (Transfer-Encoding: chunked)."""
+    data = gen.jpeg_bytes(seed=12)
+
+    def body():
+        for i in range(0, len(data), 1000):
+            yield data[i:i + 1000]
+
+    r = httpx.put(server.url + "/dav/upload/chunked.jpg", content=body(), auth=("phone", server.api_key))
+    assert r.status_code == 201 and "content-length" not in r.request.headers
+    assert dav.content_length("upload/chunked.jpg") == len(data)
+
+
 def test_bad_auth_gets_a_basic_challenge(server):
     for creds in (None, ("phone", "pbk_wrong"), ("alice", "not the password")):
         r = httpx.request("PROPFIND", server.url + "/dav/upload/", auth=creds, headers={"Depth": "0"})
@@ -202,3 +215,41 @@ def test_traversal_refused(server, dav, tmp_path):
     assert _raw(server, "PUT", "/dav/outside.jpg") == 403
     assert dav.isdir("upload/safe")
     assert not any(p.name in ("passwd", "x.jpg") for p in (server.data_dir / "library").rglob("*"))
+
+
+def test_rclone_sync_twice_uploads_once(server, tmp_path):
+    """rclone (Debian's package) as a second real client: copy a folder, then copy again."""
+    import os
+    import shutil
+    import subprocess
+
+    rclone = shutil.which("rclone")
+    if not rclone:
+        pytest.skip("rclone is not installed (apt-get install rclone)")
+    src = tmp_path / "phone"
+    (src / "DCIM").mkdir(parents=True)
+    for i in range(3):
+        (src / "DCIM" / f"IMG_{i:04d}.jpg").write_bytes(gen.jpeg_bytes(seed=100 + i))
+    obscured = subprocess.run([rclone, "obscure", server.api_key], capture_output=True, text=True, check=True).stdout
+    env = {**os.environ, "RCLONE_CONFIG": str(tmp_path / "none.conf"), "RCLONE_CONFIG_PB_TYPE": "webdav",
+           "RCLONE_CONFIG_PB_URL": server.url + "/dav/", "RCLONE_CONFIG_PB_VENDOR": "other",
+           "RCLONE_CONFIG_PB_USER": "phone", "RCLONE_CONFIG_PB_PASS": obscured.strip()}
+
+    def run(*args: str) -> str:
+        done = subprocess.run([rclone, *args, "--stats-one-line", "-v"], env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stderr
+
+    first = run("copy", str(src), "pb:upload/rclone")
+    assert first.count("Copied (new)") == 3, first
+    second = run("copy", str(src), "pb:upload/rclone")
+    assert "Copied" not in second, second  # same names and sizes: nothing to send again
+    out = subprocess.run([rclone, "lsf", "-R", "pb:upload/rclone"], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["DCIM/", "DCIM/IMG_0000.jpg", "DCIM/IMG_0001.jpg", "DCIM/IMG_0002.jpg"]
+    run("moveto", "pb:upload/rclone/DCIM/IMG_0000.jpg", "pb:upload/rclone/IMG_0000.jpg")
+    run("check", str(src / "DCIM"), "pb:upload/rclone/DCIM", "--size-only", "--one-way", "--exclude", "IMG_0000.jpg")
+    names = {r[0] for r in _db(server, "SELECT a.original_name FROM assets a JOIN dav_entries d ON d.asset_id = a.id "
+                                       "WHERE d.parent LIKE 'upload/rclone%'")}
+    assert names == {"IMG_0000.jpg", "IMG_0001.jpg", "IMG_0002.jpg"}
