@@ -8,8 +8,12 @@ size. Responses are built element by element in the ``DAV:`` namespace and strea
 
 from __future__ import annotations
 
+import functools
 import mimetypes
+import os
+import time
 import xml.etree.ElementTree as ET
+from xml.sax.saxutils import escape
 from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
 from datetime import datetime, timezone
@@ -128,88 +132,97 @@ def href_for(segments: tuple[str, ...], is_dir: bool) -> str:
     return path
 
 
-def _value(res: Resource, name: str) -> ET.Element | None:
-    """The element for one live property, or None if ``res`` does not have it."""
-    el = ET.Element(_q(name))
+@functools.lru_cache(maxsize=256)
+def _content_type(ext: str) -> str:
+    return mimetypes.guess_type("x" + ext)[0] or "application/octet-stream"
+
+
+def _http_date(ts: float) -> str:
+    return formatdate(ts, usegmt=True)
+
+
+def _value(res: Resource, name: str) -> str | None:
+    """One live DAV: property as XML text, or None if ``res`` does not have it.
+
+    Strings, not ElementTree: a listing of 50 000 photos is 50 000 of these, and building
+    strings measured several times faster than ElementTree here.
+    """
     if name == "resourcetype":
-        if res.is_dir:
-            ET.SubElement(el, _q("collection"))
-    elif name == "displayname":
-        el.text = res.name
-    elif name == "getcontentlength":
-        if res.is_dir:
-            return None
-        el.text = str(res.size)
-    elif name == "getlastmodified":
-        el.text = formatdate(res.mtime, usegmt=True)
-    elif name == "creationdate":
-        el.text = datetime.fromtimestamp(res.created or res.mtime, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    elif name == "getetag":
-        if res.etag is None:
-            return None
-        el.text = res.etag
-    elif name == "getcontenttype":
+        return "<d:resourcetype><d:collection/></d:resourcetype>" if res.is_dir else "<d:resourcetype/>"
+    if name == "displayname":
+        return f"<d:displayname>{escape(res.name)}</d:displayname>"
+    if name == "getcontentlength":
+        return None if res.is_dir else f"<d:getcontentlength>{res.size}</d:getcontentlength>"
+    if name == "getlastmodified":
+        return f"<d:getlastmodified>{_http_date(res.mtime)}</d:getlastmodified>"
+    if name == "creationdate":
+        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(res.created or res.mtime))
+        return f"<d:creationdate>{created}</d:creationdate>"
+    if name == "getetag":
+        return None if res.etag is None else f"<d:getetag>{escape(res.etag)}</d:getetag>"
+    if name == "getcontenttype":
         if res.is_dir:
             return None
-        el.text = mimetypes.guess_type(res.name)[0] or "application/octet-stream"
-    elif name == "supportedlock":
-        entry = ET.SubElement(el, _q("lockentry"))
-        ET.SubElement(ET.SubElement(entry, _q("lockscope")), _q("exclusive"))
-        ET.SubElement(ET.SubElement(entry, _q("locktype")), _q("write"))
-    elif name == "lockdiscovery":
-        pass  # locks are not kept (see photobox.web.dav): there is never an active one to show
-    elif name in QUOTA:
+        return f"<d:getcontenttype>{_content_type(os.path.splitext(res.name)[1].lower())}</d:getcontenttype>"
+    if name == "supportedlock":
+        return ("<d:supportedlock><d:lockentry><d:lockscope><d:exclusive/></d:lockscope>"
+                "<d:locktype><d:write/></d:locktype></d:lockentry></d:supportedlock>")
+    if name == "lockdiscovery":
+        return "<d:lockdiscovery/>"  # locks are not kept (see photobox.web.dav): never an active one
+    if name in QUOTA:
         if res.quota is None:
             return None
-        el.text = str(res.quota[0] if name == "quota-available-bytes" else res.quota[1])
-    else:
-        return None
-    return el
+        return f"<d:{name}>{res.quota[0] if name == 'quota-available-bytes' else res.quota[1]}</d:{name}>"
+    return None
 
 
-def _propstat(status: str, props: list[ET.Element]) -> ET.Element:
-    ps = ET.Element(_q("propstat"))
-    prop = ET.SubElement(ps, _q("prop"))
-    prop.extend(props)
-    ET.SubElement(ps, _q("status")).text = f"HTTP/1.1 {status}"
-    return ps
+def _empty_element(clark: str) -> str:
+    """``{ns}local`` as an empty element with its own namespace declaration."""
+    ns, _, local = clark[1:].partition("}") if clark.startswith("{") else ("", "", clark)
+    if ns == DAV:
+        return f"<d:{local}/>"
+    if not ns:
+        return f'<{local} xmlns=""/>'
+    return f'<x:{local} xmlns:x="{escape(ns, {chr(34): "&quot;"})}"/>'
+
+
+def _propstat(status: str, props: list[str]) -> str:
+    return f"<d:propstat><d:prop>{''.join(props)}</d:prop><d:status>HTTP/1.1 {status}</d:status></d:propstat>"
 
 
 def resource_response(res: Resource, req: PropfindRequest) -> bytes:
     """One ``<response>`` element of a PROPFIND multistatus, serialized."""
-    resp = ET.Element(_q("response"))
-    ET.SubElement(resp, _q("href")).text = res.href
-    found: list[ET.Element] = []
-    missing: list[ET.Element] = []
+    found: list[str] = []
+    missing: list[str] = []
     if req.mode == "propname":
-        names = [n for n in LIVE if _value(res, n) is not None] + (list(QUOTA) if res.is_dir else [])
-        found = [ET.Element(_q(n)) for n in names]
+        found = [f"<d:{n}/>" for n in LIVE if _value(res, n) is not None] + (
+            [f"<d:{n}/>" for n in QUOTA] if res.is_dir else [])
     elif req.mode == "allprop":
-        found = [el for n in LIVE if (el := _value(res, n)) is not None]
+        found = [v for n in LIVE if (v := _value(res, n)) is not None]
     else:
         for clark in req.names:
-            el = _value(res, clark[len(DAV) + 2:]) if clark.startswith(f"{{{DAV}}}") else None
-            if el is None:
-                missing.append(ET.Element(clark))
+            value = _value(res, clark[len(DAV) + 2:]) if clark.startswith(f"{{{DAV}}}") else None
+            if value is None:
+                missing.append(_empty_element(clark))
             else:
-                found.append(el)
+                found.append(value)
+    parts = [f"<d:response><d:href>{escape(res.href)}</d:href>"]
     if found or not missing:
-        resp.append(_propstat("200 OK", found))
+        parts.append(_propstat("200 OK", found))
     if missing:
-        resp.append(_propstat("404 Not Found", missing))
-    return ET.tostring(resp, encoding="utf-8", xml_declaration=False)
+        parts.append(_propstat("404 Not Found", missing))
+    parts.append("</d:response>")
+    return "".join(parts).encode()
 
 
 def propstat_response(href: str, results: list[tuple[str, str]]) -> bytes:
     """A whole PROPPATCH multistatus: ``results`` is ``[(clark name, status line)]``."""
-    resp = ET.Element(_q("response"))
-    ET.SubElement(resp, _q("href")).text = href
-    by_status: dict[str, list[ET.Element]] = {}
+    by_status: dict[str, list[str]] = {}
     for clark, status in results:
-        by_status.setdefault(status, []).append(ET.Element(clark))
-    for status, props in by_status.items():
-        resp.append(_propstat(status, props))
-    return multistatus_open() + ET.tostring(resp, encoding="utf-8", xml_declaration=False) + multistatus_close()
+        by_status.setdefault(status, []).append(_empty_element(clark))
+    body = "".join(_propstat(status, props) for status, props in by_status.items())
+    return (multistatus_open() + f"<d:response><d:href>{escape(href)}</d:href>{body}</d:response>".encode()
+            + multistatus_close())
 
 
 def multistatus_open() -> bytes:

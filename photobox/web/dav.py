@@ -260,7 +260,10 @@ async def _propfind(request: Request, box: Photobox, path: tuple[str, ...]) -> R
                 page = await box.db.read(lambda c, a=after: store.children(c, path, after=a, limit=_PAGE))
                 if not page:
                     break
-                yield b"".join(props.resource_response(_resource((*path, e.name), e, quota), req) for e in page)
+                # Rendering a page is CPU work: off the event loop.
+                yield await asyncio.to_thread(
+                    lambda p=page: b"".join(props.resource_response(_resource((*path, e.name), e, quota), req)
+                                            for e in p))
                 if len(page) < _PAGE:
                     break
                 after = page[-1].name
