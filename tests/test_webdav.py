@@ -235,3 +235,19 @@ def test_auth_rules(app_and_key):
             auth.revoke_api_key(conn, k.id)
     r = c.request("PROPFIND", "/dav/", headers={"Depth": "0"})
     assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Basic")
+
+
+def test_purged_photo_stays_listed_so_the_phone_does_not_send_it_again(app_and_key, c):
+    from photobox.library.actions import purge
+
+    box = app_and_key[0].state.photobox
+    data = gen.jpeg_bytes(seed=13)
+    assert c.put("/dav/upload/gone.jpg", content=data).status_code == 201
+    with box.db.transaction() as conn:
+        (asset_id,) = conn.execute("SELECT asset_id FROM dav_entries WHERE name = 'gone.jpg'").fetchone()
+        conn.execute("UPDATE assets SET trashed_at = 1 WHERE id = ?", (asset_id,))
+    assert purge(box, [asset_id]) == 1
+    r = c.request("PROPFIND", "/dav/upload/gone.jpg", headers={"Depth": "0"})
+    assert r.status_code == 207 and f"<d:getcontentlength>{len(data)}</d:getcontentlength>" in r.text
+    r = c.get("/dav/upload/gone.jpg")
+    assert r.status_code == 404 and "deleted from photobox" in r.text
