@@ -108,7 +108,13 @@ def test_put_status_codes(c, monkeypatch):
     r = c.put("/dav/upload/notes.txt", content=b"hello, not a photo")
     assert r.status_code == 415 and "not a photo or video" in r.text
     assert c.request("PROPFIND", "/dav/upload/notes.txt", headers={"Depth": "0"}).status_code == 404
-    assert c.put("/dav/upload/empty.jpg", content=b"").status_code == 415
+    # An empty file is a placeholder (davfs2/Finder create, then write): listed, no asset.
+    assert c.put("/dav/upload/empty.jpg", content=b"").status_code == 201
+    r = c.request("PROPFIND", "/dav/upload/empty.jpg", headers={"Depth": "0"})
+    assert "<d:getcontentlength>0</d:getcontentlength>" in r.text
+    assert c.get("/dav/upload/empty.jpg").content == b""
+    assert c.put("/dav/upload/empty.jpg", content=data).status_code == 204
+    assert c.get("/dav/upload/empty.jpg").content == data
     r = c.put("/dav/upload/b.jpg", content=data, headers={"OC-Checksum": "SHA1:" + "0" * 40})
     assert r.status_code == 400 and "does not match" in r.text
     r = c.put("/dav/upload/b.jpg", content=data, headers={"OC-Checksum": "SHA1:" + hashlib.sha1(data).hexdigest()})

@@ -97,9 +97,12 @@ def make_collection(conn: apsw.Connection, path: tuple[str, ...], *, now: float 
                  (parent, name, now, now))
 
 
-def put_file(conn: apsw.Connection, path: tuple[str, ...], *, asset_id: int, made_asset: bool, size: int,
+def put_file(conn: apsw.Connection, path: tuple[str, ...], *, asset_id: int | None, made_asset: bool, size: int,
              checksum: bytes, mtime: float, now: float | None = None) -> bool:
-    """Record an uploaded file at ``path``, replacing a file entry there; True if it is new."""
+    """Record an uploaded file at ``path``, replacing a file entry there; True if it is new.
+
+    ``asset_id`` is None for an empty placeholder (clients that create, then write).
+    """
     now = time.time() if now is None else now
     parent, name = _split(path)
     existed = conn.execute("SELECT 1 FROM dav_entries WHERE parent = ? AND name = ?", (parent, name)).fetchone()

@@ -381,13 +381,21 @@ async def _put(request: Request, box: Photobox, path: tuple[str, ...]) -> Respon
         raise DavError(400, "the file's SHA-1 does not match the checksum sent: it was damaged on the way; "
                             "nothing was stored")
     client_mtime = props.parse_time(request.headers.get("x-oc-mtime", ""))
-    try:
-        result = await asyncio.to_thread(ingest_temp_file, box, tmp, checksum, size, original_name=path[-1],
-                                         mtime=client_mtime)
-    except RejectedFile as exc:
-        raise DavError(415, str(exc)) from None
-    except DiskFullError as exc:
-        raise DavError(507, str(exc)) from None
+    asset_id: int | None = None
+    made_asset = False
+    if size == 0:
+        # davfs2, Finder and Windows create an empty file first and PUT the bytes next: list
+        # a 0-byte placeholder (no asset) instead of refusing, and let the real PUT replace it.
+        tmp.unlink(missing_ok=True)
+    else:
+        try:
+            result = await asyncio.to_thread(ingest_temp_file, box, tmp, checksum, size, original_name=path[-1],
+                                             mtime=client_mtime)
+        except RejectedFile as exc:
+            raise DavError(415, str(exc)) from None
+        except DiskFullError as exc:
+            raise DavError(507, str(exc)) from None
+        asset_id, made_asset = result.asset_id, result.status == "created"
     mtime = client_mtime if client_mtime is not None else time.time()
 
     def record(conn) -> bool:
@@ -396,8 +404,8 @@ async def _put(request: Request, box: Photobox, path: tuple[str, ...]) -> Respon
             raise DavError(405, "a folder has this name", headers={"Allow": ALLOW})
         if not store.exists_dir(conn, path[:-1]):
             raise DavError(409, "the parent folder was removed during the upload")
-        return store.put_file(conn, path, asset_id=result.asset_id, made_asset=result.status == "created",
-                              size=size, checksum=checksum, mtime=mtime)
+        return store.put_file(conn, path, asset_id=asset_id, made_asset=made_asset, size=size, checksum=checksum,
+                              mtime=mtime)
 
     created = await box.db.write(record)
     headers = {"ETag": f'"{checksum.hex()}"', "OC-ETag": f'"{checksum.hex()}"'}
@@ -415,6 +423,8 @@ async def _get(request: Request, box: Photobox, path: tuple[str, ...]) -> Respon
                 "to /dav/upload/ with an API key as the password; see the README, section Phone backup.\n")
         return Response(text, media_type="text/plain; charset=utf-8",
                         headers={"Cache-Control": "no-store"})
+    if entry.asset_id is None and entry.size == 0:
+        return Response(b"", media_type="application/octet-stream", headers={"ETag": entry.etag or '""'})
     if entry.asset_id is None:
         raise DavError(404, "this photo was deleted from photobox (its name stays listed so the phone "
                             "does not upload it again)")
