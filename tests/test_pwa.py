@@ -80,3 +80,4 @@ def test_share_needs_login(client):
     r = client.post("/share", files=[("media", ("x.jpg", b"x", "image/jpeg"))], headers={"Sec-Fetch-Site": "none"},
                     follow_redirects=False)
     assert r.status_code in (303, 401)
+

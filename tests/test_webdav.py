@@ -257,3 +257,10 @@ def test_purged_photo_stays_listed_so_the_phone_does_not_send_it_again(app_and_k
     assert r.status_code == 207 and f"<d:getcontentlength>{len(data)}</d:getcontentlength>" in r.text
     r = c.get("/dav/upload/gone.jpg")
     assert r.status_code == 404 and "deleted from photobox" in r.text
+
+
+def test_settings_page_shows_the_webdav_address(owner_client):
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(owner_client.get("/settings").text, "html.parser")
+    assert "http://testserver.local/dav/upload/" in soup.find(id="webdav-hint").text
