@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 
 from bs4 import BeautifulSoup
 from PIL import Image
-import io
 
 from tests import gen
 
