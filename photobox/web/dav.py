@@ -127,21 +127,27 @@ def parse_path(path: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _utf8(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")  # percent-encoded ASCII, or raw UTF-8 from lax clients
+    except UnicodeDecodeError:
+        raise DavError(400, "the path is not valid UTF-8") from None
+
+
 def _request_path(request: Request) -> tuple[str, ...]:
     raw = request.scope.get("raw_path")
-    text = raw.decode("latin-1") if raw else quote("/dav" + request.scope["path"])
+    text = _utf8(raw) if raw else quote("/dav" + request.scope["path"])
     return parse_path(text.split("?", 1)[0])
 
 
 def _destination(request: Request) -> tuple[str, ...]:
+    """The path a MOVE/COPY goes to. Only its path counts: the scheme and host often differ
+    behind a reverse proxy (https outside, http inside), and any path is checked like the
+    request's own, so a Destination can only ever name a place in this tree."""
     value = request.headers.get("destination")
     if not value:
         raise DavError(400, "send the Destination header")
-    parts = urlsplit(value)
-    host = request.headers.get("host", "")
-    if parts.netloc and host and parts.netloc.lower() != host.lower():
-        raise DavError(502, "the Destination is on another server")
-    return parse_path(parts.path)
+    return parse_path(urlsplit(_utf8(value.encode("latin-1"))).path)
 
 
 def _in_upload(path: tuple[str, ...]) -> bool:
