@@ -144,6 +144,7 @@ def test_move_copy_and_delete(server, dav, tmp_path):
     src.write_bytes(data)
     # Many apps upload to a temporary name and rename it when the upload completed.
     dav.upload_file(src, "upload/mv/IMG_0011.JPG.tmp")
+    dav.upload_file(src, "upload/mv/IMG_0011.JPG.tmp", overwrite=True)  # a retry: still "its" asset
     dav.move("upload/mv/IMG_0011.JPG.tmp", "upload/mv/sub/IMG_0011.JPG")
     assert not dav.exists("upload/mv/IMG_0011.JPG.tmp")
     assert dav.content_length("upload/mv/sub/IMG_0011.JPG") == len(data)

@@ -109,7 +109,8 @@ def put_file(conn: apsw.Connection, path: tuple[str, ...], *, asset_id: int | No
     conn.execute(
         "INSERT INTO dav_entries (parent, name, is_dir, asset_id, made_asset, size, checksum, mtime, created_at) "
         "VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?) ON CONFLICT (parent, name) DO UPDATE SET is_dir = 0, "
-        "asset_id = excluded.asset_id, made_asset = excluded.made_asset, size = excluded.size, "
+        "made_asset = CASE WHEN asset_id IS excluded.asset_id THEN max(made_asset, excluded.made_asset) "
+        "ELSE excluded.made_asset END, asset_id = excluded.asset_id, size = excluded.size, "
         "checksum = excluded.checksum, mtime = excluded.mtime",
         (parent, name, asset_id, int(made_asset), size, checksum, mtime, now))
     return existed is None

@@ -230,8 +230,7 @@ async def _lookup(box: Photobox, path: tuple[str, ...]) -> tuple[bool, store.Ent
 # -- methods --------------------------------------------------------------------------
 
 async def _options(request: Request, box: Photobox, path: tuple[str, ...]) -> Response:
-    return _empty(200, headers={"Allow": ALLOW, "DAV": "1, 2", "MS-Author-Via": "DAV",
-                                                    "Accept-Ranges": "bytes"})
+    return _empty(200, headers={"Allow": ALLOW, "DAV": "1, 2", "MS-Author-Via": "DAV", "Accept-Ranges": "bytes"})
 
 
 async def _propfind(request: Request, box: Photobox, path: tuple[str, ...]) -> Response:
