@@ -4,7 +4,7 @@ Usage (from the repo root): ``PYTHONPATH=$PWD MB=400 python scripts/bench_webdav
 is usually busy: compare numbers from the same run only.
 """
 import re, sys, time, threading, tempfile, pathlib, os
-sys.path.insert(0, "/work/wt/webdav")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import httpx
 from tests.server import Server
 from tests.conftest import PASSWORD
