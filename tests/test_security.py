@@ -5,12 +5,13 @@ from litestar.testing import TestClient
 from photobox.web.security import CSP
 
 # Routes that must work without logging in. Anything else must refuse an anonymous caller.
-PUBLIC = {"/healthz", "/setup", "/login", "/static"}
+PUBLIC = {"/healthz", "/setup", "/login", "/static", "/sw.js"}
 
 
 def _routes(app):
     for route in app.routes:
-        for handler in route.route_handlers:
+        # An ASGI mount (the /dav WebDAV tree) has one handler for every method.
+        for handler in getattr(route, "route_handlers", None) or [route.route_handler]:
             for method in sorted(handler.http_methods) if hasattr(handler, "http_methods") else ["GET"]:
                 yield route.path, method, handler
 

@@ -31,10 +31,12 @@ from photobox.resources import STATIC_DIR, TEMPLATES_DIR
 from photobox.settings import Settings, load_settings
 from photobox.web.api import assets as api_assets
 from photobox.web.api import server as api_server
+from photobox.web import dav
 from photobox.web.render import page
 from photobox.web.security import AuthMiddleware, SecurityHeadersMiddleware, guard
 from photobox.web.views import account, albums, health, jobs, people, search, settings_page, timeline, upload, viewer
 from photobox.web.views import places as places_views
+from photobox.web.views import share
 
 __all__ = ["create_app"]
 
@@ -46,6 +48,8 @@ def _wants_html(request: Request) -> bool:
 
 
 def _not_authorized(request: Request, exc: NotAuthorizedException) -> Response:
+    if dav.is_dav_request(request):
+        return dav.unauthorized(request)
     if not _wants_html(request) and request.headers.get("hx-request") != "true":
         return Response({"status_code": 401, "detail": "authentication required: log in or send an API key"},
                         status_code=401, headers={"WWW-Authenticate": 'Bearer realm="photobox"'})
@@ -101,7 +105,7 @@ def create_app(settings: Settings | None = None, *, photobox: Photobox | None = 
     return Litestar(
         route_handlers=[
             *health.ROUTES, *account.ROUTES, *timeline.ROUTES, *viewer.ROUTES, *search.ROUTES, *people.ROUTES, *albums.ROUTES, *settings_page.ROUTES, *upload.ROUTES, *jobs.ROUTES, *api_server.ROUTES,
-            *api_assets.ROUTES, *places_views.ROUTES, static,
+            *api_assets.ROUTES, *places_views.ROUTES, *dav.ROUTES, *share.ROUTES, static,
         ],
         lifespan=[lifespan],
         middleware=[SecurityHeadersMiddleware(), AuthMiddleware()],

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from photobox.core import Photobox
 
 __all__ = ["Auth", "AuthMiddleware", "SecurityHeadersMiddleware", "SESSION_COOKIE", "ANON_COOKIE",
-           "guard", "is_secure", "csrf_token_for", "local_path"]
+           "guard", "is_secure", "csrf_token_for", "local_path", "from_this_site"]
 
 SESSION_COOKIE = "pb_session"
 ANON_COOKIE = "pb_anon"
@@ -45,7 +45,7 @@ _FORM_CSRF_MAX_BYTES = 1 << 20
 class Auth:
     """How the request was authenticated."""
 
-    kind: str  # 'session' | 'api_key'
+    kind: str  # 'session' | 'api_key' | 'basic' (WebDAV)
     user: auth.User
     csrf_token: str | None = None
     session_token: str | None = None
@@ -79,6 +79,17 @@ def _api_key_from(scope: Scope) -> str | None:
     return _header(scope, b"x-api-key")
 
 
+def _basic_for_dav(scope: Scope) -> str | None:
+    """The credentials of an ``Authorization: Basic`` header, only on ``/dav`` (WebDAV clients):
+    elsewhere a browser could replay cached Basic credentials in a cross-site form post."""
+    # The raw path: Litestar runs middleware after routing, and the /dav mount cut scope["path"].
+    path = scope.get("raw_path") or scope.get("path", "").encode()
+    if not (path == b"/dav" or path.startswith(b"/dav/") or path.startswith(b"/dav?")):
+        return None
+    authz = _header(scope, b"authorization")
+    return authz[6:] if authz and authz[:6].lower() == "basic " else None
+
+
 class AuthMiddleware(ASGIMiddleware):
     """Resolve the session cookie or API key into ``scope["user"]`` / ``scope["auth"]``.
 
@@ -102,6 +113,11 @@ class AuthMiddleware(ASGIMiddleware):
                     scope["auth"] = Auth("api_key", owner, api_key_id=found.id, scopes=found.scopes)
                     if found.last_used_at is None or time.time() - found.last_used_at > 300:
                         await box.db.write(auth.mark_api_key_used, found.id)
+        elif (basic := _basic_for_dav(scope)) is not None:
+            from photobox.dav.basic_auth import resolve_basic
+
+            scope["auth"] = await resolve_basic(box, scope, basic)
+            scope["user"] = scope["auth"].user if scope["auth"] is not None else None
         elif token:
             session = await box.db.read(auth.find_session, token)
             if session is not None:
@@ -158,11 +174,32 @@ async def guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
         raise NotAuthorizedException("log in first")
     if connection.scope.get("method", "GET") in SAFE_METHODS or connection.scope["type"] != "http":
         return
-    if a is not None and a.kind == "api_key":
+    if a is not None and a.kind in ("api_key", "basic"):  # basic: /dav only, see photobox.dav.basic_auth
         return
+    if handler.opt.get("csrf") == "fetch-metadata" and from_this_site(connection):
+        return  # the PWA share target: the browser builds that POST, without our token
     expected = csrf_token_for(connection)
     if not auth.check_csrf(expected, await _given_csrf(connection)):
         raise PermissionDeniedException("the form expired or came from another site (CSRF check failed); reload the page and try again")
+
+
+def from_this_site(connection: ASGIConnection) -> bool:
+    """Whether the browser says this request was not made by another site.
+
+    ``Sec-Fetch-Site`` (sent by current browsers; page scripts cannot set it) must be
+    ``same-origin`` or ``none`` (the user acted in the browser or the OS share sheet).
+    Without it, ``Origin`` must be this server. Used only where the browser itself builds
+    a POST that cannot carry a CSRF token (the PWA share target, ``views/share.py``).
+    """
+    from urllib.parse import urlsplit
+
+    site = connection.headers.get("sec-fetch-site")
+    if site is not None:
+        return site in ("same-origin", "none")
+    origin = connection.headers.get("origin")
+    if not origin or origin == "null":
+        return False
+    return urlsplit(origin).netloc.lower() == connection.headers.get("host", "").lower()
 
 
 def local_path(target: str | None, default: str = "/") -> str:

@@ -8,3 +8,11 @@ document.addEventListener("DOMContentLoaded", () => {
     el.dateTime = d.toISOString();
   }
 });
+
+// webdav: the service worker makes photobox installable (home screen, "share to photobox").
+// Browsers allow it only on HTTPS or localhost; elsewhere the site works as before.
+if ("serviceWorker" in navigator && window.isSecureContext) {
+  window.addEventListener("load", () => {
+    navigator.serviceWorker.register("/sw.js", {scope: "/"}).catch(() => {});
+  });
+}
