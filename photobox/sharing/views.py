@@ -32,6 +32,7 @@ from msgspec import Struct
 from photobox import auth
 from photobox.library import assets as asset_sql
 from photobox.library.paths import derived_path, original_path
+from photobox.library.storage import safe_file_name
 from photobox.sharing import redact, store
 from photobox.sharing.limits import TokenBucket
 from photobox.web.files import _QueueWriter, _parse_range, _unique, serve_file
@@ -251,7 +252,10 @@ async def public_preview(request: Request, token: FromPath[str], asset_id: FromP
 
 async def _original_path(request: Request, asset: asset_sql.Asset) -> Path:
     box = request.app.state.photobox
-    path = await box.db.read(lambda c: original_path(box, c, asset.library_id, asset.rel_path))
+    try:
+        path = await box.db.read(lambda c: original_path(box, c, asset.library_id, asset.rel_path))
+    except (ValueError, KeyError):  # a stored path that leaves its library: refuse, never follow
+        raise NotFoundException("The original file is not available.") from None
     if not await asyncio.to_thread(path.exists):
         raise NotFoundException("The original file is not available right now.")
     return path
@@ -361,7 +365,11 @@ async def public_download(request: Request, token: FromPath[str]) -> Response:
             if asset is None or not can_download(share, asset):
                 continue
             mode = "raw" if share.show_metadata else ("jpeg" if asset.mime in redact.JPEG else "mp4")
-            out.append((_public_name(share, asset), original_path(box, conn, asset.library_id, asset.rel_path), mode))
+            try:
+                path = original_path(box, conn, asset.library_id, asset.rel_path)
+            except (ValueError, KeyError):
+                continue
+            out.append((safe_file_name(_public_name(share, asset)), path, mode))
         return out
 
     files = await box.db.read(entries)

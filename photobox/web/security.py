@@ -247,7 +247,10 @@ class SecurityHeadersMiddleware(ASGIMiddleware):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         started = time.perf_counter()
-        public_share = scope.get("path", "").startswith("/s/")
+        path = scope.get("path", "")
+        public_share = path.startswith("/s/")
+        box = scope["litestar_app"].state.photobox if "litestar_app" in scope else None
+        secure_always = box is not None and box.settings.secure_cookies == "always"
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -260,10 +263,17 @@ class SecurityHeadersMiddleware(ASGIMiddleware):
                 headers.extend(h for h in _HEADERS if h[0] not in present)
                 anon = scope.get("pb_set_anon")
                 if anon:
-                    secure = "; Secure" if scope.get("scheme") == "https" else ""
+                    secure = "; Secure" if scope.get("scheme") == "https" or secure_always else ""
                     cookie = f"{ANON_COOKIE}={anon}; Path=/; HttpOnly; SameSite=Lax; Max-Age=86400{secure}"
                     headers.append((b"set-cookie", cookie.encode()))
                 message["headers"] = headers
             await send(message)
 
+        if "\x00" in path:
+            # A NUL byte (%00) in a path is never legitimate; refuse it before any handler
+            # (Litestar's static files answered 500 "embedded null byte").
+            await send_with_headers({"type": "http.response.start", "status": 400,
+                                     "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
+            await send_with_headers({"type": "http.response.body", "body": b"bad request: NUL in path"})
+            return
         await next_app(scope, receive, send_with_headers)
