@@ -266,10 +266,20 @@ def test_expiry_revocation_and_new_link(owner_client, lib):
     fresh = BeautifulSoup(r.text, "html.parser").select_one("#new-link-url")["value"].rsplit("/s/", 1)[1]
     assert fresh != token
     assert a.get(f"/s/{token}").status_code == 404 and a.get(f"/s/{fresh}").status_code == 200
-    # Revoking stops it at once, files included.
+    preview = a.get(f"/s/{fresh}/a/{lib['ids']['paris.jpg']}/preview")
+    assert "no-cache" in preview.headers["cache-control"]  # browsers revalidate: revocation reaches caches
+    etag = preview.headers["etag"]
+    assert a.get(f"/s/{fresh}/a/{lib['ids']['paris.jpg']}/preview",
+                 headers={"if-none-match": etag}).status_code == 304
+    # Revoking stops it at once, files included (a cached copy's revalidation too).
     assert c.post(f"/shares/{share_id}/revoke", data={"csrf_token": lib["csrf"]}).status_code == 200
-    assert a.get(f"/s/{fresh}").status_code == 410
+    gone = a.get(f"/s/{fresh}", headers={"accept": "text/html"})
+    assert gone.status_code == 410 and "No longer available" in gone.text
+    assert gone.headers["referrer-policy"] == "no-referrer"
+    assert not [x["href"] for x in BeautifulSoup(gone.text, "html.parser").find_all("a") if not x["href"].startswith("#")]
     assert a.get(f"/s/{fresh}/a/{lib['ids']['paris.jpg']}/preview").status_code == 410
+    assert a.get(f"/s/{fresh}/a/{lib['ids']['paris.jpg']}/preview",
+                 headers={"if-none-match": etag}).status_code == 410
     assert "turned off" in c.get("/shares").text
 
 

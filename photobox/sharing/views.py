@@ -234,8 +234,10 @@ def _derived(request: Request, asset: asset_sql.Asset, kind: str, media_type: st
     if not path.exists():
         raise NotFoundException("not ready yet")
     # Thumbnails and previews are encoded by photobox without EXIF: no metadata to hide.
+    # "no-cache" (revalidate with the ETag, a cheap 304): a turned-off link stops at once,
+    # even for a browser that has the files cached.
     return serve_file(request, path, media_type=media_type, etag=f'"{asset.id}-{kind}-{asset.thumb_version}"',
-                      cache_control="private, max-age=86400")
+                      cache_control="private, no-cache")
 
 
 @get("/s/{token:str}/a/{asset_id:int}/thumbnail", opt=PUBLIC, include_in_schema=False)
@@ -345,7 +347,7 @@ async def public_video(request: Request, token: FromPath[str], asset_id: FromPat
     if asset.rendition == "ready" and rendition.exists():
         # Renditions are encoded by photobox, which copies no metadata into them.
         return serve_file(request, rendition, media_type="video/mp4", etag=f'"{asset.id}-video-{asset.thumb_version}"',
-                          cache_control="private, max-age=86400")
+                          cache_control="private, no-cache")
     return await _serve_original(request, share, asset, download=False,
                                  media_type="video/mp4" if asset.mime == "video/quicktime" else None)
 
@@ -474,8 +476,8 @@ async def share_create(request: Request, data: Annotated[ShareForm, Form]) -> Re
     ids = [data.ids] if isinstance(data.ids, int) else list(data.ids)
     if data.expires_days < 0 or data.expires_days > 3650:
         raise ClientException("expiry must be between 0 (never) and 3650 days")
-    password = data.password.strip()
-    password_hash = await asyncio.to_thread(auth.hash_password, password) if password else None
+    # Used as typed (the visitor types it the same way); only all-blank means "no password".
+    password_hash = await asyncio.to_thread(auth.hash_password, data.password) if data.password.strip() else None
     now = box.clock()
     try:
         share, token = await box.db.write(lambda c: store.create_share(
