@@ -107,6 +107,19 @@ def test_every_state_changing_route_needs_the_csrf_token(owner_client, lib):  # 
     assert _db_fingerprint(box) == before  # nothing changed
 
 
+def test_every_post_form_in_the_templates_carries_the_token():
+    checked = 0
+    for template in sorted((ROOT / "templates").glob("*.html")):
+        soup = BeautifulSoup(template.read_text(), "html.parser")
+        for form in soup.find_all("form"):
+            if (form.get("method") or "get").lower() != "post":
+                continue
+            checked += 1
+            field = form.find("input", attrs={"name": "csrf_token", "type": "hidden"})
+            assert field is not None and field.get("value") == "{{ csrf_token }}", (template.name, form.get("action"))
+    assert checked >= 20
+
+
 def _db_fingerprint(box) -> tuple:
     with box.db.reader() as conn:
         return tuple(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # constant table names
