@@ -230,6 +230,42 @@ def test_derived_files_and_originals_carry_no_gps(owner_client, lib):
     assert "Location" not in a.get(f"/s/{token}/p/{ids['paris.jpg']}").text
 
 
+def heic_bytes() -> bytes:
+    """A HEIC (pillow-heif) with EXIF GPS and an XMP packet with the location."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    im = Image.open(io.BytesIO(jpeg_bytes(gps=GPS, seed=9)))
+    buf = io.BytesIO()
+    im.save(buf, "HEIF", exif=im.info["exif"], quality=80,
+            xmp=b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><exif:GPSLatitude>48,51.5N</exif:GPSLatitude></x:xmpmeta>')
+    return buf.getvalue()
+
+
+def test_heic_originals_are_cleaned_in_place(owner_client, lib):
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    c = owner_client
+    data = heic_bytes()
+    assert b"GPSLatitude" in data and Image.open(io.BytesIO(data)).getexif().get_ifd(0x8825)
+    r = c.post("/api/assets", files={"file": ("IMG_0001.HEIC", data, "image/heic")}, headers=api_key(c))
+    assert r.status_code == 201, r.text
+    asset = r.json()["id"]
+    wait_idle(c.app.state.photobox)
+    token = make_share(c, lib, ids=[asset], allow_download="1")
+    a = anon(c)
+    assert 'id="share-download"' in a.get(f"/s/{token}/p/{asset}").text
+    got = a.get(f"/s/{token}/a/{asset}/original")
+    assert got.status_code == 200 and len(got.content) == len(data)  # same length: ranges stay valid
+    assert b"GPSLatitude" not in got.content and b"48,51" not in got.content
+    clean = Image.open(io.BytesIO(got.content))
+    assert not clean.getexif().get_ifd(0x8825) and not clean.info.get("xmp")
+    assert np.array_equal(np.asarray(clean), np.asarray(Image.open(io.BytesIO(data))))
+    part = a.get(f"/s/{token}/a/{asset}/original", headers={"range": "bytes=10-99"})
+    assert part.status_code == 206 and part.content == got.content[10:100]
+
+
 def test_download_permission(owner_client, lib):
     c = owner_client
     ids = lib["ids"]

@@ -14,7 +14,7 @@ import piexif
 import pytest
 from PIL import Image
 
-from photobox.sharing.redact import jpeg_clean, mp4_patches, read_patched
+from photobox.sharing.redact import heif_patches, jpeg_clean, mp4_patches, read_patched
 from tests.conftest import CORPUS as _DEFAULT
 
 # ``PHOTOBOX_CORPUS`` points at the corpus from a git worktree, where ``../shared`` is elsewhere.
@@ -108,5 +108,35 @@ def test_ranges_of_a_patched_video_line_up():
     whole = b"".join(read_patched(path, 0, size, patches))
     for start, length in ((0, 100), (size // 2, 4096), (size - 777, 777), (1, size - 1)):
         assert b"".join(read_patched(path, start, length, patches)) == whole[start:start + length]
-    for box_start, header, _ in patches:  # every patched box is renamed at its type field
-        assert whole[box_start + 4:box_start + 8] == b"free"
+    for start, end, data in patches:  # box types renamed to "free", contents zeroed
+        assert whole[start:end] == (data if data is not None else bytes(end - start))
+
+
+def test_heif_lose_exif_and_xmp_and_keep_pixels():
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    cleaned = with_gps = 0
+    for rel, expected in _files().items():
+        if not rel.lower().endswith((".heic", ".heif", ".hif", ".avif")):
+            continue
+        path = CORPUS / rel
+        try:
+            patches = heif_patches(path)
+        except ValueError:
+            assert rel.startswith("hostile/"), rel  # unreadable item tables: the original is refused
+            continue
+        data = b"".join(read_patched(path, 0, path.stat().st_size, patches))
+        assert b"<x:xmpmeta" not in data and b"http://ns.adobe.com/xap/1.0/" not in data, rel
+        try:
+            original = Image.open(path)
+            original.load()
+        except Exception:
+            continue
+        clean = Image.open(io.BytesIO(data))
+        clean.load()
+        assert np.array_equal(np.asarray(clean), np.asarray(original)), rel
+        assert not clean.getexif().get_ifd(0x8825) and not clean.info.get("xmp"), rel
+        with_gps += bool(expected.get("gps"))
+        cleaned += 1
+    assert cleaned >= 20 and with_gps >= 8, (cleaned, with_gps)

@@ -10,7 +10,9 @@ a shared photo would hand out the family's home address. When a link hides metad
 * **MP4 / MOV** keep their length: the boxes holding metadata (``udta`` with ``©xyz``
   location, ``meta`` with Apple's location keys, top-level ``uuid`` XMP) are renamed to
   ``free``, which every player skips. Offsets stay valid, so byte ranges (seeking) work.
-* Anything else (HEIC, PNG, WebP…) is refused as an original; thumbnails and previews are
+* **HEIC / HEIF / AVIF** keep their length too: the ``Exif`` and XMP items get an unknown item
+  type (readers skip them) and their bytes are zeroed; orientation is a HEIF property, kept.
+* Anything else (PNG, WebP, RAW…) is refused as an original; thumbnails and previews are
   re-encoded by photobox without metadata and are always available.
 """
 
@@ -22,12 +24,13 @@ from pathlib import Path
 
 import piexif
 
-__all__ = ["CLEANABLE", "can_clean", "jpeg_clean", "mp4_patches", "read_patched"]
+__all__ = ["CLEANABLE", "can_clean", "heif_patches", "jpeg_clean", "mp4_patches", "read_patched"]
 
 _BLOCK = 256 * 1024
 JPEG = {"image/jpeg"}
 MP4 = {"video/mp4", "video/quicktime", "video/3gpp", "video/x-m4v"}
-CLEANABLE = JPEG | MP4
+HEIF = {"image/heic", "image/heif", "image/avif", "image/heic-sequence", "image/heif-sequence"}
+CLEANABLE = JPEG | MP4 | HEIF
 
 
 def can_clean(mime: str | None) -> bool:
@@ -97,61 +100,137 @@ def jpeg_clean(path: Path) -> Iterator[bytes]:
             prev = joined[-1:]
 
 
-# -- MP4 / MOV -------------------------------------------------------------------------------
+# -- same-length patches (MP4 / MOV / HEIF) -----------------------------------------------------
+
+#: (start, end, data): write ``data`` (``end - start`` bytes) at ``start``, or zeros if None.
+Patch = tuple[int, int, "bytes | None"]
 
 _RENAME_IN = {b"moov": {b"udta", b"meta"}, b"trak": {b"udta", b"meta"}, b"": {b"uuid", b"meta"}}
 _DESCEND = {b"": {b"moov"}, b"moov": {b"trak"}}
 
 
-def mp4_patches(path: Path) -> list[tuple[int, int, int]]:
-    """Metadata boxes as (box start, header length, box end): renamed to ``free`` and zeroed
-    by :func:`read_patched`, keeping the file's length so byte ranges stay valid."""
-    size = path.stat().st_size
-    patches: list[tuple[int, int, int]] = []
+def _boxes(f, start: int, end: int):
+    """(box start, header length, box end, type) of the ISO-BMFF boxes in ``start..end``."""
+    pos = start
+    while pos + 8 <= end:
+        f.seek(pos)
+        head = f.read(16)
+        if len(head) < 8:
+            return
+        box_size, box_type = struct.unpack(">I4s", head[:8])
+        header = 8
+        if box_size == 1 and len(head) >= 16:
+            box_size, header = struct.unpack(">Q", head[8:16])[0], 16
+        elif box_size == 0:
+            box_size = end - pos
+        if box_size < header or pos + box_size > end:
+            return  # damaged: stop here rather than guess
+        yield pos, header, pos + box_size, box_type
+        pos += box_size
+
+
+def mp4_patches(path: Path) -> list[Patch]:
+    """Metadata boxes renamed to ``free`` and zeroed (``udta`` with ``©xyz``, ``meta`` with
+    Apple's location keys, top-level XMP ``uuid``), keeping the file's length."""
+    patches: list[Patch] = []
     with open(path, "rb") as f:
         def walk(start: int, end: int, parent: bytes, depth: int) -> None:
-            pos = start
-            while pos + 8 <= end and depth < 4:
-                f.seek(pos)
-                head = f.read(16)
-                if len(head) < 8:
-                    return
-                box_size, box_type = struct.unpack(">I4s", head[:8])
-                if box_size == 1 and len(head) >= 16:
-                    box_size = struct.unpack(">Q", head[8:16])[0]
-                    header = 16
-                elif box_size == 0:
-                    box_size = end - pos
-                    header = 8
-                else:
-                    header = 8
-                if box_size < header or pos + box_size > end:
-                    return  # damaged: stop here rather than guess
+            for box_start, header, box_end, box_type in _boxes(f, start, end):
                 if box_type in _RENAME_IN.get(parent, ()):
-                    patches.append((pos, header, pos + box_size))
-                elif box_type in _DESCEND.get(parent, ()):
-                    walk(pos + header, pos + box_size, box_type, depth + 1)
-                pos += box_size
+                    patches.append((box_start + 4, box_start + 8, b"free"))
+                    patches.append((box_start + header, box_end, None))
+                elif box_type in _DESCEND.get(parent, ()) and depth < 3:
+                    walk(box_start + header, box_end, box_type, depth + 1)
 
-        walk(0, size, b"", 0)
+        walk(0, path.stat().st_size, b"", 0)
     return patches
 
 
-def _overlay(buf: bytearray, pos: int, start: int, data: bytes | None, stop: int) -> None:
-    """Write ``data`` (or zeros up to ``stop``) at file offset ``start`` into ``buf`` (file offset ``pos``)."""
-    end = stop if data is None else start + len(data)
-    lo, hi = max(start, pos), min(end, pos + len(buf))
-    if lo >= hi:
-        return
-    if data is None:
-        buf[lo - pos:hi - pos] = bytes(hi - lo)
-    else:
-        buf[lo - pos:hi - pos] = data[lo - start:hi - start]
+def _uint(data: bytes, at: int, size: int) -> tuple[int, int]:
+    return (int.from_bytes(data[at:at + size], "big") if size else 0), at + size
 
 
-def read_patched(path: Path, start: int, length: int, patches: list[tuple[int, int, int]]) -> Iterator[bytes]:
-    """Bytes ``start .. start+length`` of ``path`` with each patched box renamed ``free`` and its
-    contents zeroed (the location text must not merely be hidden from players)."""
+def heif_patches(path: Path) -> list[Patch]:
+    """HEIC/HEIF/AVIF: the ``Exif`` and XMP (``mime``) items are turned into items of an
+    unknown type (``zero``), which readers skip, and their bytes zeroed. Orientation lives in
+    the ``irot``/``imir`` properties, not in EXIF, so the image shows the same.
+
+    Raises:
+        ValueError: the item tables cannot be read (the caller refuses the original).
+    """
+    patches: list[Patch] = []
+    with open(path, "rb") as f:
+        size = path.stat().st_size
+        meta = next(((s, h, e) for s, h, e, t in _boxes(f, 0, size) if t == b"meta"), None)
+        if meta is None:
+            raise ValueError("no meta box")
+        children = {t: (s, h, e) for s, h, e, t in _boxes(f, meta[0] + meta[1] + 4, meta[2])}
+        if b"iinf" not in children or b"iloc" not in children:
+            raise ValueError("no item tables")
+        # iinf: which items are Exif or XMP
+        s, h, e = children[b"iinf"]
+        f.seek(s + h)
+        version = f.read(4)[0]
+        count_size = 2 if version == 0 else 4
+        f.read(count_size)
+        doomed: set[int] = set()
+        for is_, ih, ie, it in _boxes(f, s + h + 4 + count_size, e):
+            if it != b"infe":
+                continue
+            f.seek(is_ + ih)
+            body = f.read(min(ie - is_ - ih, 512))
+            v = body[0]
+            if v < 2:
+                continue
+            id_size = 2 if v == 2 else 4
+            item_id, at = _uint(body, 4, id_size)
+            at += 2  # protection index
+            item_type = body[at:at + 4]
+            strings = body[at + 4:].split(b"\0")  # item name, then (for 'mime') the content type
+            content_type = strings[1].lower() if item_type == b"mime" and len(strings) > 1 else b""
+            if item_type == b"Exif" or b"xmp" in content_type or b"rdf" in content_type or b"xml" in content_type:
+                doomed.add(item_id)
+                patches.append((is_ + ih + at, is_ + ih + at + 4, b"zero"))
+        # iloc: where their bytes are
+        s, h, e = children[b"iloc"]
+        f.seek(s + h)
+        data = f.read(e - s - h)
+        version = data[0]
+        offset_size, length_size = data[4] >> 4, data[4] & 15
+        base_size, index_size = data[5] >> 4, (data[5] & 15 if version in (1, 2) else 0)
+        count, at = _uint(data, 6, 2 if version < 2 else 4)
+        idat = children.get(b"idat")
+        for _ in range(count):
+            item_id, at = _uint(data, at, 2 if version < 2 else 4)
+            method = 0
+            if version in (1, 2):
+                method, at = _uint(data, at, 2)
+                method &= 15
+            at += 2  # data reference index
+            base, at = _uint(data, at, base_size)
+            extents, at = _uint(data, at, 2)
+            for _ in range(extents):
+                at += index_size
+                offset, at = _uint(data, at, offset_size)
+                length, at = _uint(data, at, length_size)
+                if item_id not in doomed:
+                    continue
+                if method == 0:
+                    begin = base + offset
+                elif method == 1 and idat is not None:
+                    begin = idat[0] + idat[1] + base + offset
+                else:
+                    raise ValueError("metadata item stored in a way photobox cannot clean")
+                if length == 0 or begin + length > size:
+                    raise ValueError("metadata item outside the file")
+                patches.append((begin, begin + length, None))
+            if at > len(data):
+                raise ValueError("damaged iloc")
+    return patches
+
+
+def read_patched(path: Path, start: int, length: int, patches: list[Patch]) -> Iterator[bytes]:
+    """Bytes ``start .. start+length`` of ``path`` with the patches applied."""
     with open(path, "rb") as f:
         f.seek(start)
         pos, remaining = start, length
@@ -160,12 +239,12 @@ def read_patched(path: Path, start: int, length: int, patches: list[tuple[int, i
             if not block:
                 return
             end = pos + len(block)
-            hits = [p for p in patches if p[0] < end and p[2] > pos]
+            hits = [p for p in patches if p[0] < end and p[1] > pos]
             if hits:
                 buf = bytearray(block)
-                for box_start, header, box_end in hits:
-                    _overlay(buf, pos, box_start + 4, b"free", 0)
-                    _overlay(buf, pos, box_start + header, None, box_end)
+                for p_start, p_end, p_data in hits:
+                    lo, hi = max(p_start, pos), min(p_end, end)
+                    buf[lo - pos:hi - pos] = bytes(hi - lo) if p_data is None else p_data[lo - p_start:hi - p_start]
                 block = bytes(buf)
             yield block
             pos, remaining = end, remaining - len(block)

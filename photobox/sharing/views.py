@@ -317,8 +317,13 @@ async def _serve_original(request: Request, share: store.Share, asset: asset_sql
             headers["Content-Disposition"] = _disposition(name)
         gen = await asyncio.to_thread(redact.jpeg_clean, path)
         return Stream(_iterate(gen), media_type=media_type, headers=headers)
-    if asset.mime in redact.MP4:
-        patches = await asyncio.to_thread(redact.mp4_patches, path)
+    if asset.mime in redact.MP4 or asset.mime in redact.HEIF:
+        finder = redact.mp4_patches if asset.mime in redact.MP4 else redact.heif_patches
+        try:
+            patches = await asyncio.to_thread(finder, path)
+        except ValueError:
+            raise PermissionDeniedException("The owner shares this link without photo metadata, and this file's "
+                                            "metadata cannot be removed safely; the preview is available.") from None
         return _patched_response(request, path, asset, patches, media_type=media_type, download_name=name)
     raise PermissionDeniedException("The owner shares this link without photo metadata, and the original of this "
                                     "file type cannot be cleaned of it; the preview is available.")
@@ -366,7 +371,8 @@ async def public_download(request: Request, token: FromPath[str]) -> Response:
             asset = asset_sql.get_asset(conn, asset_id)
             if asset is None or not can_download(share, asset):
                 continue
-            mode = "raw" if share.show_metadata else ("jpeg" if asset.mime in redact.JPEG else "mp4")
+            mode = ("raw" if share.show_metadata else "jpeg" if asset.mime in redact.JPEG
+                    else "heif" if asset.mime in redact.HEIF else "mp4")
             try:
                 path = original_path(box, conn, asset.library_id, asset.rel_path)
             except (ValueError, KeyError):
@@ -384,8 +390,9 @@ async def public_download(request: Request, token: FromPath[str]) -> Response:
 def _blocks(path: Path, mode: str) -> Iterator[bytes]:
     if mode == "jpeg":
         yield from redact.jpeg_clean(path)
-    elif mode == "mp4":
-        yield from redact.read_patched(path, 0, path.stat().st_size, redact.mp4_patches(path))
+    elif mode in ("mp4", "heif"):
+        finder = redact.mp4_patches if mode == "mp4" else redact.heif_patches
+        yield from redact.read_patched(path, 0, path.stat().st_size, finder(path))
     else:
         with open(path, "rb") as f:
             while block := f.read(256 * 1024):
@@ -406,14 +413,19 @@ def _zip(entries: list[tuple[str, Path, str]], name: str) -> Stream:
                     if cancelled.is_set():
                         return
                     try:
+                        # Read the first block before the entry starts: a file that cannot be
+                        # cleaned is left out whole, never written half.
+                        blocks = _blocks(path, mode)
+                        first = next(blocks, b"")
                         info = zipfile.ZipInfo.from_file(path, _unique(arcname, used))
-                        with zf.open(info, "w", force_zip64=True) as dst:
-                            for block in _blocks(path, mode):
-                                if cancelled.is_set():
-                                    return
-                                dst.write(block)
-                    except (FileNotFoundError, ValueError):
+                    except (OSError, ValueError):
                         continue
+                    with zf.open(info, "w", force_zip64=True) as dst:
+                        dst.write(first)
+                        for block in blocks:
+                            if cancelled.is_set():
+                                return
+                            dst.write(block)
         finally:
             q.put(done)
 
