@@ -170,6 +170,15 @@ def test_file_routes_refuse_traversal_in_every_parameter(owner_client, lib):  # 
                     assert r.status_code in (400, 401, 403, 404, 405), f"{url} → {r.status_code}"
                     tried += 1
     assert tried > 100
+    # The resumable upload id names a file in tmp/resumable: only ids the server made are used.
+    sentinel = c.app.state.photobox.data_dir / "sentinel.part"
+    sentinel.write_bytes(b"keep me")
+    for evil in (*EVIL, "..%2fsentinel", "..%2f..%2fsentinel"):
+        for method in ("HEAD", "PATCH", "DELETE"):
+            r = c.request(method, f"/api/uploads/{evil}", content=b"x", headers={
+                "upload-offset": "0", "x-csrf-token": csrf_from(c.get("/settings").text)})
+            assert r.status_code in (400, 404, 405), (method, evil, r.status_code)
+    assert sentinel.read_bytes() == b"keep me"
     for evil in ("/static/../photobox/auth.py", "/static/%2e%2e/pyproject.toml", "/static/..%2fpyproject.toml",
                  "/static/..%5c..%5cpyproject.toml", "/static//etc/passwd", "/static/css%00/app.css"):
         r = c.get(evil)

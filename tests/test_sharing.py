@@ -424,3 +424,23 @@ def test_jpeg_clean_drops_trailing_data_and_xmp(tmp_path):
     assert out.endswith(b"\xff\xd9")
     assert piexif.load(out)["GPS"] == {}
     Image.open(io.BytesIO(out)).load()
+
+
+def test_public_grid_is_keyset_paginated(owner_client, lib, monkeypatch):
+    from photobox.sharing import views
+
+    monkeypatch.setattr(views, "PAGE_SIZE", 3)
+    c = owner_client
+    token = make_share(c, lib, album_id=lib["album"])
+    a = anon(c)
+    first = a.get(f"/s/{token}")
+    soup = BeautifulSoup(first.text, "html.parser")
+    more = soup.select_one("div.more")["hx-get"]
+    assert more.startswith(f"/s/{token}?before=") and len(tiles(first.text)) == 3
+    rest = a.get(more, headers={"hx-request": "true"})
+    assert rest.status_code == 200 and "<html" not in rest.text
+    seen = tiles(first.text) + tiles(rest.text)
+    assert len(seen) == len(set(seen)) == 4 and not BeautifulSoup(rest.text, "html.parser").select("div.more")
+    # Deleting the album ends its links.
+    c.post(f"/albums/{lib['album']}/delete", data={"csrf_token": lib["csrf"]})
+    assert a.get(f"/s/{token}").status_code == 404
