@@ -340,7 +340,7 @@ def _cookies(response) -> dict[str, str]:
     return {h.split("=", 1)[0]: h for h in response.headers.get_list("set-cookie")}
 
 
-def test_cookie_flags(tmp_path, lib, owner_client):  # noqa: F811
+def test_cookie_flags(tmp_path, owner_client):
     # Plain HTTP on the LAN: HttpOnly and SameSite=Lax, not Secure.
     anon = TestClient(app=owner_client.app)
     anon_cookie = _cookies(anon.get("/login"))["pb_anon"]
