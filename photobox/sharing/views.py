@@ -16,7 +16,6 @@ import hashlib
 import hmac
 import queue
 import threading
-import time
 import zipfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -55,6 +54,7 @@ def limits(app) -> tuple[TokenBucket, auth.LoginThrottle]:
     state = app.state
     if "share_bucket" not in state:
         state.share_bucket = TokenBucket()
+    if "share_password_throttle" not in state:
         state.share_password_throttle = auth.LoginThrottle(limit=5, window=900)
     return state.share_bucket, state.share_password_throttle
 
