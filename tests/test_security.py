@@ -5,7 +5,7 @@ from litestar.testing import TestClient
 from photobox.web.security import CSP
 
 # Routes that must work without logging in. Anything else must refuse an anonymous caller.
-PUBLIC = {"/healthz", "/setup", "/login", "/static", "/sw.js"}
+PUBLIC = {"/healthz", "/setup", "/login", "/static", "/sw.js", "/s"}
 
 
 def _routes(app):

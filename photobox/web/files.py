@@ -14,6 +14,8 @@ from pathlib import Path
 from litestar import Request, Response
 from litestar.response import Stream
 
+from photobox.library.storage import safe_file_name
+
 __all__ = ["serve_file", "stream_zip"]
 
 _BLOCK = 256 * 1024
@@ -120,7 +122,9 @@ def stream_zip(entries: Iterable[tuple[str, Path]], name: str) -> Stream:
                 for arcname, path in entries:
                     if cancelled.is_set():
                         return
-                    arcname = _unique(arcname, used)
+                    # Names come from uploads: never let an entry climb out of the folder the
+                    # zip is extracted into ("zip slip"), e.g. an upload named "../../x.jpg".
+                    arcname = _unique(safe_file_name(arcname), used)
                     try:
                         with open(path, "rb") as src, zf.open(zipfile.ZipInfo.from_file(path, arcname), "w",
                                                               force_zip64=True) as dst:

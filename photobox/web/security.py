@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from photobox.core import Photobox
 
 __all__ = ["Auth", "AuthMiddleware", "SecurityHeadersMiddleware", "SESSION_COOKIE", "ANON_COOKIE",
-           "guard", "is_secure", "csrf_token_for", "local_path", "from_this_site"]
+           "guard", "is_secure", "csrf_token_for", "local_path", "from_this_site", "scope_allows", "API_KEY_SCOPES"]
 
 SESSION_COOKIE = "pb_session"
 ANON_COOKIE = "pb_anon"
@@ -166,12 +166,40 @@ async def _given_csrf(connection: ASGIConnection) -> str | None:
     return None
 
 
+#: API key scopes. ``all``: everything the owner can do. ``read``: safe (GET/HEAD) requests
+#: under ``/api/``. ``upload``: what a phone backup app needs (upload, resumable uploads,
+#: checksum check, server info) and nothing else: a leaked upload key cannot read the library.
+API_KEY_SCOPES = ("all", "read", "upload")
+_UPLOAD_ROUTES = {("POST", "/api/assets"), ("POST", "/api/assets/check"), ("POST", "/api/uploads"),
+                  ("GET", "/api/server"), ("GET", "/api/me")}
+
+
+def scope_allows(scopes: str, method: str, path: str) -> bool:
+    """Whether an API key with ``scopes`` (comma-separated) may make this request."""
+    granted = {s.strip() for s in (scopes or "").split(",") if s.strip()}
+    if "all" in granted:
+        return True
+    if not path.startswith("/api/"):
+        return False  # HTML pages and their forms are for the browser session
+    if "read" in granted and method in SAFE_METHODS:
+        return True
+    if "upload" in granted:
+        if (method, path) in _UPLOAD_ROUTES:
+            return True
+        if path.startswith("/api/uploads/") and path.count("/") == 3 and method in {"HEAD", "PATCH", "DELETE"}:
+            return True
+    return False
+
+
 async def guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
-    """The app-wide guard: authentication (unless public) and CSRF (for unsafe methods)."""
+    """The app-wide guard: authentication (unless public), API key scopes, and CSRF (for unsafe methods)."""
     public = bool(handler.opt.get("public"))
     a: Auth | None = connection.scope.get("auth")
     if not public and a is None:
         raise NotAuthorizedException("log in first")
+    if not public and a is not None and a.kind == "api_key" and not scope_allows(
+            a.scopes, connection.scope.get("method", "GET"), connection.scope.get("path", "")):
+        raise PermissionDeniedException(f"this API key's scope ({a.scopes}) does not allow this request")
     if connection.scope.get("method", "GET") in SAFE_METHODS or connection.scope["type"] != "http":
         return
     if a is not None and a.kind in ("api_key", "basic"):  # basic: /dav only, see photobox.dav.basic_auth
@@ -241,6 +269,13 @@ _HEADERS: list[tuple[bytes, bytes]] = [
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
 ]
 
+#: Under ``/s/`` (public share links) the token is in the URL: never send it on as a referrer,
+#: and keep the pages out of search engines.
+_SHARE_HEADERS: list[tuple[bytes, bytes]] = [
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-robots-tag", b"noindex, nofollow"),
+]
+
 
 def map_tile_origin(tile_url: str) -> str | None:
     """The origin of the ``map_tile_url`` setting as a CSP source (``{s}`` subdomains become
@@ -274,20 +309,34 @@ class SecurityHeadersMiddleware(ASGIMiddleware):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         started = time.perf_counter()
-        security_headers = _headers_for(scope["litestar_app"].state.photobox.settings.map_tile_url)
+        path = scope.get("path", "")
+        public_share = path.startswith("/s/")
+        box = scope["litestar_app"].state.photobox if "litestar_app" in scope else None
+        security_headers = _headers_for(box.settings.map_tile_url) if box is not None else _HEADERS
+        secure_always = box is not None and box.settings.secure_cookies == "always"
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers: list[Any] = list(message.get("headers", []))
                 headers.append((b"server-timing", f"app;dur={(time.perf_counter() - started) * 1000:.2f}".encode()))
                 present = {name.lower() for name, _ in headers}
+                if public_share:  # share pages: the token in the URL must not leak, nor be indexed
+                    headers.extend(h for h in _SHARE_HEADERS if h[0] not in present)
+                    present.update(h[0] for h in _SHARE_HEADERS)
                 headers.extend(h for h in security_headers if h[0] not in present)
                 anon = scope.get("pb_set_anon")
                 if anon:
-                    secure = "; Secure" if scope.get("scheme") == "https" else ""
+                    secure = "; Secure" if scope.get("scheme") == "https" or secure_always else ""
                     cookie = f"{ANON_COOKIE}={anon}; Path=/; HttpOnly; SameSite=Lax; Max-Age=86400{secure}"
                     headers.append((b"set-cookie", cookie.encode()))
                 message["headers"] = headers
             await send(message)
 
+        if "\x00" in path:
+            # A NUL byte (%00) in a path is never legitimate; refuse it before any handler
+            # (Litestar's static files answered 500 "embedded null byte").
+            await send_with_headers({"type": "http.response.start", "status": 400,
+                                     "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
+            await send_with_headers({"type": "http.response.body", "body": b"bad request: NUL in path"})
+            return
         await next_app(scope, receive, send_with_headers)

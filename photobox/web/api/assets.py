@@ -411,7 +411,10 @@ async def asset_preview(request: Request, asset_id: FromPath[int]) -> Response:
 
 async def _original(request: Request, box: Photobox, asset: asset_sql.Asset, *, download: bool,
                     media_type: str | None = None) -> Response:
-    path = await box.db.read(lambda c: original_path(box, c, asset.library_id, asset.rel_path))
+    try:
+        path = await box.db.read(lambda c: original_path(box, c, asset.library_id, asset.rel_path))
+    except (ValueError, KeyError):  # a stored path that leaves its library: refuse, never follow
+        raise NotFoundException("the original file's stored path is not valid") from None
     if not await asyncio.to_thread(path.exists):
         raise NotFoundException("the original file is missing (its library folder may be offline)")
     # The checksum names the bytes exactly: a strong ETag that survives renames and restarts.

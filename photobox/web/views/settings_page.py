@@ -22,6 +22,7 @@ Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 
 class NewKeyForm(Struct):
     name: str = ""
+    scopes: str = "all"
     csrf_token: str = ""
 
 
@@ -68,7 +69,10 @@ async def settings_page(request: Request) -> Response:
 
 @post("/settings/api-keys", include_in_schema=False)
 async def create_key(request: Request, data: Annotated[NewKeyForm, Form]) -> Response:
-    _, secret = await request.app.state.photobox.db.write(lambda c: auth.create_api_key(c, data.name))
+    from photobox.web.security import API_KEY_SCOPES
+
+    scopes = data.scopes if data.scopes in API_KEY_SCOPES else "all"
+    _, secret = await request.app.state.photobox.db.write(lambda c: auth.create_api_key(c, data.name, scopes=scopes))
     return await _render(request, new_secret=secret)
 
 

@@ -199,7 +199,10 @@ async def download(request: Request,
         for chunk, marks in id_chunks(ids):
             for asset_id, lib, rel, name in conn.execute(
                     f"SELECT id, library_id, rel_path, original_name FROM assets WHERE id IN ({marks})", chunk):
-                out.append((name, original_path(box, conn, lib, rel)))
+                try:
+                    out.append((name, original_path(box, conn, lib, rel)))
+                except (ValueError, KeyError):  # a stored path that leaves its library: skip it
+                    continue
         return out
 
     files = await box.db.read(entries)

@@ -1,0 +1,1 @@
+"""Share links: an album or a selection behind an unguessable, revocable link (see ``store``)."""

@@ -1,0 +1,537 @@
+"""Share links: the owner's pages (make, list, revoke, new link) and the public pages ``/s/<token>``.
+
+The public routes are ``opt={"public": True}`` and check, in :func:`_open_share`, in this
+order: the per-address rate limit (429), the token (404), revoked or expired (410), the
+password cookie. Every file route then asks :func:`store.contains` whether the asset belongs
+to *this* share before serving it, so a token for one share never reaches another share's
+or an unshared asset by guessing ids. The pages never link into the owner's routes.
+``SecurityHeadersMiddleware`` adds ``Referrer-Policy: no-referrer`` and ``X-Robots-Tag``
+to everything under ``/s/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import queue
+import threading
+import zipfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+from litestar import Request, get, post
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import ClientException, HTTPException, NotFoundException, PermissionDeniedException
+from litestar.params import Body, FromPath, FromQuery
+from litestar.response import Redirect, Response, Stream
+from msgspec import Struct
+
+from photobox import auth
+from photobox.library import assets as asset_sql
+from photobox.library.paths import derived_path, original_path
+from photobox.library.storage import safe_file_name
+from photobox.sharing import redact, store
+from photobox.sharing.limits import TokenBucket
+from photobox.web.files import _QueueWriter, _parse_range, _unique, serve_file
+from photobox.web.render import page
+from photobox.web.security import ensure_anon_cookie, is_secure
+
+__all__ = ["ROUTES"]
+
+PUBLIC = {"public": True}
+PAGE_SIZE = 120
+Form = Body(media_type=RequestEncodingType.URL_ENCODED)
+#: Expiry choices of the "share" dialog, in days (0: never).
+EXPIRY_DAYS = (0, 1, 7, 30, 365)
+
+
+# -- limits (per app, made on first use) ------------------------------------------------------
+
+def limits(app) -> tuple[TokenBucket, auth.LoginThrottle]:
+    """(requests bucket, wrong-password throttle) of this app; tests may replace them."""
+    state = app.state
+    if "share_bucket" not in state:
+        state.share_bucket = TokenBucket()
+    if "share_password_throttle" not in state:
+        state.share_password_throttle = auth.LoginThrottle(limit=5, window=900)
+    return state.share_bucket, state.share_password_throttle
+
+
+def _addr(request: Request) -> str:
+    return request.client.host if request.client else "?"
+
+
+def _too_many(wait: float, what: str) -> HTTPException:
+    return HTTPException(status_code=429, detail=f"Too many {what}; try again in {int(wait) + 1} seconds.",
+                         headers={"Retry-After": str(int(wait) + 1)})
+
+
+def _unlock_value(secret_key: bytes, share: store.Share) -> str:
+    """The password cookie: bound to the share, its password and its current token."""
+    msg = f"share:{share.id}:{share.password_hash}:{share.token_at!r}".encode()
+    return hmac.new(secret_key, msg, hashlib.sha256).hexdigest()
+
+
+def _cookie_name(share: store.Share) -> str:
+    return f"pb_share_{share.id}"
+
+
+def _unlocked(request: Request, share: store.Share) -> bool:
+    if not share.has_password:
+        return True
+    given = request.cookies.get(_cookie_name(share), "")
+    expected = _unlock_value(request.app.state.photobox.secret_key, share)
+    return bool(given) and hmac.compare_digest(given.encode(), expected.encode())
+
+
+async def _open_share(request: Request, token: str, *, cost: float = 1.0) -> store.Share:
+    """Rate limit, then the live share for ``token`` (404 unknown, 410 revoked or expired)."""
+    bucket, _ = limits(request.app)
+    wait = bucket.take(_addr(request), cost)
+    if wait:
+        raise _too_many(wait, "requests")
+    box = request.app.state.photobox
+    share = await box.db.read(store.find_share, token)
+    if share is None:
+        raise NotFoundException("This link does not exist. Check that it was copied completely.")
+    if not share.live(box.clock()):
+        raise HTTPException(status_code=410, detail="This link has expired or was turned off by its owner.")
+    return share
+
+
+async def _open_unlocked(request: Request, token: str, *, cost: float = 1.0) -> store.Share:
+    share = await _open_share(request, token, cost=cost)
+    if not _unlocked(request, share):
+        raise PermissionDeniedException("This link needs its password: open the link and enter it.")
+    return share
+
+
+async def _member(request: Request, share: store.Share, asset_id: int) -> asset_sql.Asset:
+    """The asset if the share shows it; 404 otherwise (the same answer as for no asset at all)."""
+    box = request.app.state.photobox
+
+    def load(conn) -> asset_sql.Asset | None:
+        if not store.contains(conn, share, asset_id):
+            return None
+        return asset_sql.get_asset(conn, asset_id)
+
+    asset = await box.db.read(load)
+    if asset is None:
+        raise NotFoundException("This photo is not part of the link.")
+    return asset
+
+
+def _public_page(request: Request, name: str, **context: Any) -> Response:
+    response = page(request, name, **context)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+def can_download(share: store.Share, asset: asset_sql.Asset) -> bool:
+    """Originals are offered only when the link allows it, and, with metadata hidden, only in
+    the formats :mod:`photobox.sharing.redact` can clean."""
+    return share.allow_download and (share.show_metadata or redact.can_clean(asset.mime))
+
+
+def _public_name(share: store.Share, asset: asset_sql.Asset) -> str:
+    """The original's name when metadata is shown, else a neutral one (names like
+    ``Paris_hotel.jpg`` are metadata too)."""
+    if share.show_metadata:
+        return asset.original_name
+    ext = asset.original_name.rpartition(".")[2].lower() if "." in asset.original_name else "bin"
+    return f"photo-{asset.id}.{ext[:8]}"
+
+
+# -- public pages -----------------------------------------------------------------------------
+
+class UnlockForm(Struct):
+    password: str = ""
+    csrf_token: str = ""
+
+
+@get("/s/{token:str}", opt=PUBLIC, include_in_schema=False)
+async def public_share(request: Request, token: FromPath[str], before: FromQuery[str | None] = None) -> Response:
+    """The shared grid (or the password form), newest first, keyset-paginated."""
+    box = request.app.state.photobox
+    share = await _open_share(request, token)
+    if not _unlocked(request, share):
+        ensure_anon_cookie(request)
+        return _public_page(request, "share_password.html", share=share, token=token, error=None)
+    tiles = await box.db.read(lambda c: store.page(c, share, before=before, limit=PAGE_SIZE),
+                              time_limit_ms=box.settings.web_query_time_limit_ms)
+    more = tiles[-1].cursor if len(tiles) == PAGE_SIZE else None
+    if request.headers.get("hx-request") == "true":
+        return _public_page(request, "_share_tiles.html", share=share, token=token, tiles=tiles, more=more)
+    if before is None:
+        await box.db.write(store.record_view, share.id)
+    total = await box.db.read(store.count, share)
+    return _public_page(request, "share_page.html", share=share, token=token, tiles=tiles, more=more, total=total)
+
+
+@post("/s/{token:str}/unlock", opt=PUBLIC, include_in_schema=False)
+async def public_unlock(request: Request, token: FromPath[str], data: Annotated[UnlockForm, Form]) -> Response:
+    """The password form: a right password sets a cookie for this link only."""
+    box = request.app.state.photobox
+    share = await _open_share(request, token)
+    _, throttle = limits(request.app)
+    addr = _addr(request)
+    wait = throttle.retry_after(addr)
+    if wait:
+        response = _public_page(request, "share_password.html", share=share, token=token,
+                                error=f"Too many wrong passwords. Try again in {wait // 60 + 1} minutes.")
+        response.status_code = 429
+        response.headers["Retry-After"] = str(wait)
+        return response
+    if not share.has_password:
+        return Redirect(f"/s/{token}", status_code=303)
+
+    def check() -> bool:
+        try:
+            return auth._hasher.verify(share.password_hash, data.password)
+        except Exception:
+            return False
+
+    if not await asyncio.to_thread(check):
+        throttle.failed(addr)
+        response = _public_page(request, "share_password.html", share=share, token=token,
+                                error="That is not the password of this link.")
+        response.status_code = 401
+        return response
+    throttle.succeeded(addr)
+    response = Redirect(f"/s/{token}", status_code=303)
+    response.set_cookie(_cookie_name(share), _unlock_value(box.secret_key, share), path=f"/s/{token}",
+                        max_age=7 * 86400, httponly=True, samesite="lax", secure=is_secure(request))
+    return response
+
+
+@get("/s/{token:str}/p/{asset_id:int}", opt=PUBLIC, include_in_schema=False)
+async def public_viewer(request: Request, token: FromPath[str], asset_id: FromPath[int]) -> Response:
+    """One shared photo or video large, with newer/older arrows within the share."""
+    box = request.app.state.photobox
+    share = await _open_unlocked(request, token)
+    asset = await _member(request, share, asset_id)
+    newer, older = await box.db.read(store.neighbors, share, asset_id)
+    facts: list[tuple[str, str]] = []
+    if share.show_metadata:
+        row = await box.db.read(lambda c: c.execute(
+            "SELECT make, model, latitude, longitude FROM assets WHERE id = ?", (asset_id,)).fetchone())
+        if asset.taken_at:
+            facts.append(("Taken", asset.taken_at.replace("T", " ")[:16]))
+        camera = " ".join(x for x in (row[0], row[1]) if x)
+        if camera:
+            facts.append(("Camera", camera))
+        if row[2] is not None and row[3] is not None:
+            facts.append(("Location", f"{row[2]:.5f}, {row[3]:.5f}"))
+        facts.append(("File", asset.original_name))
+    return _public_page(request, "share_viewer.html", share=share, token=token, asset=asset, newer=newer,
+                        older=older, facts=facts, downloadable=can_download(share, asset))
+
+
+def _derived(request: Request, asset: asset_sql.Asset, kind: str, media_type: str) -> Response:
+    path = derived_path(request.app.state.photobox, kind, asset.id)
+    if not path.exists():
+        raise NotFoundException("not ready yet")
+    # Thumbnails and previews are encoded by photobox without EXIF: no metadata to hide.
+    # "no-cache" (revalidate with the ETag, a cheap 304): a turned-off link stops at once,
+    # even for a browser that has the files cached.
+    return serve_file(request, path, media_type=media_type, etag=f'"{asset.id}-{kind}-{asset.thumb_version}"',
+                      cache_control="private, no-cache")
+
+
+@get("/s/{token:str}/a/{asset_id:int}/thumbnail", opt=PUBLIC, include_in_schema=False)
+async def public_thumbnail(request: Request, token: FromPath[str], asset_id: FromPath[int]) -> Response:
+    share = await _open_unlocked(request, token)
+    return _derived(request, await _member(request, share, asset_id), "thumb", "image/webp")
+
+
+@get("/s/{token:str}/a/{asset_id:int}/preview", opt=PUBLIC, include_in_schema=False)
+async def public_preview(request: Request, token: FromPath[str], asset_id: FromPath[int]) -> Response:
+    share = await _open_unlocked(request, token)
+    return _derived(request, await _member(request, share, asset_id), "preview", "image/jpeg")
+
+
+async def _original_path(request: Request, asset: asset_sql.Asset) -> Path:
+    box = request.app.state.photobox
+    try:
+        path = await box.db.read(lambda c: original_path(box, c, asset.library_id, asset.rel_path))
+    except (ValueError, KeyError):  # a stored path that leaves its library: refuse, never follow
+        raise NotFoundException("The original file is not available.") from None
+    if not await asyncio.to_thread(path.exists):
+        raise NotFoundException("The original file is not available right now.")
+    return path
+
+
+def _disposition(name: str) -> str:
+    from urllib.parse import quote
+
+    return f"attachment; filename*=UTF-8''{quote(name)}"
+
+
+async def _iterate(gen: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """Run a blocking block iterator in a thread, one block at a time."""
+    done = object()
+    while True:
+        block = await asyncio.to_thread(next, gen, done)
+        if block is done:
+            return
+        yield block  # type: ignore[misc]
+
+
+def _patched_response(request: Request, path: Path, asset: asset_sql.Asset, patches: list[int], *,
+                      media_type: str, download_name: str | None) -> Response:
+    """Like :func:`serve_file` (Range for seeking) for an MP4 with metadata boxes renamed."""
+    size = path.stat().st_size
+    headers = {"Cache-Control": "private, no-store", "Accept-Ranges": "bytes", "X-Content-Type-Options": "nosniff"}
+    if download_name:
+        headers["Content-Disposition"] = _disposition(download_name)
+    start, length, status = 0, size, 200
+    wanted = request.headers.get("range")
+    if wanted:
+        parsed = _parse_range(wanted, size)
+        if parsed == (-1, -1):
+            return Response(None, status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+        if parsed is not None:
+            start, end = parsed
+            length, status = end - start + 1, 206
+            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    headers["Content-Length"] = str(length)
+    if request.method == "HEAD":
+        return Response(None, status_code=status, headers=headers, media_type=media_type)
+    return Stream(_iterate(redact.read_patched(path, start, length, patches)), status_code=status, headers=headers,
+                  media_type=media_type)
+
+
+async def _serve_original(request: Request, share: store.Share, asset: asset_sql.Asset, *, download: bool,
+                          media_type: str | None = None) -> Response:
+    path = await _original_path(request, asset)
+    media_type = media_type or asset.mime or "application/octet-stream"
+    name = _public_name(share, asset) if download else None
+    if share.show_metadata:
+        return serve_file(request, path, media_type=media_type, etag=f'"{asset.checksum.hex()}"',
+                          cache_control="private, no-cache", download_name=name)
+    if asset.mime in redact.JPEG:
+        headers = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"}
+        if name:
+            headers["Content-Disposition"] = _disposition(name)
+        gen = await asyncio.to_thread(redact.jpeg_clean, path)
+        return Stream(_iterate(gen), media_type=media_type, headers=headers)
+    if asset.mime in redact.MP4 or asset.mime in redact.HEIF:
+        finder = redact.mp4_patches if asset.mime in redact.MP4 else redact.heif_patches
+        try:
+            patches = await asyncio.to_thread(finder, path)
+        except ValueError:
+            raise PermissionDeniedException("The owner shares this link without photo metadata, and this file's "
+                                            "metadata cannot be removed safely; the preview is available.") from None
+        return _patched_response(request, path, asset, patches, media_type=media_type, download_name=name)
+    raise PermissionDeniedException("The owner shares this link without photo metadata, and the original of this "
+                                    "file type cannot be cleaned of it; the preview is available.")
+
+
+@get("/s/{token:str}/a/{asset_id:int}/original", opt=PUBLIC, include_in_schema=False)
+async def public_original(request: Request, token: FromPath[str], asset_id: FromPath[int]) -> Response:
+    """The original as a download, when the link allows it (metadata removed unless shown)."""
+    share = await _open_unlocked(request, token)
+    asset = await _member(request, share, asset_id)
+    if not share.allow_download:
+        raise PermissionDeniedException("The owner does not allow downloads from this link.")
+    return await _serve_original(request, share, asset, download=True)
+
+
+@get("/s/{token:str}/a/{asset_id:int}/video", opt=PUBLIC, include_in_schema=False)
+async def public_video(request: Request, token: FromPath[str], asset_id: FromPath[int]) -> Response:
+    """A shared video as browsers play it: the rendition if one was made, else the original
+    (with its metadata boxes renamed unless metadata is shown). Playing is not downloading."""
+    box = request.app.state.photobox
+    share = await _open_unlocked(request, token, cost=0.1)  # seeking makes many small requests
+    asset = await _member(request, share, asset_id)
+    if asset.kind != "video":
+        raise NotFoundException("not a video")
+    rendition = derived_path(box, "video", asset.id)
+    if asset.rendition == "ready" and rendition.exists():
+        # Renditions are encoded by photobox, which copies no metadata into them.
+        return serve_file(request, rendition, media_type="video/mp4", etag=f'"{asset.id}-video-{asset.thumb_version}"',
+                          cache_control="private, no-cache")
+    return await _serve_original(request, share, asset, download=False,
+                                 media_type="video/mp4" if asset.mime == "video/quicktime" else None)
+
+
+@get("/s/{token:str}/download", opt=PUBLIC, include_in_schema=False, status_code=200)
+async def public_download(request: Request, token: FromPath[str]) -> Response:
+    """Everything the link shows as one zip, streamed (cleaned of metadata unless shown)."""
+    box = request.app.state.photobox
+    share = await _open_unlocked(request, token, cost=20)
+    if not share.allow_download:
+        raise PermissionDeniedException("The owner does not allow downloads from this link.")
+
+    def entries(conn) -> list[tuple[str, Path, str]]:
+        out = []
+        for asset_id in store.asset_ids(conn, share):
+            asset = asset_sql.get_asset(conn, asset_id)
+            if asset is None or not can_download(share, asset):
+                continue
+            mode = ("raw" if share.show_metadata else "jpeg" if asset.mime in redact.JPEG
+                    else "heif" if asset.mime in redact.HEIF else "mp4")
+            try:
+                path = original_path(box, conn, asset.library_id, asset.rel_path)
+            except (ValueError, KeyError):
+                continue
+            out.append((safe_file_name(_public_name(share, asset)), path, mode))
+        return out
+
+    files = await box.db.read(entries)
+    if not files:
+        raise NotFoundException("Nothing in this link can be downloaded.")
+    title = "".join(ch for ch in share.title if ch.isalnum() or ch in " -_")[:60].strip() or "photos"
+    return _zip(files, f"{title}.zip")
+
+
+def _blocks(path: Path, mode: str) -> Iterator[bytes]:
+    if mode == "jpeg":
+        yield from redact.jpeg_clean(path)
+    elif mode in ("mp4", "heif"):
+        finder = redact.mp4_patches if mode == "mp4" else redact.heif_patches
+        yield from redact.read_patched(path, 0, path.stat().st_size, finder(path))
+    else:
+        with open(path, "rb") as f:
+            while block := f.read(256 * 1024):
+                yield block
+
+
+def _zip(entries: list[tuple[str, Path, str]], name: str) -> Stream:
+    """Like :func:`photobox.web.files.stream_zip`, with each entry's bytes from :func:`_blocks`."""
+    q: queue.Queue = queue.Queue(maxsize=16)
+    done = object()
+    cancelled = threading.Event()
+
+    def produce() -> None:
+        try:
+            with zipfile.ZipFile(_QueueWriter(q), "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+                used: set[str] = set()
+                for arcname, path, mode in entries:
+                    if cancelled.is_set():
+                        return
+                    try:
+                        # Read the first block before the entry starts: a file that cannot be
+                        # cleaned is left out whole, never written half.
+                        blocks = _blocks(path, mode)
+                        first = next(blocks, b"")
+                        info = zipfile.ZipInfo.from_file(path, _unique(arcname, used))
+                    except (OSError, ValueError):
+                        continue
+                    with zf.open(info, "w", force_zip64=True) as dst:
+                        dst.write(first)
+                        for block in blocks:
+                            if cancelled.is_set():
+                                return
+                            dst.write(block)
+        finally:
+            q.put(done)
+
+    async def body() -> AsyncIterator[bytes]:
+        thread = threading.Thread(target=produce, name="share-zip", daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = await asyncio.to_thread(q.get)
+                if item is done:
+                    break
+                yield item
+        finally:
+            cancelled.set()
+            while thread.is_alive():
+                try:
+                    q.get_nowait()
+                except queue.Empty:
+                    await asyncio.sleep(0.01)
+
+    return Stream(body(), media_type="application/zip",
+                  headers={"Content-Disposition": _disposition(name), "Cache-Control": "no-store"})
+
+
+# -- the owner's pages ------------------------------------------------------------------------
+
+class ShareForm(Struct):
+    album_id: int | None = None
+    ids: list[int] | int = []
+    title: str = ""
+    expires_days: int = 0
+    password: str = ""
+    allow_download: str = ""
+    show_metadata: str = ""
+    csrf_token: str = ""
+
+
+def _link(request: Request, token: str) -> str:
+    return f"{request.url.scheme}://{request.url.netloc}/s/{token}"
+
+
+async def _render_list(request: Request, *, new_link: str | None = None, new_id: int | None = None,
+                       error: str | None = None, status_code: int = 200) -> Response:
+    box = request.app.state.photobox
+    shares = await box.db.read(store.list_shares)
+    albums = dict(await box.db.read(lambda c: c.execute("SELECT id, name FROM albums").fetchall()))
+    return page(request, "shares.html", shares=shares, albums=albums, new_link=new_link, new_id=new_id,
+                error=error, now=box.clock(), status_code=status_code)
+
+
+@get("/shares", include_in_schema=False)
+async def share_list(request: Request) -> Response:
+    return await _render_list(request)
+
+
+@post("/shares", include_in_schema=False)
+async def share_create(request: Request, data: Annotated[ShareForm, Form]) -> Response:
+    """Make a link to an album or to the selected photos; the link is shown once."""
+    box = request.app.state.photobox
+    ids = [data.ids] if isinstance(data.ids, int) else list(data.ids)
+    if data.expires_days < 0 or data.expires_days > 3650:
+        raise ClientException("expiry must be between 0 (never) and 3650 days")
+    # Used as typed (the visitor types it the same way); only all-blank means "no password".
+    password_hash = await asyncio.to_thread(auth.hash_password, data.password) if data.password.strip() else None
+    now = box.clock()
+    try:
+        share, token = await box.db.write(lambda c: store.create_share(
+            c, album_id=data.album_id, asset_ids=ids, title=data.title, password_hash=password_hash,
+            allow_download=bool(data.allow_download), show_metadata=bool(data.show_metadata),
+            expires_at=now + data.expires_days * 86400 if data.expires_days else None, now=now))
+    except ValueError as exc:
+        return await _render_list(request, error=str(exc), status_code=400)
+    return await _render_list(request, new_link=_link(request, token), new_id=share.id)
+
+
+class SelectionForm(Struct):
+    ids: list[int] | int = []
+    csrf_token: str = ""
+
+
+@post("/shares/new", include_in_schema=False, status_code=200)
+async def share_new(request: Request, data: Annotated[SelectionForm, Form]) -> Response:
+    """The selection bar's "Share": the options of a link to the selected photos."""
+    ids = [data.ids] if isinstance(data.ids, int) else list(data.ids)
+    if not ids:
+        raise ClientException("nothing selected")
+    if len(ids) > store.MAX_SELECTION:
+        raise ClientException(f"a link can share at most {store.MAX_SELECTION} items; use an album for more")
+    return page(request, "share_new.html", ids=ids, share_title="")
+
+
+@post("/shares/{share_id:int}/revoke", include_in_schema=False)
+async def share_revoke(request: Request, share_id: FromPath[int]) -> Response:
+    await request.app.state.photobox.db.write(store.revoke_share, share_id)
+    return Redirect("/shares", status_code=303)
+
+
+@post("/shares/{share_id:int}/new-link", include_in_schema=False)
+async def share_new_link(request: Request, share_id: FromPath[int]) -> Response:
+    """A new token for a live link (the old link stops working): links are stored hashed, so
+    this is how to see a link again."""
+    token = await request.app.state.photobox.db.write(store.new_token, share_id)
+    if token is None:
+        raise NotFoundException("no such live link")
+    return await _render_list(request, new_link=_link(request, token), new_id=share_id)
+
+
+ROUTES = [public_share, public_unlock, public_viewer, public_thumbnail, public_preview, public_original, public_video,
+          public_download, share_list, share_new, share_create, share_revoke, share_new_link]
