@@ -5,8 +5,8 @@ shapes, so hashes see photo-like structure, not flat colours. From each scene:
 
 * copies (must be grouped with the original): resized to half, recompressed at quality 30,
   cropped (up to 10 % off the edges), brightness/contrast edited, converted to HEIC
-  (EXIF kept) and to PNG (no EXIF), and a "messaging app" copy (long side 1280, quality 70,
-  EXIF stripped);
+  (EXIF kept) and to PNG (no EXIF), and a "messaging app" copy (long side 1280, or 3/4 of a
+  smaller original, quality 70, EXIF stripped);
 * burst frames (must NOT be grouped with each other): the same scene seconds apart from the
   same camera, with the camera drifting by 0.5-2 % of the frame and an object moving.
 
@@ -33,6 +33,7 @@ class Case:
     data: bytes
     scene: str         # which scene it shows
     moment: str        # which moment: copies share the original's, burst frames have their own
+    copy_of: str | None = None  # the original's file name, for a copy
 
 
 def _noise(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -122,62 +123,74 @@ def copies_of(name: str, im: Image.Image, taken: datetime, rng: np.random.Genera
     buf = io.BytesIO()
     im.save(buf, "PNG")
     out["png"] = buf.getvalue()
-    scale = 1280 / max(w, h)
+    scale = 1280 / max(w, h) if max(w, h) > 1280 / 0.75 else 0.75  # apps never upscale
     out["messaging"] = _jpeg(im.resize((round(w * scale), round(h * scale)), Image.Resampling.BILINEAR), 70)
     return out
 
 
 def cases(n_scenes: int, n_bursts: int, *, burst_frames: int = 3, seed: int = 0,
-          copy_kinds=COPY_KINDS) -> list[Case]:
+          copy_kinds=COPY_KINDS, frame_size=(1200, 900), burst_copies: bool = False) -> list[Case]:
     """Originals with their copies (``n_scenes``), and burst sequences (``n_bursts``)."""
     out: list[Case] = []
+    fw, fh = frame_size
+    canvas_size = (fw + fw // 6, fh + fh // 6)
     start = datetime(2019, 6, 1, 10, 0, 0)
     for s in range(n_scenes):
         rng = np.random.default_rng(seed * 7919 + s)
-        canvas, shapes = scene_canvas(seed * 7919 + s)
-        im = frame(canvas, shapes, seed * 7919 + s, 0)
+        canvas, shapes = scene_canvas(seed * 7919 + s, canvas_size)
+        im = frame(canvas, shapes, seed * 7919 + s, 0, frame_size)
         taken = start + timedelta(hours=5 * s)
         scene = f"s{seed}-{s}"
         out.append(Case(f"{scene}.jpg", _jpeg(im, 92, _exif(taken)), scene, scene))
         for kind, data in copies_of(scene, im, taken, rng).items():
             if kind in copy_kinds:
                 ext = {"heic": "heic", "png": "png"}.get(kind, "jpg")
-                out.append(Case(f"{scene}-{kind}.{ext}", data, scene, scene))
+                out.append(Case(f"{scene}-{kind}.{ext}", data, scene, scene, f"{scene}.jpg"))
     for b in range(n_bursts):
         bseed = 10_000 + seed * 7919 + b
         rng = np.random.default_rng(bseed)
-        canvas, shapes = scene_canvas(bseed)
+        canvas, shapes = scene_canvas(bseed, canvas_size)
         taken = start + timedelta(days=3, hours=5 * b)
         scene = f"b{seed}-{b}"
         at = taken
         for t in range(burst_frames):
             at += timedelta(seconds=int(rng.integers(1, 4)) if t else 0)
-            out.append(Case(f"{scene}-f{t}.jpg", _jpeg(frame(canvas, shapes, bseed, t), 92, _exif(at)),
-                            scene, f"{scene}-f{t}"))
+            im = frame(canvas, shapes, bseed, t, frame_size)
+            out.append(Case(f"{scene}-f{t}.jpg", _jpeg(im, 92, _exif(at)), scene, f"{scene}-f{t}"))
+            if burst_copies and t == 1:
+                # A messaging copy of one frame: must join that frame, not chain the burst.
+                scale = 0.75
+                small = im.resize((round(im.width * scale), round(im.height * scale)), Image.Resampling.BILINEAR)
+                out.append(Case(f"{scene}-f{t}-messaging.jpg", _jpeg(small, 70), scene, f"{scene}-f{t}",
+                                f"{scene}-f{t}.jpg"))
     return out
 
 
 def score(cases_: list[Case], groups: list[list[int]]) -> dict[str, float]:
-    """Recall of copies (grouped with their original), burst false positive rate (pairs of
-    distinct frames of one burst put in one group) and pair precision, for ``groups`` of
-    indexes into ``cases_``."""
+    """For ``groups`` of indexes into ``cases_``: recall of copies (grouped with their
+    original, overall and per kind), the burst false positive rate (pairs of different
+    moments of one burst put in one group) and pair precision (pairs in one group that are
+    one moment)."""
     where = {i: g for g, members in enumerate(groups) for i in members}
     together = lambda i, j: i in where and where.get(i) == where.get(j)  # noqa: E731
-    originals = {c.scene: i for i, c in enumerate(cases_) if c.scene == c.moment and c.name == f"{c.scene}.jpg"}
-    copies = [(i, originals[c.scene]) for i, c in enumerate(cases_) if c.scene in originals and i != originals[c.scene]]
-    found = sum(together(i, o) for i, o in copies)
+    index = {c.name: i for i, c in enumerate(cases_)}
+    copies = [(i, index[c.copy_of]) for i, c in enumerate(cases_) if c.copy_of]
     by_kind: dict[str, list[int]] = {}
     for i, o in copies:
         kind = cases_[i].name.rsplit("-", 1)[1].split(".")[0]
+        if cases_[o].scene != cases_[o].moment:
+            kind = "burst_frame_" + kind
         by_kind.setdefault(kind, []).append(int(together(i, o)))
     frames: dict[str, list[int]] = {}
     for i, c in enumerate(cases_):
         if c.scene != c.moment:
             frames.setdefault(c.scene, []).append(i)
-    burst_pairs = [(i, j) for fs in frames.values() for n, i in enumerate(fs) for j in fs[n + 1:]]
+    burst_pairs = [(i, j) for fs in frames.values() for n, i in enumerate(fs) for j in fs[n + 1:]
+                   if cases_[i].moment != cases_[j].moment]
     false = sum(together(i, j) for i, j in burst_pairs)
     predicted = [(i, j) for g in groups for n, i in enumerate(g) for j in g[n + 1:]]
     right = sum(cases_[i].moment == cases_[j].moment for i, j in predicted)
+    found = sum(together(i, o) for i, o in copies)
     return {
         "recall": found / len(copies) if copies else 1.0,
         "burst_fpr": false / len(burst_pairs) if burst_pairs else 0.0,
