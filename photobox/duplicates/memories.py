@@ -49,11 +49,11 @@ def today_for(box: Photobox) -> date:
     return date(*time.localtime(box.clock())[:3])
 
 
-def _shifted(day: date, years: int) -> date | None:
+def _shifted(day: date, years: int) -> date:
     try:
         return day.replace(year=day.year - years)
-    except ValueError:  # 29 February in a year without one
-        return None
+    except ValueError:  # 29 February in a year without one: the 28th stands in
+        return day.replace(year=day.year - years, day=28)
 
 
 def _pick(rows: list[tuple[int, float, int, int]]) -> list[int]:
@@ -89,7 +89,7 @@ def build_memories(conn: apsw.Connection, today: date, *, now: float) -> int:
     for asset_id, local_date, sort_ts, fav, pixels in rows:
         taken = date.fromisoformat(local_date)
         for years in range(1, today.year - taken.year + 1):
-            if _shifted(today, years) is not None and abs((taken - _shifted(today, years)).days) <= WINDOW_DAYS:
+            if abs((taken - _shifted(today, years)).days) <= WINDOW_DAYS:
                 by_year.setdefault(today.year - years, []).append((asset_id, sort_ts, fav, pixels))
                 break
     conn.execute("DELETE FROM memories WHERE day = ?", (today.isoformat(),))
