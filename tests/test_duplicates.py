@@ -285,3 +285,22 @@ def test_review_page_keyset_pagination(owner_client, web_dupes, monkeypatch):
     more = s.select_one(".more")["hx-get"]
     part = owner_client.get(more, headers={"HX-Request": "true"}).text
     assert f'id="dupe-{ids2[0]}"' in part and "<html" not in part
+
+
+def test_hash_index_finds_every_pair_the_rule_accepts():
+    rng = np.random.default_rng(9)
+    n = 400
+    base = rng.integers(-(1 << 62), 1 << 62, n // 2, dtype=np.int64)
+    flips = np.array([(1 << int(a)) | (1 << int(b)) for a, b in rng.integers(0, 62, (n // 2, 2))], dtype=np.int64)
+    p = np.concatenate([base, base ^ flips])
+    d = np.concatenate([base, base ^ flips])
+    ids = np.arange(n, dtype=np.int64)
+    t0 = 1.6e9
+    ts = np.concatenate([t0 + rng.integers(0, 50, n // 2) * 3.0, t0 + rng.integers(0, 50, n // 2) * 3.0])
+    ts[rng.random(n) < 0.3] = np.nan
+    photos = {i: detect.Photo(i, int(p[i]), int(d[i]), None if np.isnan(ts[i]) else ts[i],
+                              None if np.isnan(ts[i]) else "2020-09-13T12:26:40", "exif") for i in range(n)}
+    accept = lambda pairs: {(a, b) for a, b, x, y in pairs if detect.is_duplicate(photos[a], photos[b], x, y)}  # noqa: E731
+    brute = accept(detect.candidate_pairs(ids, p, d, ids, p, d))
+    indexed = accept(detect.HashIndex(ids, p, d, ts).pairs(ids, p, d, ts))
+    assert indexed == brute and len(brute) > 20

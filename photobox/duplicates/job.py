@@ -3,9 +3,10 @@ regroup.
 
 One job (target ``""``) works through every photo whose thumbnail is not hashed yet, in
 batches: hash (a few ms each, from the ~250 px WebP thumbnail), store, compare the batch
-with every stored hash (a vectorised XOR + popcount scan: one batch of 256 against 100k
-photos is ~25 M comparisons, well under a second on a Pi), keep the pairs the rule accepts,
-and at the end rebuild the groups from the stored pairs. Idempotent: hashes and pairs are
+with the stored hashes (a vectorised XOR + popcount scan), keep the pairs the rule accepts,
+and at the end rebuild the groups from the stored pairs. The comparison goes through
+:class:`~photobox.duplicates.detect.HashIndex`: a photo with a camera time is compared only
+with untimed photos and those within a second of it (``scripts/bench dupes`` measures it). Idempotent: hashes and pairs are
 upserts keyed by asset, and the groups are rebuilt from them as a whole.
 
 A periodic task queues the job when photos wait to be hashed or assets changed since the
@@ -30,7 +31,7 @@ __all__ = ["BATCH", "queue_dupes", "run_dupes"]
 
 log = logging.getLogger(__name__)
 
-BATCH = 256
+BATCH = 1024  # per batch the stored hashes are read once: bigger batches amortise that
 _STAMP_KEY = "dupes_grouped_at"
 
 
@@ -66,9 +67,12 @@ def run_dupes(box: Photobox, should_stop=lambda: False) -> dict[str, int]:
         with box.db.transaction() as conn:
             store.save_hashes(conn, hashed, now=box.clock())
         with box.db.reader() as conn:
-            ids, ph, dh = store.all_hashes(conn)
-            new = np.array([(r[0], r[1], r[2]) for r in hashed], dtype=np.int64)
-            found = detect.candidate_pairs(new[:, 0], new[:, 1], new[:, 2], ids, ph, dh)
+            index = store.hash_index(conn)
+            new_ids = [r[0] for r in hashed]
+            mine = store.photos(conn, new_ids)
+            new = np.array([(r[0], r[1], r[2]) for r in hashed if r[0] in mine], dtype=np.int64).reshape(-1, 3)
+            ts = np.array([mine[i].moment for i in new[:, 0].tolist()], dtype=np.float64)
+            found = index.pairs(new[:, 0], new[:, 1], new[:, 2], ts)
             info = store.photos(conn, [i for a, b, _, _ in found for i in (a, b)])
         pairs = [(a, b, p + d) for a, b, p, d in found
                  if a in info and b in info and detect.is_duplicate(info[a], info[b], p, d)]
