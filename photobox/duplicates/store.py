@@ -125,7 +125,13 @@ class Member:
     favorite: bool
     has_gps: bool
     albums: int
+    taken_at_source: str | None = None
     keeper: bool = False
+
+    @property
+    def camera_time(self) -> bool:
+        """The date came from the file's own metadata (not its name or modification time)."""
+        return self.taken_at is not None and self.taken_at_source in detect.TRUSTED_TIME_SOURCES
 
     @property
     def pixels(self) -> int:
@@ -154,7 +160,7 @@ class Group:
 
 _MEMBER = ("a.id, a.original_name, a.size, coalesce(a.display_width, a.width), coalesce(a.display_height, a.height), "
            "a.taken_at, a.mime, a.thumb_version, a.favorite, a.latitude IS NOT NULL, "
-           "(SELECT count(*) FROM album_assets aa WHERE aa.asset_id = a.id)")
+           "(SELECT count(*) FROM album_assets aa WHERE aa.asset_id = a.id), a.taken_at_source")
 
 
 def _members(conn: apsw.Connection, group_ids: list[int]) -> dict[int, list[Member]]:
