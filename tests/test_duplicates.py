@@ -100,13 +100,16 @@ def test_candidate_pairs_matches_brute_force():
 
 def test_keeper_prefers_pixels_then_camera_original_then_metadata():
     base = {"width": 1000, "height": 800, "taken_at_source": "exif", "make": "X", "mime": "image/jpeg",
-            "latitude": None, "description": None, "favorite": 0, "size": 500, "created_at": 1.0}
+            "latitude": None, "description": None, "favorite": 0, "size": 500, "mtime": 10.0, "created_at": 1.0}
     rows = [{**base, "id": 1, "width": 500, "height": 400, "size": 900},
             {**base, "id": 2, "make": None, "taken_at_source": "mtime", "mime": "image/png", "size": 3000},
             {**base, "id": 3},
             {**base, "id": 4, "latitude": 1.0, "created_at": 5.0}]
     assert store.suggest_keeper(rows) == 4
     assert store.suggest_keeper(rows[:3]) == 3
+    # The HEIC a phone wrote over the JPEG exported from it; the older file of two equals.
+    assert store.suggest_keeper([{**base, "id": 5, "size": 900}, {**base, "id": 6, "mime": "image/heic"}]) == 6
+    assert store.suggest_keeper([{**base, "id": 7, "size": 900, "mtime": 20.0}, {**base, "id": 8}]) == 8
 
 
 # -- through the database -------------------------------------------------------------------

@@ -168,14 +168,18 @@ def group_pairs(pairs: Iterable[tuple[int, int, int]], cannot: Callable[[int, in
     return sorted((sorted(m) for m in members.values() if len(m) > 1), key=lambda g: g[0])
 
 
+_CAMERA_FORMATS = {"image/heic": 2, "image/heif": 2, "image/x-adobe-dng": 2, "image/jpeg": 1}
+
+
 def keeper_order(row: dict) -> tuple:
     """Sort key: the best copy to keep comes first. Most pixels; then an original from a
-    camera (capture time and make written by it) over a re-encode; a lossless or camera
-    format over a conversion; more metadata (GPS, description); a bigger file; the earliest."""
+    camera (capture time and make written by it) over a re-encode; a camera format (HEIC or
+    RAW, then JPEG) over a conversion (PNG, WebP); more metadata (GPS, description,
+    favourite); the oldest file (a conversion is made after its original); a bigger file."""
     pixels = (row.get("width") or 0) * (row.get("height") or 0)
     original = int(row.get("taken_at_source") in TRUSTED_TIME_SOURCES) + int(bool(row.get("make")))
-    camera_format = int((row.get("mime") or "") in {"image/jpeg", "image/heic", "image/heif", "image/x-adobe-dng"}
-                        or (row.get("mime") or "").startswith("image/x-"))
+    mime = row.get("mime") or ""
+    camera_format = _CAMERA_FORMATS.get(mime, 2 if mime.startswith("image/x-") else 0)  # image/x-*: RAW formats
     metadata = int(row.get("latitude") is not None) + int(bool(row.get("description"))) + int(bool(row.get("favorite")))
-    return (-pixels, -original, -camera_format, -metadata, -(row.get("size") or 0), row.get("created_at") or 0,
-            row["id"])
+    return (-pixels, -original, -camera_format, -metadata, row.get("mtime") or 0, -(row.get("size") or 0),
+            row.get("created_at") or 0, row["id"])

@@ -9,8 +9,8 @@ and at the end rebuild the groups from the stored pairs. The comparison goes thr
 with untimed photos and those within a second of it (``scripts/bench dupes`` measures it). Idempotent: hashes and pairs are
 upserts keyed by asset, and the groups are rebuilt from them as a whole.
 
-A periodic task queues the job when photos wait to be hashed or assets changed since the
-last grouping (trash, restore), so the review page follows what the user does elsewhere.
+A periodic task queues the job when assets changed since the last run began (new
+thumbnails, trash, restore), so the review page follows what the user does elsewhere.
 """
 
 from __future__ import annotations
@@ -52,6 +52,9 @@ def _hash_batch(box: Photobox, rows: list[tuple[int, int]]) -> list[tuple[int, i
 def run_dupes(box: Photobox, should_stop=lambda: False) -> dict[str, int]:
     """Hash what is pending, store accepted pairs, rebuild the groups; returns counts."""
     stats = {"hashed": 0, "pairs": 0, "groups": 0}
+    with box.db.reader() as conn:
+        # Read before hashing: anything that changes while this runs is newer, and queues a rerun.
+        stamp = conn.execute("SELECT max(updated_at) FROM assets").fetchone()[0]
     after = 0
     while True:
         if should_stop():
@@ -81,7 +84,6 @@ def run_dupes(box: Photobox, should_stop=lambda: False) -> dict[str, int]:
         stats["hashed"] += len(hashed)
         stats["pairs"] += len(pairs)
     with box.db.transaction() as conn:
-        stamp = conn.execute("SELECT max(updated_at) FROM assets").fetchone()[0]
         stats["groups"] = store.rebuild_groups(conn)
         conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                      (_STAMP_KEY, repr(stamp or 0.0)))
@@ -96,11 +98,10 @@ def dupes_job(job: Job) -> None:
 
 
 async def queue_dupes(box: Photobox) -> None:
-    """Periodic: queue ``dupes`` when photos wait to be hashed or assets changed since the
-    last grouping."""
+    """Periodic: queue ``dupes`` when assets changed since the last run began (a new
+    thumbnail, trash, restore… all bump ``updated_at``): one indexed max(), so checking every
+    minute costs nothing on a big library."""
     def due(conn) -> bool:
-        if store.pending_assets(conn, 1):
-            return True
         last = conn.execute("SELECT value FROM meta WHERE key = ?", (_STAMP_KEY,)).fetchone()
         newest = conn.execute("SELECT max(updated_at) FROM assets").fetchone()[0]
         return newest is not None and (last is None or newest > float(last[0]))

@@ -74,7 +74,7 @@ def replace_pairs(conn: apsw.Connection, asset_ids: list[int], pairs: list[tuple
 
 def _keeper_rows(conn: apsw.Connection, ids: list[int]) -> list[dict]:
     cols = ("id", "width", "height", "display_width", "display_height", "taken_at_source", "make", "mime",
-            "latitude", "description", "favorite", "size", "created_at")
+            "latitude", "description", "favorite", "size", "mtime", "created_at")
     out = []
     for chunk, marks in id_chunks(ids):
         out += [dict(zip(cols, r)) for r in conn.execute(
