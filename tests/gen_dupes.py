@@ -129,8 +129,11 @@ def copies_of(name: str, im: Image.Image, taken: datetime, rng: np.random.Genera
 
 
 def cases(n_scenes: int, n_bursts: int, *, burst_frames: int = 3, seed: int = 0,
-          copy_kinds=COPY_KINDS, frame_size=(1200, 900), burst_copies: bool = False) -> list[Case]:
-    """Originals with their copies (``n_scenes``), and burst sequences (``n_bursts``)."""
+          copy_kinds=COPY_KINDS, frame_size=(1200, 900), burst_copies: bool = False,
+          burst_gap=(1, 4)) -> list[Case]:
+    """Originals with their copies (``n_scenes``), and burst sequences (``n_bursts``) whose
+    frames are ``burst_gap`` seconds apart (low inclusive, high exclusive; (0, 1): all in one
+    second, which EXIF without sub-seconds cannot tell apart)."""
     out: list[Case] = []
     fw, fh = frame_size
     canvas_size = (fw + fw // 6, fh + fh // 6)
@@ -154,7 +157,7 @@ def cases(n_scenes: int, n_bursts: int, *, burst_frames: int = 3, seed: int = 0,
         scene = f"b{seed}-{b}"
         at = taken
         for t in range(burst_frames):
-            at += timedelta(seconds=int(rng.integers(1, 4)) if t else 0)
+            at += timedelta(seconds=int(rng.integers(*burst_gap)) if t else 0)
             im = frame(canvas, shapes, bseed, t, frame_size)
             out.append(Case(f"{scene}-f{t}.jpg", _jpeg(im, 92, _exif(at)), scene, f"{scene}-f{t}"))
             if burst_copies and t == 1:

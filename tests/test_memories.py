@@ -67,6 +67,12 @@ def test_memories_by_year_skipping_trash_archive_duplicates_and_bursts(frozen_bo
     assert photos[2021] == [ids["y2021a"], ids["orig"], ids["burst2"]]
     assert photos[2025] == [ids["y2025"]] and photos[2020] == [ids["y2020"]]
     assert shown[1].cover_id == ids["burst2"]  # a favourite is the cover
+    # A cover trashed later is replaced by the first photo still there; counts follow.
+    with box.db.transaction() as conn:
+        actions.apply_action(conn, "trash", [ids["burst2"]], now=clock())
+        again = memories.memories_for(conn, date(2026, 7, 14))[1]
+        actions.apply_action(conn, "restore", [ids["burst2"]], now=clock())
+    assert (again.cover_id, again.count) == (ids["y2021a"], 2)
     # Once a day: the same day does nothing, the next day makes new ones.
     assert asyncio.run(memories.refresh_memories(box)) is None
     clock.advance(86400)

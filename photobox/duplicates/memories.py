@@ -112,14 +112,17 @@ def build_memories(conn: apsw.Connection, today: date, *, now: float) -> int:
 def memories_for(conn: apsw.Connection, today: date) -> list[Memory]:
     """Today's memories, most recent year first, without photos trashed or archived since."""
     out = []
-    for mid, year, title, cover, count, version in conn.execute(
-            "SELECT m.id, m.year, m.title, m.cover_id, "
+    for mid, year, title, cover, count in conn.execute(
+            "SELECT m.id, m.year, m.title, coalesce("
+            " (SELECT id FROM assets WHERE id = m.cover_id AND trashed_at IS NULL AND archived = 0), "
+            " (SELECT x.asset_id FROM memory_assets x JOIN assets a ON a.id = x.asset_id WHERE x.memory_id = m.id "
+            "  AND a.trashed_at IS NULL AND a.archived = 0 ORDER BY x.position LIMIT 1)), "
             "(SELECT count(*) FROM memory_assets x JOIN assets a ON a.id = x.asset_id "
-            " WHERE x.memory_id = m.id AND a.trashed_at IS NULL AND a.archived = 0), "
-            "(SELECT thumb_version FROM assets WHERE id = m.cover_id) "
-            "FROM memories m WHERE m.day = ? ORDER BY m.year DESC", (today.isoformat(),)):
+            " WHERE x.memory_id = m.id AND a.trashed_at IS NULL AND a.archived = 0) "
+            "FROM memories m WHERE m.day = ? ORDER BY m.year DESC", (today.isoformat(),)).fetchall():
         if count:
-            out.append(Memory(mid, year, title, cover, count, version or 0))
+            version = conn.execute("SELECT thumb_version FROM assets WHERE id = ?", (cover,)).fetchone()
+            out.append(Memory(mid, year, title, cover, count, version[0] if version else 0))
     return out
 
 
