@@ -307,3 +307,9 @@ def test_hash_index_finds_every_pair_the_rule_accepts():
     brute = accept(detect.candidate_pairs(ids, p, d, ids, p, d))
     indexed = accept(detect.HashIndex(ids, p, d, ts).pairs(ids, p, d, ts))
     assert indexed == brute and len(brute) > 20
+
+
+def test_scheduler_runs_duplicates_and_memories(box):
+    names = [name for _, _, name in box.scheduler._periodic]
+    assert "duplicates" in names and "memories" in names
+    assert "dupes" in box.scheduler.registry
