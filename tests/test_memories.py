@@ -4,7 +4,6 @@ non-keeper duplicates and burst neighbours), the row on the home page, the slide
 from __future__ import annotations
 
 import asyncio
-import calendar
 import time
 from datetime import date, datetime
 

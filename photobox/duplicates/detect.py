@@ -31,8 +31,8 @@ import numpy as np
 
 from photobox.duplicates.hashing import hamming
 
-__all__ = ["HashIndex", "Photo", "SAME_MOMENT", "UNKNOWN_MOMENT", "TRUSTED_TIME_SOURCES", "candidate_pairs", "different_moments",
-           "group_pairs", "is_duplicate", "keeper_order"]
+__all__ = ["HashIndex", "Photo", "SAME_MOMENT", "UNKNOWN_MOMENT", "TRUSTED_TIME_SOURCES", "candidate_pairs",
+           "different_moments", "group_pairs", "is_duplicate", "keeper_order"]
 
 #: capture-time sources written by the camera or an editor (a copy carries them along)
 TRUSTED_TIME_SOURCES = frozenset({"exif", "xmp", "iptc", "quicktime", "video"})
@@ -125,7 +125,8 @@ class HashIndex:
         self.timed_ts = ts[~untimed][order]
         self.timed = tuple(x[~untimed][order] for x in (ids, phash, dhash))
 
-    def pairs(self, ids: np.ndarray, phash: np.ndarray, dhash: np.ndarray, ts: np.ndarray) -> list[tuple[int, int, int, int]]:
+    def pairs(self, ids: np.ndarray, phash: np.ndarray, dhash: np.ndarray,
+              ts: np.ndarray) -> list[tuple[int, int, int, int]]:
         """Candidate pairs (a < b, d_phash, d_dhash) of the given new photos (see :func:`candidate_pairs`)."""
         untimed = np.isnan(ts)
         out = set(candidate_pairs(ids[untimed], phash[untimed], dhash[untimed], *self.all))
