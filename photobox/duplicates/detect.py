@@ -20,6 +20,11 @@ Grouping is union-find over the accepted pairs, closest first, with cannot-links
 are not joined when any member of one is a different moment from any member of the other,
 or the user said "not duplicates" for such a pair. So a messaging copy of one burst frame
 joins that frame and does not chain the whole burst together.
+
+Known limit: burst frames within one second from a camera that writes no sub-seconds
+(older compacts) have the same moment, and pixels cannot keep them apart (the bench's
+"hard case"); phones write sub-seconds. CLIP vectors are not used (yet): their similarity
+thresholds need calibrating on a real model.
 """
 
 from __future__ import annotations
