@@ -26,7 +26,7 @@ DATA_SUBDIRS = ("library", "cache/thumbs", "cache/previews", "cache/video", "cac
 #: Built-in features register their job kinds through the same seam as plugins
 #: (Datasette's DEFAULT_PLUGINS).
 DEFAULT_PLUGINS = ("photobox.library.ingest", "photobox.library.libraries", "photobox.search.indexing",
-                   "photobox.people.faces_job", "photobox.places.jobs")
+                   "photobox.people.faces_job", "photobox.places.jobs", "photobox.duplicates.job")
 
 
 def load_plugins(names: str) -> None:
@@ -74,6 +74,11 @@ class Photobox:
         from photobox.places.jobs import queue_geocoding
 
         self.scheduler.every(300, lambda: queue_geocoding(self), "places-geocoding")
+        from photobox.duplicates.job import queue_dupes
+        from photobox.duplicates.memories import refresh_memories
+
+        self.scheduler.every(60, lambda: queue_dupes(self), "duplicates")
+        self.scheduler.every(3600, lambda: refresh_memories(self), "memories")
 
     def path(self, *parts: str) -> Path:
         """A path inside the data folder."""

@@ -17,7 +17,7 @@ def test_nav_and_landmarks(owner_client):
     s = soup(owner_client.get("/"))
     nav = s.find("nav", attrs={"aria-label": "Main"})
     assert [a["href"] for a in nav.find_all("a")] == ["/", "/search", "/albums", "/people", "/places", "/favorites", "/upload", "/settings",
-                                                     "/archive", "/trash", "/jobs", "/shares"]
+                                                     "/archive", "/trash", "/duplicates", "/jobs", "/shares"]
     assert nav.find("a", attrs={"aria-current": "page"})["href"] == "/"
     assert s.find("main", id="main") and s.find("a", class_="skip")
     assert s.find("meta", attrs={"name": "viewport"})

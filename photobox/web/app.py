@@ -38,6 +38,7 @@ from photobox.sharing import views as sharing_views
 from photobox.web.views import account, albums, health, jobs, people, search, settings_page, timeline, upload, viewer
 from photobox.web.views import places as places_views
 from photobox.web.views import share
+from photobox.web.views import duplicates
 
 __all__ = ["create_app"]
 
@@ -106,7 +107,8 @@ def create_app(settings: Settings | None = None, *, photobox: Photobox | None = 
     return Litestar(
         route_handlers=[
             *health.ROUTES, *account.ROUTES, *timeline.ROUTES, *viewer.ROUTES, *search.ROUTES, *people.ROUTES, *albums.ROUTES, *settings_page.ROUTES, *upload.ROUTES, *jobs.ROUTES, *api_server.ROUTES,
-            *api_assets.ROUTES, *places_views.ROUTES, *dav.ROUTES, *share.ROUTES, *sharing_views.ROUTES, static,
+            *api_assets.ROUTES, *places_views.ROUTES, *dav.ROUTES, *share.ROUTES, *sharing_views.ROUTES,
+            *duplicates.ROUTES, static,
         ],
         lifespan=[lifespan],
         middleware=[SecurityHeadersMiddleware(), AuthMiddleware()],
