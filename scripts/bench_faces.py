@@ -440,49 +440,114 @@ class RssPeak:
         return self.peak - self.base
 
 
-def scale_run(n: int) -> None:
-    """Neighbour queries first (the index's cost), replayed into :func:`recluster` (its own)."""
+def scale_run(n: int, brute: bool) -> None:
+    """A full re-cluster of ``n`` faces stored as photobox stores them (one SQLite file).
+
+    Before: a sqlite-vec KNN query per face (timed on a sample, extrapolated to all faces).
+    Rebuild: the graph from a block-wise scan of the vectors (what a library from before the
+    stored graph pays once). Stored: the graph read from ``face_neighbours`` (every later
+    re-cluster). The two re-clusters must give the same people. With ``brute``, also the
+    in-memory int8 brute-force callback this benchmark used before, in the same run.
+    """
+    import tempfile
+
+    from photobox.db import connect, migrate
+    from photobox.people.faces_job import ensure_face_table, neighbours_for
+    from photobox.people.graph import REVERSE_K, known_neighbours, offer_new_face, save_lists
+
     rng = np.random.default_rng(n)
     x, y = make_library(n, rng)
-    index = BruteIndex(capacity=len(x))
-    index.add(np.arange(len(x)), x)
-    del x  # only the int8 index stays, like the RAM mirror
+    n = len(x)
     p = ClusterParams()
+    tmp = tempfile.TemporaryDirectory(prefix="bench-faces-")
+    conn = connect(Path(tmp.name) / "photobox.db")
+    migrate(conn)
+    with conn:
+        conn.execute("INSERT INTO assets (library_id, rel_path, original_name, checksum, size, mtime, kind, "
+                     "sort_ts, created_at, updated_at) VALUES (1, 'a.jpg', 'a.jpg', x'00', 1, 0, 'image', 0, 0, 0)")
+        conn.executemany("INSERT INTO faces (id, asset_id, x1, y1, x2, y2, score, model, created_at) "
+                         "VALUES (?, 1, 0, 0, 1, 1, 1, 'bench', 0)", ((i + 1,) for i in range(n)))
+        table = ensure_face_table(conn, DIM)
+        conn.executemany(f"INSERT INTO {table} (face_id, embedding) VALUES (?, ?)",
+                         ((i + 1, x[i].tobytes()) for i in range(n)))
+    sample = x[rng.choice(n, 100, replace=False)]
+    if brute:
+        index = BruteIndex(capacity=n)
+        index.add(np.arange(1, n + 1), x)
+    del x  # from here on the vectors are only in SQLite
+    knn = neighbours_for(conn, DIM)
 
     def stream():
-        # Faces read back from the int8 index like rows from a cursor: no float32 table.
-        for i in range(index.n):
-            yield i, index.q[i].astype(np.float32) * index.scale[i]
+        for fid, blob in conn.execute(f"SELECT face_id, embedding FROM {table}"):
+            yield fid, np.frombuffer(blob, np.float32)
 
+    def labels(got: dict[int, int | None]) -> np.ndarray:
+        return as_labels({f - 1: q for f, q in got.items()}, n)
+
+    print(f"{n:>8} faces, {len(np.unique(y[y >= 0])):>5} people:")
     t0 = time.perf_counter()
-    with RssPeak() as scan_mem:
-        rows = [index(np.stack([v for _, v in chunk]), p.k, p.max_distance)
-                for chunk in _batched(stream(), p.chunk_size)]
-    scan = time.perf_counter() - t0
-    replay = iter(rows)
+    for v in sample:
+        knn(v[None], p.k, p.max_distance)
+    per_query = (time.perf_counter() - t0) / len(sample)
+    print(f"{'':>10}before: one sqlite-vec KNN a face, {per_query * 1000:.1f} ms each "
+          f"(100 timed) -> ~{per_query * n:.0f} s of neighbour queries for all {n} faces")
+    if brute:
+        t0 = time.perf_counter()
+        # The code before the stored graph: a sqlite-vec query per face (chunks below SCAN_FROM).
+        recluster(stream(), neighbours=knn, params=ClusterParams(chunk_size=16))
+        print(f"{'':>10}before, measured: re-cluster with a sqlite-vec KNN a face {time.perf_counter() - t0:.1f} s")
+        t0 = time.perf_counter()
+        got = recluster(stream(), neighbours=lambda q, k, d: index(q, k, d), params=p)
+        print(f"{'':>10}before (old bench callback, int8 brute force in RAM, {index.q.nbytes / 1e6:.0f} MB): "
+              f"re-cluster {time.perf_counter() - t0:.1f} s")
+        del index
+    found: list = []
+    t0 = time.perf_counter()
+    with RssPeak() as mem:
+        got = recluster(stream(), neighbours=knn, params=p,
+                        on_neighbours=lambda ids, nb, d: found.extend(zip(ids, nb, d)))
+    took = time.perf_counter() - t0
+    with conn:
+        t1 = time.perf_counter()
+        save_lists(conn, found)
+        saved = time.perf_counter() - t1
+    del found
+    s = pair_scores(y, labels(got))
+    print(f"{'':>10}rebuild: block-wise scan from SQLite + clustering {took:.1f} s (+{mem.growth:.0f} MB), "
+          f"storing the graph {saved:.1f} s; P {s['precision']:.3f} R {s['recall']:.3f} F1 {s['f1']:.3f}, "
+          f"{s['clusters']} clusters")
+    present = np.arange(1, n + 1, dtype=np.int64)
 
-    def neighbours(q: np.ndarray, k: int, d: float):
-        ids, dist = next(replay)
-        assert len(ids) == len(q) and k == p.k
-        return ids, dist
+    def refuse(*_):
+        raise AssertionError("every list is stored")
 
     t0 = time.perf_counter()
     with RssPeak() as mem:
-        got = recluster(stream(), neighbours=neighbours, params=p)
+        again = recluster(stream(), neighbours=refuse, params=p, known=known_neighbours(conn, present))
     took = time.perf_counter() - t0
-    s = pair_scores(y, as_labels(got, index.n))
-    print(f"{index.n:>8} faces, {s['people']:>5} people: neighbour queries {scan:6.1f} s "
-          f"(+{scan_mem.growth:.0f} MB scratch), clustering {took:5.1f} s (+{mem.growth:.0f} MB); "
-          f"int8 index {index.q.nbytes / 1e6:.0f} MB; P {s['precision']:.3f} R {s['recall']:.3f} "
-          f"F1 {s['f1']:.3f}, {s['clusters']} clusters")
-    person = {i: q for i, q in got.items() if q is not None}
+    graph_mb = conn.execute("SELECT sum(length(ids) + length(distances)) FROM face_neighbours").fetchone()[0] / 1e6
+    print(f"{'':>10}stored graph: re-cluster {took:.1f} s (+{mem.growth:.0f} MB; graph {graph_mb:.0f} MB on disk), "
+          f"same people as the rebuild: {again == got}")
+    # What the stored graph costs a new face: the KNN query is REVERSE_K+1 wide instead of k,
+    # plus reading and updating the lists of the faces it is near.
+    extra = np.stack([v for v in sample[:20]])
     t0 = time.perf_counter()
-    for i in range(50):
-        v = index.q[i].astype(np.float32) * index.scale[i]
-        assign_new_face(10**9 + i, v, neighbours=index,
-                        person_of=lambda ids: {j: person[j] for j in ids if j in person})
-    print(f"{'':>8}        assign_new_face: {(time.perf_counter() - t0) / 50 * 1000:.1f} ms a face "
-          f"(one brute-force KNN query over the index); peak RSS of the process {peak_rss_mb():.0f} MB")
+    for v in extra:
+        knn(v[None], p.k, p.max_distance)
+    plain = (time.perf_counter() - t0) / len(extra)
+    with conn:
+        conn.executemany("INSERT INTO faces (id, asset_id, x1, y1, x2, y2, score, model, created_at) "
+                         "VALUES (?, 1, 0, 0, 1, 1, 1, 'bench', 0)", ((n + 1 + i,) for i in range(len(extra))))
+        t0 = time.perf_counter()
+        for i, v in enumerate(extra):
+            conn.execute(f"INSERT INTO {table} (face_id, embedding) VALUES (?, ?)", (n + 1 + i, v.tobytes()))
+            ids, d = knn(v[None], REVERSE_K + 1, p.max_distance)
+            offer_new_face(conn, n + 1 + i, ids[0], d[0])
+        kept = (time.perf_counter() - t0) / len(extra)
+    print(f"{'':>10}a new face: KNN {plain * 1000:.1f} ms without the graph, {kept * 1000:.1f} ms with it "
+          f"(wider KNN + list updates); peak RSS of the process {peak_rss_mb():.0f} MB")
+    conn.close()
+    tmp.cleanup()
 
 
 def _batched(it, size: int):
@@ -503,13 +568,15 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--skip-scale", action="store_true")
+    ap.add_argument("--brute", action=argparse.BooleanOptionalAction, default=None,
+                    help="also time the old in-RAM brute-force callback (default: up to 20k faces)")
     args = ap.parse_args()
     if not args.skip_quality:
         quality(args.seeds, args.scale)
     if not args.skip_scale:
-        print("\nscale: full re-cluster of a synthetic library, brute-force int8 KNN callback")
+        print("\nscale: full re-cluster of a synthetic library stored in SQLite (sqlite-vec), same run")
         for n in args.sizes:
-            scale_run(n)
+            scale_run(n, brute=args.brute if args.brute is not None else n <= 20_000)
 
 
 if __name__ == "__main__":

@@ -161,27 +161,37 @@ def scan_neighbours(conn: apsw.Connection, table: str, queries: np.ndarray, k: i
     """Exact KNN of many queries at once: one pass over ``table`` (a vec0 table of unit vectors).
 
     The vectors stream from SQLite ``SCAN_BLOCK`` at a time; each block is multiplied with
-    all queries and only the best ``k`` per query are kept, so memory is one block plus
-    ``queries × k``, never the table. Same answer shape as the KNN callback.
+    all queries, and only pairs within ``max_distance`` (few: most faces are strangers) are
+    merged into the best ``k`` per query, so memory is one block plus ``queries × k``, never
+    the table. Same answer shape as the KNN callback.
     """
     q = _unit(queries)
     m = len(q)
     best_s = np.full((m, k), -np.inf, np.float32)
     best_i = np.full((m, k), -1, np.int64)
+    floor = np.float32(1.0 - max_distance)
     cur = conn.execute(f"SELECT face_id, embedding FROM {table}")
     while rows := list(islice(cur, SCAN_BLOCK)):
         ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
         vecs = _unit(np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), -1))
         sims = q @ vecs.T                                            # (m, block)
-        kk = min(k, len(rows))
-        top = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
-        all_s = np.concatenate([best_s, np.take_along_axis(sims, top, 1)], 1)
-        all_i = np.concatenate([best_i, ids[top]], 1)
-        keep = np.argpartition(-all_s, k - 1, axis=1)[:, :k]
-        best_s = np.take_along_axis(all_s, keep, 1)
-        best_i = np.take_along_axis(all_i, keep, 1)
-    o = np.argsort(-best_s, axis=1, kind="stable")
-    best_s, best_i = np.take_along_axis(best_s, o, 1), np.take_along_axis(best_i, o, 1)
+        r, c = np.nonzero(sims >= floor)
+        if not len(r):
+            continue
+        # Merge this block's pairs in reach with the best so far: sort by (query, -similarity)
+        # and keep the first k of each query.
+        er, ec = np.nonzero(best_i >= 0)
+        row = np.concatenate([er, r])
+        sim = np.concatenate([best_s[er, ec], sims[r, c]])
+        fid = np.concatenate([best_i[er, ec], ids[c]])
+        o = np.lexsort((-sim, row))
+        row, sim, fid = row[o], sim[o], fid[o]
+        rank = np.arange(len(row)) - np.searchsorted(row, row, side="left")
+        keep = rank < k
+        best_s.fill(-np.inf)
+        best_i.fill(-1)
+        best_s[row[keep], rank[keep]] = sim[keep]
+        best_i[row[keep], rank[keep]] = fid[keep]
     d = (1.0 - best_s).astype(np.float32)
-    far = (best_i < 0) | (d > max_distance)
-    return np.where(far, -1, best_i), np.where(far, np.inf, d).astype(np.float32)
+    far = best_i < 0
+    return best_i, np.where(far, np.inf, d).astype(np.float32)
