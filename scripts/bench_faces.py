@@ -550,6 +550,80 @@ def scale_run(n: int, brute: bool) -> None:
     tmp.cleanup()
 
 
+def speed(threads: int, photos: int, per_photo: list[int]) -> None:
+    """Faces per second through photobox's face stage code (letterbox, detect, NMS, align,
+    embed) with realistic-cost stand-ins (:mod:`tests.ml.costly`) installed the way
+    ``photobox models fetch`` installs models, fp32 and int8 (dynamic, Conv + MatMul) in
+    the same run, on preview-sized photos (1920x1440) holding a known number of faces."""
+    import tempfile
+
+    from PIL import Image
+
+    from photobox.ml.faces import FaceModels
+    from photobox.ml.fetch import fetch_model
+    from tests.ml.costly import DETECTOR_STACK, RECOGNISER_STACK, add_cost, stack_stats, tiny_nodes
+    from tests.ml.helpers import write_manifest
+    from tests.ml.tinyfaces import TinyFaceFiles, face_manifests, write_tiny_faces
+
+    for label, stack, size in (("YuNet stand-in", DETECTOR_STACK, 640), ("SFace stand-in", RECOGNISER_STACK, 112)):
+        macs, params = stack_stats(stack, size)
+        print(f"{label}: {macs / 1e9:.2f} GMAC ({2 * macs / 1e9:.2f} GFLOP) at {size}x{size}, "
+              f"{params / 1e3:.0f}k parameters")
+    tmp = Path(tempfile.mkdtemp(prefix="bench-faces-speed-"))
+    tiny = write_tiny_faces(tmp / "tiny")
+    costly = TinyFaceFiles(tmp / "costly", {
+        "yunet": add_cost(tiny.paths["yunet"], tmp / "costly" / "yunet.onnx", DETECTOR_STACK),
+        "sface": add_cost(tiny.paths["sface"], tmp / "costly" / "sface.onnx", RECOGNISER_STACK),
+        "scrfd": tiny.paths["scrfd"], "arcface": tiny.paths["arcface"]})
+    rng = np.random.default_rng(0)
+
+    def photo(n: int) -> Image.Image:
+        # Squares of 150-260 px (67-115 px in the detector's 640 input) on a grid, apart.
+        arr = np.full((1440, 1920, 3), 40, np.uint8)
+        for i in range(n):
+            side = int(rng.integers(150, 260))
+            x0, y0 = 40 + (i % 4) * 470, 60 + (i // 4) * 700
+            arr[y0:y0 + side, x0:x0 + side] = rng.integers(120, 255, 3)
+        return Image.fromarray(arr)
+
+    print(f"faces/second: {threads} onnxruntime thread(s), preview 1920x1440, {photos} photos per row, "
+          "detect + align + embed (photobox.ml.faces.FaceModels.detect_and_embed)")
+    print(f"{'model':<6} {'faces/photo':>11} {'photos/s':>9} {'faces/s':>8} {'ms detect':>10} {'ms/face':>8}")
+    for precision in ("tiny", "fp32", "int8"):
+        # "tiny": the tiny models alone, fp32: what the harness itself (resize, letterbox,
+        # the tiny graphs' window sums, NMS, alignment) costs without the stand-ins' stacks.
+        manifests = tmp / f"manifests-{precision}"
+        models = tmp / f"models-{precision}"
+        for key, manifest in face_manifests(tiny if precision == "tiny" else costly).items():
+            if key not in ("yunet", "sface"):
+                continue
+            if precision in ("tiny", "fp32"):
+                manifest["quantize"] = "none"
+            else:
+                manifest["quantize_options"] = {"weight_type": "QInt8", "per_channel": True,
+                                                "op_types": ["Conv", "MatMul"], "min_cosine": 0.0,
+                                                "nodes_to_exclude": tiny_nodes(costly.paths[key])}
+            write_manifest(manifests, manifest)
+            fetch_model(f"tiny-{key}", models, source_override=(tiny if precision == "tiny" else costly).override(key),
+                        manifests_dir=manifests)
+        fm = FaceModels(models, manifests_dir=manifests, threads=threads)
+        detector = fm.detector()
+        for n in per_photo:
+            images = [photo(n) for _ in range(photos)]
+            fm.detect_and_embed(images[0])  # load both sessions
+            t0 = time.perf_counter()
+            found = sum(len(fm.detect_and_embed(im)) for im in images)
+            took = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            for im in images:
+                detector.detect(im)
+            det = (time.perf_counter() - t0) / photos
+            per_face = (took / photos - det) / n if n else 0.0
+            assert found == n * photos, f"the stand-ins found {found} faces, expected {n * photos}"
+            print(f"{precision:<6} {n:>11} {photos / took:>9.1f} {found / took:>8.1f} {det * 1000:>10.1f} "
+                  f"{per_face * 1000:>8.1f}")
+
+
 def _batched(it, size: int):
     chunk = []
     for item in it:
@@ -570,7 +644,13 @@ def main() -> None:
     ap.add_argument("--skip-scale", action="store_true")
     ap.add_argument("--brute", action=argparse.BooleanOptionalAction, default=None,
                     help="also time the old in-RAM brute-force callback (default: up to 20k faces)")
+    ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--threads", type=int, default=1, help="onnxruntime threads for the faces/second run")
+    ap.add_argument("--photos", type=int, default=10, help="photos per faces/second row")
     args = ap.parse_args()
+    if not args.skip_speed:
+        speed(args.threads, args.photos, [1, 3, 6])
+        print()
     if not args.skip_quality:
         quality(args.seeds, args.scale)
     if not args.skip_scale:
