@@ -31,12 +31,20 @@ it in the wrong person costs precision. Compared, over ``--seeds`` data sets eac
 * ``plain DBSCAN 0.5/3``: Immich's defaults (cosine distance 0.5, 3 faces), in numpy with a
   full distance matrix.
 
-Scale: ``--sizes`` libraries of many people (5% sibling pairs, 5% children, 5% noise), clustered
-in full by :func:`recluster` with a neighbour callback that scans an int8 matrix in chunks (a
-stand-in for the RAM mirror or sqlite-vec), timing the neighbour queries and the clustering
-apart, and the RSS growth while it runs.
+Scale: ``--sizes`` libraries of many people (5% sibling pairs, 5% children, 5% noise) stored
+as photobox stores them (a SQLite file, vectors in sqlite-vec), re-clustered in full three
+ways in the same run: before (one sqlite-vec KNN query a face; measured up to 20k faces,
+extrapolated from 100 timed queries above), rebuild (the neighbour graph from a block-wise
+scan of the vectors) and stored (the graph read from ``face_neighbours``), with time, RSS
+growth, and whether the stored graph gives the same people; plus what keeping the graph
+costs a new face.
 
-    scripts/bench faces [--seeds 3] [--scale 1.0] [--sizes 10000 100000] [--skip-quality] [--skip-scale]
+Speed: faces/second of detect + align + embed with realistic-cost YuNet/SFace stand-ins
+(``tests/ml/costly.py``), tiny vs fp32 vs int8 in the same run. ``--sweep``: the clustering
+defaults against their neighbours on the hard scenarios.
+
+    scripts/bench faces [--seeds 3] [--scale 1.0] [--sizes 10000 100000] [--skip-quality]
+                        [--skip-scale] [--skip-speed] [--threads 1] [--photos 10] [--sweep]
 """
 
 from __future__ import annotations
@@ -550,6 +558,38 @@ def scale_run(n: int, brute: bool) -> None:
     tmp.cleanup()
 
 
+def sweep(seeds: int) -> None:
+    """The defaults against their neighbours, one at a time: mean F1 of the full re-cluster
+    (and incremental + full) over the hard scenarios; the defaults should be at or near the top."""
+    from dataclasses import replace
+
+    base = ClusterParams()
+    trials = [("defaults", base)] + [
+        (f"{name}={value}", replace(base, **{name: value}))
+        for name, values in (("k", (12, 24)), ("max_distance", (0.45, 0.55)), ("min_samples", (2, 4)),
+                             ("margin", (0.03, 0.08)), ("bridge_fraction", (0.1, 0.2)), ("split_floor", (0.15, 0.25)),
+                             ("join_distance", (0.33, 0.41)))
+        for value in values]
+    names = ("siblings", "child", "noise", "library", "lookalikes")
+    print(f"sweep: mean over {seeds} seeds, P/R of the full re-cluster (incr.+full F1 last)")
+    print(f"{'params':<22}" + "".join(f"{n:>16}" for n in names) + f"{'mean F1':>9}{'incr+full':>10}")
+    for label, params in trials:
+        cells, f1s, f1i = [], [], []
+        for name in names:
+            ps, rs = [], []
+            for seed in range(seeds):
+                x, y = make_scenario(name, np.random.default_rng(seed), 1.0)
+                s = pair_scores(y, run_full(x, params=params))
+                ps.append(s["precision"])
+                rs.append(s["recall"])
+                f1s.append(s["f1"])
+                inc = run_incremental(x, np.random.default_rng(1000 + seed), retry=True, params=params)
+                anchors = {i: int(q) for i, q in enumerate(inc) if q >= 0}
+                f1i.append(pair_scores(y, run_full(x, anchors=anchors, params=params))["f1"])
+            cells.append(f"{np.mean(ps):.3f}/{np.mean(rs):.3f}")
+        print(f"{label:<22}" + "".join(f"{c:>16}" for c in cells) + f"{np.mean(f1s):>9.4f}{np.mean(f1i):>10.4f}")
+
+
 def speed(threads: int, photos: int, per_photo: list[int]) -> None:
     """Faces per second through photobox's face stage code (letterbox, detect, NMS, align,
     embed) with realistic-cost stand-ins (:mod:`tests.ml.costly`) installed the way
@@ -588,7 +628,7 @@ def speed(threads: int, photos: int, per_photo: list[int]) -> None:
 
     print(f"faces/second: {threads} onnxruntime thread(s), preview 1920x1440, {photos} photos per row, "
           "detect + align + embed (photobox.ml.faces.FaceModels.detect_and_embed)")
-    print(f"{'model':<6} {'faces/photo':>11} {'photos/s':>9} {'faces/s':>8} {'ms detect':>10} {'ms/face':>8}")
+    print(f"{'model':<6} {'faces/photo':>11} {'photos/s':>9} {'faces/s':>8} {'ms detect':>10} {'ms embed':>9}")
     for precision in ("tiny", "fp32", "int8"):
         # "tiny": the tiny models alone, fp32: what the harness itself (resize, letterbox,
         # the tiny graphs' window sums, NMS, alignment) costs without the stand-ins' stacks.
@@ -615,13 +655,15 @@ def speed(threads: int, photos: int, per_photo: list[int]) -> None:
             found = sum(len(fm.detect_and_embed(im)) for im in images)
             took = time.perf_counter() - t0
             t0 = time.perf_counter()
-            for im in images:
-                detector.detect(im)
+            found_faces = [detector.detect(im) for im in images]
             det = (time.perf_counter() - t0) / photos
-            per_face = (took / photos - det) / n if n else 0.0
+            t0 = time.perf_counter()
+            for im, faces in zip(images, found_faces):
+                fm.embedder().embed_faces(im, faces)
+            per_face = (time.perf_counter() - t0) / max(1, sum(len(f) for f in found_faces))
             assert found == n * photos, f"the stand-ins found {found} faces, expected {n * photos}"
             print(f"{precision:<6} {n:>11} {photos / took:>9.1f} {found / took:>8.1f} {det * 1000:>10.1f} "
-                  f"{per_face * 1000:>8.1f}")
+                  f"{per_face * 1000:>9.1f}")
 
 
 def _batched(it, size: int):
@@ -645,9 +687,13 @@ def main() -> None:
     ap.add_argument("--brute", action=argparse.BooleanOptionalAction, default=None,
                     help="also time the old in-RAM brute-force callback (default: up to 20k faces)")
     ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--sweep", action="store_true", help="only: the defaults against their neighbours")
     ap.add_argument("--threads", type=int, default=1, help="onnxruntime threads for the faces/second run")
     ap.add_argument("--photos", type=int, default=10, help="photos per faces/second row")
     args = ap.parse_args()
+    if args.sweep:
+        sweep(args.seeds)
+        return
     if not args.skip_speed:
         speed(args.threads, args.photos, [1, 3, 6])
         print()

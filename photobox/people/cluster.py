@@ -6,6 +6,8 @@ face vectors: the int8 RAM mirror or sqlite-vec), and the current assignment thr
 ``person_of``. No distance matrix, no table of all embeddings: a full re-cluster streams the
 faces in chunks and keeps only each face's ``k`` nearest neighbours (12 bytes a neighbour,
 ~20 MB at 100k faces), so memory grows with ``k`` × faces, never with faces² or 512 × faces.
+Lists already known (stored as the faces arrived, :mod:`photobox.people.graph`) come from
+a ``known`` callback instead of a query: same graph, same clusters, O(n · k) to read.
 
 **Why not plain DBSCAN** (Immich: cosine distance 0.5, 3 faces). Its links are ε-chains:
 one chain of core points joins two people, and two siblings (centres ~0.6 alike) always
