@@ -31,12 +31,20 @@ it in the wrong person costs precision. Compared, over ``--seeds`` data sets eac
 * ``plain DBSCAN 0.5/3``: Immich's defaults (cosine distance 0.5, 3 faces), in numpy with a
   full distance matrix.
 
-Scale: ``--sizes`` libraries of many people (5% sibling pairs, 5% children, 5% noise), clustered
-in full by :func:`recluster` with a neighbour callback that scans an int8 matrix in chunks (a
-stand-in for the RAM mirror or sqlite-vec), timing the neighbour queries and the clustering
-apart, and the RSS growth while it runs.
+Scale: ``--sizes`` libraries of many people (5% sibling pairs, 5% children, 5% noise) stored
+as photobox stores them (a SQLite file, vectors in sqlite-vec), re-clustered in full three
+ways in the same run: before (one sqlite-vec KNN query a face; measured up to 20k faces,
+extrapolated from 100 timed queries above), rebuild (the neighbour graph from a block-wise
+scan of the vectors) and stored (the graph read from ``face_neighbours``), with time, RSS
+growth, and whether the stored graph gives the same people; plus what keeping the graph
+costs a new face.
 
-    scripts/bench faces [--seeds 3] [--scale 1.0] [--sizes 10000 100000] [--skip-quality] [--skip-scale]
+Speed: faces/second of detect + align + embed with realistic-cost YuNet/SFace stand-ins
+(``tests/ml/costly.py``), tiny vs fp32 vs int8 in the same run. ``--sweep``: the clustering
+defaults against their neighbours on the hard scenarios.
+
+    scripts/bench faces [--seeds 3] [--scale 1.0] [--sizes 10000 100000] [--skip-quality]
+                        [--skip-scale] [--skip-speed] [--threads 1] [--photos 10] [--sweep]
 """
 
 from __future__ import annotations
@@ -440,49 +448,222 @@ class RssPeak:
         return self.peak - self.base
 
 
-def scale_run(n: int) -> None:
-    """Neighbour queries first (the index's cost), replayed into :func:`recluster` (its own)."""
+def scale_run(n: int, brute: bool) -> None:
+    """A full re-cluster of ``n`` faces stored as photobox stores them (one SQLite file).
+
+    Before: a sqlite-vec KNN query per face (timed on a sample, extrapolated to all faces).
+    Rebuild: the graph from a block-wise scan of the vectors (what a library from before the
+    stored graph pays once). Stored: the graph read from ``face_neighbours`` (every later
+    re-cluster). The two re-clusters must give the same people. With ``brute``, also the
+    in-memory int8 brute-force callback this benchmark used before, in the same run.
+    """
+    import tempfile
+
+    from photobox.db import connect, migrate
+    from photobox.people.faces_job import ensure_face_table, neighbours_for
+    from photobox.people.graph import REVERSE_K, known_neighbours, offer_new_face, save_lists
+
     rng = np.random.default_rng(n)
     x, y = make_library(n, rng)
-    index = BruteIndex(capacity=len(x))
-    index.add(np.arange(len(x)), x)
-    del x  # only the int8 index stays, like the RAM mirror
+    n = len(x)
     p = ClusterParams()
+    tmp = tempfile.TemporaryDirectory(prefix="bench-faces-")
+    conn = connect(Path(tmp.name) / "photobox.db")
+    migrate(conn)
+    with conn:
+        conn.execute("INSERT INTO assets (library_id, rel_path, original_name, checksum, size, mtime, kind, "
+                     "sort_ts, created_at, updated_at) VALUES (1, 'a.jpg', 'a.jpg', x'00', 1, 0, 'image', 0, 0, 0)")
+        conn.executemany("INSERT INTO faces (id, asset_id, x1, y1, x2, y2, score, model, created_at) "
+                         "VALUES (?, 1, 0, 0, 1, 1, 1, 'bench', 0)", ((i + 1,) for i in range(n)))
+        table = ensure_face_table(conn, DIM)
+        conn.executemany(f"INSERT INTO {table} (face_id, embedding) VALUES (?, ?)",
+                         ((i + 1, x[i].tobytes()) for i in range(n)))
+    sample = x[rng.choice(n, 100, replace=False)]
+    if brute:
+        index = BruteIndex(capacity=n)
+        index.add(np.arange(1, n + 1), x)
+    del x  # from here on the vectors are only in SQLite
+    knn = neighbours_for(conn, DIM)
 
     def stream():
-        # Faces read back from the int8 index like rows from a cursor: no float32 table.
-        for i in range(index.n):
-            yield i, index.q[i].astype(np.float32) * index.scale[i]
+        for fid, blob in conn.execute(f"SELECT face_id, embedding FROM {table}"):
+            yield fid, np.frombuffer(blob, np.float32)
 
+    def labels(got: dict[int, int | None]) -> np.ndarray:
+        return as_labels({f - 1: q for f, q in got.items()}, n)
+
+    print(f"{n:>8} faces, {len(np.unique(y[y >= 0])):>5} people:")
     t0 = time.perf_counter()
-    with RssPeak() as scan_mem:
-        rows = [index(np.stack([v for _, v in chunk]), p.k, p.max_distance)
-                for chunk in _batched(stream(), p.chunk_size)]
-    scan = time.perf_counter() - t0
-    replay = iter(rows)
+    for v in sample:
+        knn(v[None], p.k, p.max_distance)
+    per_query = (time.perf_counter() - t0) / len(sample)
+    print(f"{'':>10}before: one sqlite-vec KNN a face, {per_query * 1000:.1f} ms each "
+          f"(100 timed) -> ~{per_query * n:.0f} s of neighbour queries for all {n} faces")
+    if brute:
+        t0 = time.perf_counter()
+        # The code before the stored graph: a sqlite-vec query per face (chunks below SCAN_FROM).
+        recluster(stream(), neighbours=knn, params=ClusterParams(chunk_size=16))
+        print(f"{'':>10}before, measured: re-cluster with a sqlite-vec KNN a face {time.perf_counter() - t0:.1f} s")
+        t0 = time.perf_counter()
+        got = recluster(stream(), neighbours=lambda q, k, d: index(q, k, d), params=p)
+        print(f"{'':>10}before (old bench callback, int8 brute force in RAM, {index.q.nbytes / 1e6:.0f} MB): "
+              f"re-cluster {time.perf_counter() - t0:.1f} s")
+        del index
+    found: list = []
+    t0 = time.perf_counter()
+    with RssPeak() as mem:
+        got = recluster(stream(), neighbours=knn, params=p,
+                        on_neighbours=lambda ids, nb, d: found.extend(zip(ids, nb, d)))
+    took = time.perf_counter() - t0
+    with conn:
+        t1 = time.perf_counter()
+        save_lists(conn, found)
+        saved = time.perf_counter() - t1
+    del found
+    s = pair_scores(y, labels(got))
+    print(f"{'':>10}rebuild: block-wise scan from SQLite + clustering {took:.1f} s (+{mem.growth:.0f} MB), "
+          f"storing the graph {saved:.1f} s; P {s['precision']:.3f} R {s['recall']:.3f} F1 {s['f1']:.3f}, "
+          f"{s['clusters']} clusters")
+    present = np.arange(1, n + 1, dtype=np.int64)
 
-    def neighbours(q: np.ndarray, k: int, d: float):
-        ids, dist = next(replay)
-        assert len(ids) == len(q) and k == p.k
-        return ids, dist
+    def refuse(*_):
+        raise AssertionError("every list is stored")
 
     t0 = time.perf_counter()
     with RssPeak() as mem:
-        got = recluster(stream(), neighbours=neighbours, params=p)
+        again = recluster(stream(), neighbours=refuse, params=p, known=known_neighbours(conn, present))
     took = time.perf_counter() - t0
-    s = pair_scores(y, as_labels(got, index.n))
-    print(f"{index.n:>8} faces, {s['people']:>5} people: neighbour queries {scan:6.1f} s "
-          f"(+{scan_mem.growth:.0f} MB scratch), clustering {took:5.1f} s (+{mem.growth:.0f} MB); "
-          f"int8 index {index.q.nbytes / 1e6:.0f} MB; P {s['precision']:.3f} R {s['recall']:.3f} "
-          f"F1 {s['f1']:.3f}, {s['clusters']} clusters")
-    person = {i: q for i, q in got.items() if q is not None}
+    graph_mb = conn.execute("SELECT sum(length(ids) + length(distances)) FROM face_neighbours").fetchone()[0] / 1e6
+    print(f"{'':>10}stored graph: re-cluster {took:.1f} s (+{mem.growth:.0f} MB; graph {graph_mb:.0f} MB on disk), "
+          f"same people as the rebuild: {again == got}")
+    # What the stored graph costs a new face: the KNN query is REVERSE_K+1 wide instead of k,
+    # plus reading and updating the lists of the faces it is near.
+    extra = np.stack([v for v in sample[:20]])
     t0 = time.perf_counter()
-    for i in range(50):
-        v = index.q[i].astype(np.float32) * index.scale[i]
-        assign_new_face(10**9 + i, v, neighbours=index,
-                        person_of=lambda ids: {j: person[j] for j in ids if j in person})
-    print(f"{'':>8}        assign_new_face: {(time.perf_counter() - t0) / 50 * 1000:.1f} ms a face "
-          f"(one brute-force KNN query over the index); peak RSS of the process {peak_rss_mb():.0f} MB")
+    for v in extra:
+        knn(v[None], p.k, p.max_distance)
+    plain = (time.perf_counter() - t0) / len(extra)
+    with conn:
+        conn.executemany("INSERT INTO faces (id, asset_id, x1, y1, x2, y2, score, model, created_at) "
+                         "VALUES (?, 1, 0, 0, 1, 1, 1, 'bench', 0)", ((n + 1 + i,) for i in range(len(extra))))
+        t0 = time.perf_counter()
+        for i, v in enumerate(extra):
+            conn.execute(f"INSERT INTO {table} (face_id, embedding) VALUES (?, ?)", (n + 1 + i, v.tobytes()))
+            ids, d = knn(v[None], REVERSE_K + 1, p.max_distance)
+            offer_new_face(conn, n + 1 + i, ids[0], d[0])
+        kept = (time.perf_counter() - t0) / len(extra)
+    print(f"{'':>10}a new face: KNN {plain * 1000:.1f} ms without the graph, {kept * 1000:.1f} ms with it "
+          f"(wider KNN + list updates); peak RSS of the process {peak_rss_mb():.0f} MB")
+    conn.close()
+    tmp.cleanup()
+
+
+def sweep(seeds: int) -> None:
+    """The defaults against their neighbours, one at a time: mean F1 of the full re-cluster
+    (and incremental + full) over the hard scenarios; the defaults should be at or near the top."""
+    from dataclasses import replace
+
+    base = ClusterParams()
+    trials = [("defaults", base)] + [
+        (f"{name}={value}", replace(base, **{name: value}))
+        for name, values in (("k", (12, 24)), ("max_distance", (0.45, 0.55)), ("min_samples", (2, 4)),
+                             ("margin", (0.03, 0.08)), ("bridge_fraction", (0.1, 0.2)), ("split_floor", (0.15, 0.25)),
+                             ("join_distance", (0.33, 0.41)))
+        for value in values]
+    names = ("siblings", "child", "noise", "library", "lookalikes")
+    print(f"sweep: mean over {seeds} seeds, P/R of the full re-cluster (incr.+full F1 last)")
+    print(f"{'params':<22}" + "".join(f"{n:>16}" for n in names) + f"{'mean F1':>9}{'incr+full':>10}")
+    for label, params in trials:
+        cells, f1s, f1i = [], [], []
+        for name in names:
+            ps, rs = [], []
+            for seed in range(seeds):
+                x, y = make_scenario(name, np.random.default_rng(seed), 1.0)
+                s = pair_scores(y, run_full(x, params=params))
+                ps.append(s["precision"])
+                rs.append(s["recall"])
+                f1s.append(s["f1"])
+                inc = run_incremental(x, np.random.default_rng(1000 + seed), retry=True, params=params)
+                anchors = {i: int(q) for i, q in enumerate(inc) if q >= 0}
+                f1i.append(pair_scores(y, run_full(x, anchors=anchors, params=params))["f1"])
+            cells.append(f"{np.mean(ps):.3f}/{np.mean(rs):.3f}")
+        print(f"{label:<22}" + "".join(f"{c:>16}" for c in cells) + f"{np.mean(f1s):>9.4f}{np.mean(f1i):>10.4f}")
+
+
+def speed(threads: int, photos: int, per_photo: list[int]) -> None:
+    """Faces per second through photobox's face stage code (letterbox, detect, NMS, align,
+    embed) with realistic-cost stand-ins (:mod:`tests.ml.costly`) installed the way
+    ``photobox models fetch`` installs models, fp32 and int8 (dynamic, Conv + MatMul) in
+    the same run, on preview-sized photos (1920x1440) holding a known number of faces."""
+    import tempfile
+
+    from PIL import Image
+
+    from photobox.ml.faces import FaceModels
+    from photobox.ml.fetch import fetch_model
+    from tests.ml.costly import DETECTOR_STACK, RECOGNISER_STACK, add_cost, stack_stats, tiny_nodes
+    from tests.ml.helpers import write_manifest
+    from tests.ml.tinyfaces import TinyFaceFiles, face_manifests, write_tiny_faces
+
+    for label, stack, size in (("YuNet stand-in", DETECTOR_STACK, 640), ("SFace stand-in", RECOGNISER_STACK, 112)):
+        macs, params = stack_stats(stack, size)
+        print(f"{label}: {macs / 1e9:.2f} GMAC ({2 * macs / 1e9:.2f} GFLOP) at {size}x{size}, "
+              f"{params / 1e3:.0f}k parameters")
+    tmp = Path(tempfile.mkdtemp(prefix="bench-faces-speed-"))
+    tiny = write_tiny_faces(tmp / "tiny")
+    costly = TinyFaceFiles(tmp / "costly", {
+        "yunet": add_cost(tiny.paths["yunet"], tmp / "costly" / "yunet.onnx", DETECTOR_STACK),
+        "sface": add_cost(tiny.paths["sface"], tmp / "costly" / "sface.onnx", RECOGNISER_STACK),
+        "scrfd": tiny.paths["scrfd"], "arcface": tiny.paths["arcface"]})
+    rng = np.random.default_rng(0)
+
+    def photo(n: int) -> Image.Image:
+        # Squares of 150-260 px (67-115 px in the detector's 640 input) on a grid, apart.
+        arr = np.full((1440, 1920, 3), 40, np.uint8)
+        for i in range(n):
+            side = int(rng.integers(150, 260))
+            x0, y0 = 40 + (i % 4) * 470, 60 + (i // 4) * 700
+            arr[y0:y0 + side, x0:x0 + side] = rng.integers(120, 255, 3)
+        return Image.fromarray(arr)
+
+    print(f"faces/second: {threads} onnxruntime thread(s), preview 1920x1440, {photos} photos per row, "
+          "detect + align + embed (photobox.ml.faces.FaceModels.detect_and_embed)")
+    print(f"{'model':<6} {'faces/photo':>11} {'photos/s':>9} {'faces/s':>8} {'ms detect':>10} {'ms embed':>9}")
+    for precision in ("tiny", "fp32", "int8"):
+        # "tiny": the tiny models alone, fp32: what the harness itself (resize, letterbox,
+        # the tiny graphs' window sums, NMS, alignment) costs without the stand-ins' stacks.
+        manifests = tmp / f"manifests-{precision}"
+        models = tmp / f"models-{precision}"
+        for key, manifest in face_manifests(tiny if precision == "tiny" else costly).items():
+            if key not in ("yunet", "sface"):
+                continue
+            if precision in ("tiny", "fp32"):
+                manifest["quantize"] = "none"
+            else:
+                manifest["quantize_options"] = {"weight_type": "QInt8", "per_channel": True,
+                                                "op_types": ["Conv", "MatMul"], "min_cosine": 0.0,
+                                                "nodes_to_exclude": tiny_nodes(costly.paths[key])}
+            write_manifest(manifests, manifest)
+            fetch_model(f"tiny-{key}", models, source_override=(tiny if precision == "tiny" else costly).override(key),
+                        manifests_dir=manifests)
+        fm = FaceModels(models, manifests_dir=manifests, threads=threads)
+        detector = fm.detector()
+        for n in per_photo:
+            images = [photo(n) for _ in range(photos)]
+            fm.detect_and_embed(images[0])  # load both sessions
+            t0 = time.perf_counter()
+            found = sum(len(fm.detect_and_embed(im)) for im in images)
+            took = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            found_faces = [detector.detect(im) for im in images]
+            det = (time.perf_counter() - t0) / photos
+            t0 = time.perf_counter()
+            for im, faces in zip(images, found_faces):
+                fm.embedder().embed_faces(im, faces)
+            per_face = (time.perf_counter() - t0) / max(1, sum(len(f) for f in found_faces))
+            assert found == n * photos, f"the stand-ins found {found} faces, expected {n * photos}"
+            print(f"{precision:<6} {n:>11} {photos / took:>9.1f} {found / took:>8.1f} {det * 1000:>10.1f} "
+                  f"{per_face * 1000:>9.1f}")
 
 
 def _batched(it, size: int):
@@ -503,13 +684,25 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--skip-scale", action="store_true")
+    ap.add_argument("--brute", action=argparse.BooleanOptionalAction, default=None,
+                    help="also time the old in-RAM brute-force callback (default: up to 20k faces)")
+    ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--sweep", action="store_true", help="only: the defaults against their neighbours")
+    ap.add_argument("--threads", type=int, default=1, help="onnxruntime threads for the faces/second run")
+    ap.add_argument("--photos", type=int, default=10, help="photos per faces/second row")
     args = ap.parse_args()
+    if args.sweep:
+        sweep(args.seeds)
+        return
+    if not args.skip_speed:
+        speed(args.threads, args.photos, [1, 3, 6])
+        print()
     if not args.skip_quality:
         quality(args.seeds, args.scale)
     if not args.skip_scale:
-        print("\nscale: full re-cluster of a synthetic library, brute-force int8 KNN callback")
+        print("\nscale: full re-cluster of a synthetic library stored in SQLite (sqlite-vec), same run")
         for n in args.sizes:
-            scale_run(n)
+            scale_run(n, brute=args.brute if args.brute is not None else n <= 20_000)
 
 
 if __name__ == "__main__":

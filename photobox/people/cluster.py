@@ -6,6 +6,8 @@ face vectors: the int8 RAM mirror or sqlite-vec), and the current assignment thr
 ``person_of``. No distance matrix, no table of all embeddings: a full re-cluster streams the
 faces in chunks and keeps only each face's ``k`` nearest neighbours (12 bytes a neighbour,
 ~20 MB at 100k faces), so memory grows with ``k`` × faces, never with faces² or 512 × faces.
+Lists already known (stored as the faces arrived, :mod:`photobox.people.graph`) come from
+a ``known`` callback instead of a query: same graph, same clusters, O(n · k) to read.
 
 **Why not plain DBSCAN** (Immich: cosine distance 0.5, 3 faces). Its links are ε-chains:
 one chain of core points joins two people, and two siblings (centres ~0.6 alike) always
@@ -55,7 +57,9 @@ __all__ = [
     "Assignment",
     "ClusterParams",
     "Constraints",
+    "KnownNeighbours",
     "Neighbours",
+    "NeighboursFound",
     "assign_new_face",
     "recluster",
 ]
@@ -67,6 +71,16 @@ Row ``i`` holds the nearest faces to query ``i`` by cosine distance (1 - cosine 
 ascending, at most ``k`` of them and none farther than ``max_distance``; missing slots are
 ``-1`` / ``inf``. The query face itself may be among them (it is ignored).
 """
+
+KnownNeighbours = Callable[[list[int]], Mapping[int, tuple[np.ndarray, np.ndarray]]]
+"""``face ids -> {face id: (neighbour ids, distances)}`` for the faces whose nearest-neighbour
+list is already known (stored as they arrived): ascending, within the re-cluster's
+``max_distance``, and *complete*: the ``k - 1`` nearest other faces (a query's ``k`` nearest
+include the face itself), or all faces within ``max_distance`` when fewer. Faces left out are queried through :data:`Neighbours`.
+"""
+
+NeighboursFound = Callable[[list[int], np.ndarray, np.ndarray], None]
+"""``(face ids, neighbour ids (m, k), distances (m, k))``: what a re-cluster had to query."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,20 +277,36 @@ def _chunks(faces: Iterable[tuple[int, np.ndarray]], size: int) -> Iterator[tupl
 
 
 def _knn_graph(faces: Iterable[tuple[int, np.ndarray]], neighbours: Neighbours,
-               params: ClusterParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               params: ClusterParams, known: KnownNeighbours | None = None,
+               on_neighbours: NeighboursFound | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stream the faces through the callback: ``(face ids, neighbour rows, distances)``.
 
     Neighbour rows index into the face ids (-1: none, itself, or a face not being clustered);
-    only neighbours within ``max_distance`` are kept, nearest first.
+    only neighbours within ``max_distance`` are kept, nearest first. Faces whose list
+    ``known`` has (stored when they arrived) are not queried; those queried are reported to
+    ``on_neighbours`` so the caller can store them for the next time.
     """
     all_ids: list[np.ndarray] = []
     rows: list[np.ndarray] = []
     dists: list[np.ndarray] = []
     k = params.k
     for ids, vecs in _chunks(faces, params.chunk_size):
-        got_ids, got_d = neighbours(vecs, k, params.max_distance)
-        got_ids = np.asarray(got_ids, dtype=np.int64)[:, :k]
-        got_d = np.asarray(got_d, dtype=np.float32)[:, :k]
+        got_ids = np.full((len(ids), k), -1, dtype=np.int64)
+        got_d = np.full((len(ids), k), np.inf, dtype=np.float32)
+        have = known(ids) if known is not None else {}
+        for r, face_id in enumerate(ids):
+            stored = have.get(face_id)
+            if stored is not None:
+                # A query's k nearest include the face itself: a stored list gives k - 1.
+                s_ids, s_d = (np.asarray(a)[:k - 1] for a in stored)
+                got_ids[r, :len(s_ids)], got_d[r, :len(s_d)] = s_ids, s_d
+        ask = [r for r, face_id in enumerate(ids) if face_id not in have]
+        if ask:
+            q_ids, q_d = neighbours(vecs[ask], k, params.max_distance)
+            got_ids[ask] = np.asarray(q_ids, dtype=np.int64)[:, :k]
+            got_d[ask] = np.asarray(q_d, dtype=np.float32)[:, :k]
+            if on_neighbours is not None:
+                on_neighbours([ids[r] for r in ask], got_ids[ask], got_d[ask])
         ids_a = np.asarray(ids, dtype=np.int64)
         # The query face itself is not its own neighbour.
         got_d = np.where(got_ids == ids_a[:, None], np.inf, got_d)
@@ -494,6 +524,8 @@ def recluster(
     constraints: Constraints = NO_CONSTRAINTS,
     named: Collection[int] = (),
     params: ClusterParams = DEFAULTS,
+    known: KnownNeighbours | None = None,
+    on_neighbours: NeighboursFound | None = None,
 ) -> dict[int, int | None]:
     """Cluster all faces from scratch, keeping people's ids and every user correction.
 
@@ -509,6 +541,10 @@ def recluster(
         named: ids of named people. A cluster holding many faces of two named people is
             split between them (the user said they differ); of unnamed ones, it is merged.
         params: the tuning.
+        known: the stored neighbour lists (see :data:`KnownNeighbours`); faces it answers
+            for are not queried, so a library whose graph is stored costs O(faces × k) reads
+            instead of a KNN query per face. The result is the same either way.
+        on_neighbours: told the lists that had to be queried (to store them).
 
     Returns:
         face id -> person id, ``None`` for unassigned faces. Clusters that are nobody yet get
@@ -516,7 +552,7 @@ def recluster(
     """
     anchors = anchors or {}
     named = set(named)
-    face_ids, idx, dist = _knn_graph(faces, neighbours, params)
+    face_ids, idx, dist = _knn_graph(faces, neighbours, params, known, on_neighbours)
     n = len(face_ids)
     cluster = _attach(idx, dist, _hierarchy(idx, dist, params), params)
     row_of = {int(f): r for r, f in enumerate(face_ids)}

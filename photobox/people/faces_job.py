@@ -21,7 +21,16 @@ from photobox.db.sql import id_chunks
 from photobox.jobs import REGISTRY, Job
 from photobox.jobs import store as job_store
 from photobox.library.paths import derived_path
-from photobox.people.cluster import Constraints, assign_new_face
+from photobox.people.cluster import DEFAULTS, Constraints, assign_new_face
+from photobox.people.graph import (
+    GRAPH_DISTANCE,
+    GRAPH_K,
+    REVERSE_K,
+    known_neighbours,
+    offer_new_face,
+    save_lists,
+    scan_neighbours,
+)
 
 if TYPE_CHECKING:
     from photobox.core import Photobox
@@ -43,11 +52,19 @@ def ensure_face_table(conn: apsw.Connection, dim: int) -> str:
     return table
 
 
+#: From this many queries at once, one block-wise pass over the table (:func:`scan_neighbours`)
+#: beats one sqlite-vec KNN per query (each of which scans the whole table too).
+SCAN_FROM = 32
+
+
 def neighbours_for(conn: apsw.Connection, dim: int):
-    """The clustering's KNN callback over ``face_vectors_<dim>`` (sqlite-vec, cosine distance)."""
+    """The clustering's KNN callback over ``face_vectors_<dim>`` (cosine distance): sqlite-vec
+    for a few queries, one block-wise scan of the table for many (same answers)."""
     sql = f"SELECT face_id, distance FROM {face_table(dim)} WHERE embedding MATCH ? AND k = ? ORDER BY distance"
 
     def neighbours(queries: np.ndarray, k: int, max_distance: float) -> tuple[np.ndarray, np.ndarray]:
+        if len(queries) >= SCAN_FROM:
+            return scan_neighbours(conn, face_table(dim), queries, k, max_distance)
         ids = np.full((len(queries), k), -1, dtype=np.int64)
         dists = np.full((len(queries), k), np.inf, dtype=np.float32)
         for row, q in enumerate(np.asarray(queries, dtype=np.float32)):
@@ -79,9 +96,23 @@ def _constraints(conn: apsw.Connection, face_ids: list[int]) -> Constraints:
 
 
 def place_face(conn: apsw.Connection, face_id: int, vector: np.ndarray, dim: int, *, now: float) -> str:
-    """Run incremental clustering for one stored face and write the result; return the action."""
+    """Run incremental clustering for one stored face and write the result; return the action.
+
+    Its one KNN query also keeps the neighbour graph (:mod:`.graph`): the face's own list,
+    and its place in the lists of the faces it is near.
+    """
     named = {p for (p,) in conn.execute("SELECT id FROM people WHERE name != ''")}
-    a = assign_new_face(face_id, vector, neighbours=neighbours_for(conn, dim), person_of=_person_of(conn),
+    # One query (k+1: the face itself is in the table) serves the graph and the placement.
+    got_ids, got_d = neighbours_for(conn, dim)(np.asarray(vector, np.float32)[None], REVERSE_K + 1, GRAPH_DISTANCE)
+    offer_new_face(conn, face_id, got_ids[0], got_d[0])
+
+    def neighbours(queries: np.ndarray, k: int, max_distance: float) -> tuple[np.ndarray, np.ndarray]:
+        if k > REVERSE_K + 1 or max_distance > GRAPH_DISTANCE:
+            return neighbours_for(conn, dim)(queries, k, max_distance)
+        far = got_d[:, :k] > max_distance
+        return np.where(far, -1, got_ids[:, :k]), np.where(far, np.inf, got_d[:, :k])
+
+    a = assign_new_face(face_id, vector, neighbours=neighbours, person_of=_person_of(conn),
                         constraints=_constraints(conn, [face_id]), named=named)
     if a.action == "noise":
         return a.action
@@ -189,25 +220,46 @@ def _vector_tables(conn: apsw.Connection) -> list[int]:
 def recluster_all(box: Photobox) -> dict[str, int]:
     """Re-cluster every face from scratch (keeping people's ids, names and every correction).
 
-    Faces stream from SQLite in chunks and neighbours come from sqlite-vec queries, so memory
-    grows with ``k`` × faces, not with the embeddings (see :mod:`.cluster`). The result is
-    written in one transaction; people left without faces and without a name are removed.
+    Faces stream from SQLite in chunks and each face's neighbours come from the stored graph
+    (:mod:`.graph`), or, for faces without a usable list, from a block-wise scan of the
+    vectors (and are stored for next time); memory grows with ``k`` × faces, not with the
+    embeddings (see :mod:`.cluster`). The result is written in one transaction; people left
+    without faces and without a name are removed.
     """
     from photobox.people.cluster import recluster
 
-    stats = {"faces": 0, "changed": 0, "new_people": 0}
+    stats = {"faces": 0, "changed": 0, "new_people": 0, "queried": 0}
     started = box.clock()
+    params = DEFAULTS
+    use_graph = params.k <= GRAPH_K and params.max_distance <= GRAPH_DISTANCE
     for dim in _dims(box):
+        queried: list[tuple[int, np.ndarray, np.ndarray]] = []
+        with box.db.transaction() as conn:
+            # vec0 rows are not cascaded when a photo is deleted: drop them first, so that no
+            # neighbour query (whose lists are stored) answers with a face that is gone.
+            conn.execute(f"DELETE FROM {face_table(dim)} WHERE face_id NOT IN (SELECT id FROM faces)")
         with box.db.reader() as stream, box.db.reader() as knn:
-            faces = ((fid, np.frombuffer(blob, dtype=np.float32))
-                     for fid, blob in stream.execute(f"SELECT face_id, embedding FROM {face_table(dim)}"))
+            present = np.fromiter((i for (i,) in knn.execute("SELECT id FROM faces ORDER BY id")), np.int64)
+
+            def faces():
+                # Vectors of faces deleted since (vec0 rows are not cascaded) are left out.
+                for fid, blob in stream.execute(f"SELECT face_id, embedding FROM {face_table(dim)}"):
+                    pos = np.searchsorted(present, fid)
+                    if pos < len(present) and present[pos] == fid:
+                        yield fid, np.frombuffer(blob, dtype=np.float32)
+
             anchors = dict(knn.execute("SELECT id, person_id FROM faces WHERE person_id IS NOT NULL").fetchall())
             constraints = Constraints.from_rows(knn.execute("SELECT face_id, person_id, kind FROM face_constraints"))
             named = {p for (p,) in knn.execute("SELECT id FROM people WHERE name != ''")}
-            result = recluster(faces, neighbours=neighbours_for(knn, dim), anchors=anchors,
-                               constraints=constraints, named=named)
+            result = recluster(faces(), neighbours=neighbours_for(knn, dim), anchors=anchors,
+                               constraints=constraints, named=named, params=params,
+                               known=known_neighbours(knn, present) if use_graph else None,
+                               on_neighbours=lambda ids, nb, d: queried.extend(zip(ids, nb, d)))
         stats["faces"] += len(result)
+        stats["queried"] += len(queried)
         with box.db.transaction() as conn:
+            if use_graph:
+                save_lists(conn, ((f, i, d) for f, i, d in queried if f in result))
             created: dict[int, int] = {}
             for face_id, person in result.items():
                 if person is not None and person < 0:

@@ -84,28 +84,65 @@
       if (b && b.dataset.confirm && !window.confirm(b.dataset.confirm)) e.preventDefault();
     });
   }
-  // Face boxes over the photo while the details are open (positions are fractions of the image).
+  // Face boxes over the photo: the face of a person chip in the details while it is hovered,
+  // focused or tapped, and all faces with "Show faces" on. Boxes are fractions of the upright
+  // image (previews are upright, and browsers apply EXIF orientation to originals), placed
+  // over the picture itself: object-fit: contain may letterbox it inside the <img> box.
   const boxes = document.getElementById("face-boxes");
   const placeBoxes = () => {
     if (!boxes || !media || media.tagName !== "IMG" || !media.naturalWidth) return;
     const s = stage.getBoundingClientRect(), r = media.getBoundingClientRect();
+    const scale = Math.min(r.width / media.naturalWidth, r.height / media.naturalHeight);
+    const w = media.naturalWidth * scale, h = media.naturalHeight * scale;
+    const left = r.left - s.left + stage.scrollLeft + (r.width - w) / 2;
+    const top = r.top - s.top + stage.scrollTop + (r.height - h) / 2;
     for (const el of boxes.querySelectorAll(".face-box")) {
       const [x1, y1, x2, y2] = el.dataset.box.split(",").map(Number);
-      el.style.left = `${r.left - s.left + stage.scrollLeft + x1 * r.width}px`;
-      el.style.top = `${r.top - s.top + stage.scrollTop + y1 * r.height}px`;
-      el.style.width = `${(x2 - x1) * r.width}px`;
-      el.style.height = `${(y2 - y1) * r.height}px`;
+      el.style.left = `${left + x1 * w}px`;
+      el.style.top = `${top + y1 * h}px`;
+      el.style.width = `${(x2 - x1) * w}px`;
+      el.style.height = `${(y2 - y1) * h}px`;
     }
+  };
+  const toggle = document.getElementById("faces-toggle");
+  const showAll = (on) => {
+    boxes.classList.toggle("all", on);
+    toggle.setAttribute("aria-pressed", String(on));
+    try { localStorage.setItem("photobox.faces", on ? "1" : "0"); } catch { /* private mode */ }
+    placeBoxes();
   };
   if (boxes) {
     media.addEventListener("load", placeBoxes);
     window.addEventListener("resize", placeBoxes);
+    if (window.ResizeObserver) new ResizeObserver(placeBoxes).observe(stage);
     infoButton.addEventListener("click", () => requestAnimationFrame(placeBoxes));
     placeBoxes();
+    if (toggle) {
+      let on = false;
+      try { on = localStorage.getItem("photobox.faces") === "1"; } catch { /* ignore */ }
+      showAll(on);
+      toggle.addEventListener("click", () => showAll(!boxes.classList.contains("all")));
+    }
+    let pinned = null;  // the chip tapped last (touch screens have no hover)
     for (const li of document.querySelectorAll(".face-list li[data-face]")) {
       const box = boxes.querySelector(`.face-box[data-face="${li.dataset.face}"]`);
-      li.addEventListener("mouseenter", () => box && box.classList.add("hot"));
-      li.addEventListener("mouseleave", () => box && box.classList.remove("hot"));
+      if (!box) continue;
+      const hot = (on) => {
+        if (on) placeBoxes();
+        box.classList.toggle("hot", on || pinned === li);
+        li.classList.toggle("hot", on || pinned === li);
+      };
+      li.addEventListener("mouseenter", () => hot(true));
+      li.addEventListener("mouseleave", () => hot(false));
+      li.addEventListener("focusin", () => hot(true));
+      li.addEventListener("focusout", () => hot(false));
+      li.addEventListener("click", (e) => {
+        if (e.target.closest("a, button, input, form")) return;
+        const was = pinned;
+        pinned = pinned === li ? null : li;
+        if (was && was !== li) was.dispatchEvent(new Event("mouseleave"));
+        hot(pinned === li);
+      });
     }
   }
 
