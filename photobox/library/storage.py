@@ -4,11 +4,18 @@ An incoming file (upload, import, WebDAV) is streamed into ``data/tmp/<random>.p
 its SHA-1 is computed, fsync'd, and only then moved into the library by a rename on the same
 filesystem, so the library never holds a partial file: a crash leaves at most a ``.part``
 file in ``tmp/``, which the next start removes.
+
+The rename and the asset row's commit cannot be one atomic step, so the move is journalled:
+a :class:`PlacementJournal` (``tmp/<random>.placing``) names the library file before it is
+created and is removed after the row commits. A crash in between leaves the journal, and the
+next start (:func:`recover_placements`) removes the placed file if its row never committed,
+so ``library/`` never holds a file that belongs to no asset.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import os
 import re
@@ -16,7 +23,8 @@ import secrets
 import unicodedata
 from pathlib import Path, PurePosixPath
 
-__all__ = ["DiskFullError", "TempWriter", "clean_temp", "place_original", "safe_file_name", "safe_join"]
+__all__ = ["DiskFullError", "PlacementJournal", "TempWriter", "clean_temp", "place_original", "recover_placements",
+           "safe_file_name", "safe_join"]
 
 _FLUSH_BYTES = 1 << 20
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
@@ -144,7 +152,76 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def place_original(tmp_path: Path, library_root: Path, original_name: str, taken_at: str | None) -> str:
+class PlacementJournal:
+    """Write-ahead note of the library file an incoming original is about to become.
+
+    Use as a context manager around "place the file, commit its row". While its owner lives
+    the note is ``flock``-ed, so another process opening the same data folder (the CLI next to
+    the server) never recovers a placement that is still in progress; a crash drops the lock.
+    Leaving the block with an exception removes the placed file (its row did not commit);
+    leaving it normally keeps the file. Either way the note is deleted.
+    """
+
+    def __init__(self, tmp_dir: Path, library_root: Path) -> None:
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.library_root = library_root
+        self.path = tmp_dir / f"{secrets.token_hex(12)}.placing"
+        self.placed: Path | None = None
+        self._fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def note(self, rel_path: str) -> None:
+        """Record (durably) the library path about to be created, before creating it."""
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, rel_path.encode(), 0)
+        os.fsync(self._fd)
+
+    def __enter__(self) -> PlacementJournal:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is not None and self.placed is not None:
+                self.placed.unlink(missing_ok=True)
+        finally:
+            self.path.unlink(missing_ok=True)
+            os.close(self._fd)
+
+
+def recover_placements(tmp_dir: Path, library_root: Path, committed) -> int:
+    """Finish what a crash interrupted: for every journal no live process holds, remove the
+    library file it names unless ``committed(rel_path)`` says its asset row exists. Returns how
+    many orphan files were removed. Called at start-up, after the database is open."""
+    removed = 0
+    if not tmp_dir.is_dir():
+        return 0
+    for note in tmp_dir.glob("*.placing"):
+        try:
+            fd = os.open(note, os.O_RDWR)
+        except FileNotFoundError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # another process is placing this file right now
+            rel = os.read(fd, 4096).decode(errors="replace")
+            if rel:
+                try:
+                    path = safe_join(library_root, rel)
+                except ValueError:
+                    path = None
+                if path is not None and path.is_file() and not committed(rel):
+                    path.unlink()
+                    removed += 1
+            note.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+    return removed
+
+
+def place_original(tmp_path: Path, library_root: Path, original_name: str, taken_at: str | None,
+                   journal: PlacementJournal | None = None) -> str:
     """Move a complete temp file into ``library_root/YYYY/MM/<name>``; return the relative path.
 
     The storage template is year/month of when the photo was taken (``unknown/`` when no
@@ -164,6 +241,8 @@ def place_original(tmp_path: Path, library_root: Path, original_name: str, taken
     for n in range(10_000):
         candidate = name if n == 0 else (f"{stem} ({n}).{ext}" if ext else f"{stem} ({n})")
         dest = target_dir / candidate
+        if journal is not None:
+            journal.note(str(folder / candidate))
         try:
             # link() fails if dest exists, so two uploads can never overwrite each other.
             os.link(tmp_path, dest)
@@ -177,6 +256,8 @@ def place_original(tmp_path: Path, library_root: Path, original_name: str, taken
             os.replace(tmp_path, dest)
         else:
             tmp_path.unlink()
+        if journal is not None:
+            journal.placed = dest
         _fsync_dir(target_dir)
         return str(folder / candidate)
     raise RuntimeError(f"no free file name for {name!r} in {target_dir}")
