@@ -189,3 +189,48 @@ def seed_faces(data: Path, n_people: int, per_person: int, dim: int = 64, *, see
     finally:
         conn.close()
     return {"ada": ada, "ada_faces": face_ids[0][:2], "not_ada": face_ids[1][0], "faces": n_people * per_person}
+
+
+def raw_upload(port: int, api_key: str, name: str, payload: bytes, *, chunked: bool = True,
+               timeout: float = 60) -> tuple[int, str]:
+    """POST /api/assets with ``Transfer-Encoding: chunked`` (no Content-Length, as a streaming
+    client sends it, so the server cannot refuse it up front by size) or with a Content-Length.
+    Returns (status, body); a server that answers early and closes is handled."""
+    boundary = "resilboundary7d"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
+            f"Content-Type: application/octet-stream\r\n\r\n").encode() + payload + f"\r\n--{boundary}--\r\n".encode()
+    head = (f"POST /api/assets HTTP/1.1\r\nHost: 127.0.0.1\r\nx-api-key: {api_key}\r\nConnection: close\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\n")
+    head += "Transfer-Encoding: chunked\r\n\r\n" if chunked else f"Content-Length: {len(body)}\r\n\r\n"
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        try:
+            sock.sendall(head.encode())
+            step = 256 * 1024
+            for i in range(0, len(body), step):
+                piece = body[i:i + step]
+                sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+            if chunked:
+                sock.sendall(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered before reading everything (refused): read its answer
+        response = b""
+        try:
+            while block := sock.recv(65536):
+                response += block
+        except ConnectionResetError:
+            pass
+    finally:
+        sock.close()
+    head_text, _, rest = response.partition(b"\r\n\r\n")
+    status = int(head_text.split()[1]) if head_text else 0
+    if b"transfer-encoding: chunked" in head_text.lower():
+        out, data = b"", rest
+        while data:
+            size_line, _, data = data.partition(b"\r\n")
+            size = int(size_line or b"0", 16)
+            if size == 0:
+                break
+            out, data = out + data[:size], data[size + 2:]
+        rest = out
+    return status, rest.decode(errors="replace")
