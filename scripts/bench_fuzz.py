@@ -56,7 +56,9 @@ def worker(target: str, seconds: float, out: Path) -> None:
     from tests import fuzz
 
     warnings.simplefilter("ignore")
-    seeds = fuzz.seed_files(ROOT.parent / "shared" / "corpus")
+    from tests.resil import find_corpus
+
+    seeds = fuzz.seed_files(find_corpus())
     names = sorted(seeds)
     if target == "motion":
         names = [n for n in names if "motion" in n.lower() or n.endswith((".jpg", ".heic", ".HEIC"))]

@@ -19,7 +19,18 @@ import numpy as np
 
 from photobox.db import connect
 
-__all__ = ["Report", "check_data_folder", "seed_faces", "slow_upload", "wait_for", "api_key_for"]
+__all__ = ["find_corpus", "Report", "check_data_folder", "seed_faces", "slow_upload", "wait_for", "api_key_for"]
+
+
+def find_corpus() -> Path | None:
+    """``shared/corpus`` next to the checkout or next to a folder above it (a git worktree
+    lives deeper than the main checkout); None when absent (test data, not shipped)."""
+    here = Path(__file__).resolve().parents[1]
+    for parent in here.parents:
+        candidate = parent / "shared" / "corpus"
+        if candidate.is_dir():
+            return candidate
+    return None
 
 
 @dataclass
