@@ -67,6 +67,12 @@ class Stats:
               f"errors {sum(len(v) for v in self.errors.values())}; 'database is locked' in responses: {self.locked}")
         print(f"  {'kind':10} {'count':>6} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>6}")
         summary = {}
+        pages = sorted(t for k in ("timeline", "grid-page", "viewer", "search") for t in self.times.get(k, []))
+        if len(pages) > 1:
+            q = statistics.quantiles(pages, n=100, method="inclusive")
+            summary["pages"] = {"count": len(pages), "p50": q[49], "p95": q[94], "p99": q[98]}
+            print(f"  HTML pages (timeline, grid pages, viewer, search): p50 {q[49] * 1000:.0f} ms, "
+                  f"p95 {q[94] * 1000:.0f} ms, p99 {q[98] * 1000:.0f} ms")
         for kind in sorted(self.times):
             t = sorted(self.times[kind])
             q = statistics.quantiles(t, n=100, method="inclusive") if len(t) > 1 else [t[0]] * 99

@@ -31,4 +31,4 @@ def test_short_load_has_no_errors_and_loses_no_upload(tmp_path):
     assert summary["log_tracebacks"] == 0
     assert summary["uploads"] > 0 and summary["upload_problems"] == []
     assert summary["folder_problems"] == []
-    assert {"timeline", "viewer", "thumbnail", "upload"} <= set(summary["load"])
+    assert {"timeline", "viewer", "thumbnail", "upload", "pages"} <= set(summary["load"])
