@@ -63,6 +63,9 @@ class Photobox:
         self.scheduler.every(3600, lambda: empty_expired_trash(self), "empty-trash")
         self.scheduler.every(60, lambda: asyncio.to_thread(self.models.unload_idle), "ml-unload")
         self.scheduler.every(300, lambda: queue_indexing(self), "search-indexing")
+        from photobox.library.upload_cleanup import expire_uploads
+
+        self.scheduler.every(3600, lambda: expire_uploads(self), "expire-uploads")
         from photobox.ml.faces import FaceModels
         from photobox.people.faces_job import queue_face_scans, queue_recluster_when_idle
 

@@ -9,8 +9,10 @@ The moment of the kill is found by polling what the process leaves behind (the u
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -174,7 +176,7 @@ def test_kill_mid_recluster_then_the_job_resumes_and_keeps_corrections(tmp_path)
     data = tmp_path / "data"
     db = data / "photobox.db"
     Server(data).start().stop()
-    seeded = seed_faces(data, n_people=300, per_person=20)  # ~3 s of clustering on this machine
+    seeded = seed_faces(data, n_people=250, per_person=20)  # 1.5-3 s of clustering here
     before = _people_snapshot(db)
     server = Server(data).start()
     try:
@@ -183,7 +185,7 @@ def test_kill_mid_recluster_then_the_job_resumes_and_keeps_corrections(tmp_path)
             store.enqueue(conn, "people.recluster", "", {}, now=time.time())
         conn.close()
         wait_for(lambda: _job_state(db, "people.recluster") == "running", 30, "the re-cluster to start")
-        time.sleep(0.5)  # well inside a run of seconds: reading faces and asking sqlite-vec for neighbours
+        time.sleep(0.3)  # well inside a run of seconds: reading faces and asking sqlite-vec for neighbours
         assert _job_state(db, "people.recluster") == "running", "the re-cluster finished before the kill"
     finally:
         server.kill()
@@ -202,5 +204,50 @@ def test_kill_mid_recluster_then_the_job_resumes_and_keeps_corrections(tmp_path)
     assert after["integrity"] == "ok" and not after["fk"] and after["orphan_faces"] == 0
     assert after["reclustered"] is not None
     assert after["assigned"] >= seeded["faces"] * 0.95, after
-    assert 290 <= after["people"] <= 320, after
+    assert 240 <= after["people"] <= 270, after
     _corrections_hold(db, seeded)
+
+
+def test_kill_mid_resumable_upload_then_resume_after_restart(tmp_path):
+    """The browser's way: a chunk in flight when the server dies is lost, the bytes before it
+    are not; after the restart HEAD says where to go on, and the finished file is intact."""
+    data = tmp_path / "data"
+    Server(data).start().stop()
+    key = api_key_for(data)
+    body = jpeg_bytes(seed=5) + os.urandom(3 << 20)
+    chunk = 1 << 20
+    headers = {"x-api-key": key}
+    server = Server(data).start()
+    try:
+        r = httpx.post(server.url + "/api/uploads", json={"name": "resumed.jpg", "size": len(body)}, headers=headers)
+        assert r.status_code == 201, r.text
+        upload_id = r.json()["id"]
+        r = httpx.patch(f"{server.url}/api/uploads/{upload_id}", content=body[:chunk],
+                        headers={**headers, "Upload-Offset": "0"})
+        assert r.status_code == 200 and r.json()["offset"] == chunk, r.text
+        # The second chunk is half sent when the power goes.
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        sock.sendall((f"PATCH /api/uploads/{upload_id} HTTP/1.1\r\nHost: x\r\nx-api-key: {key}\r\n"
+                      f"Upload-Offset: {chunk}\r\nContent-Length: {chunk}\r\n\r\n").encode() + body[chunk:chunk + chunk // 2])
+    finally:
+        server.kill()
+    sock.close()
+    server = Server(data, port=server.port).start()
+    try:
+        r = httpx.head(f"{server.url}/api/uploads/{upload_id}", headers=headers)
+        offset = int(r.headers["upload-offset"])
+        assert offset == chunk, "the committed chunk survived, the one in flight did not count"
+        while offset < len(body):
+            r = httpx.patch(f"{server.url}/api/uploads/{upload_id}", content=body[offset:offset + chunk],
+                            headers={**headers, "Upload-Offset": str(offset)}, timeout=60)
+            assert r.status_code in (200, 201), r.text
+            offset = r.json()["offset"]
+        assert r.status_code == 201 and r.json()["status"] == "created"
+        info = httpx.get(f"{server.url}/api/assets/{r.json()['asset_id']}", headers=headers).json()
+        assert info["checksum"] == hashlib.sha1(body).hexdigest()
+    finally:
+        assert server.stop() == 0
+    report = check_data_folder(data)
+    report.assert_ok()
+    assert report.assets == 1
+    assert not list((data / "tmp" / "resumable").glob("*.part"))
