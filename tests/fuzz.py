@@ -260,7 +260,7 @@ class MultipartTarget:
             findings.append(Finding("multipart", "http5xx", f"{r.status_code}: {r.text[:200]}", body))
         elif r.status_code >= 400 and "detail" not in r.text:
             findings.append(Finding("multipart", "unclear", f"{r.status_code} without a message: {r.text[:100]}", body))
-        left = [p.name for p in (self.data_dir / "tmp").glob("*") if p.is_file()]
+        left = [p.name for p in (self.data_dir / "tmp").glob("*") if p.is_file() and not p.name.startswith("owner-")]
         if left:
             findings.append(Finding("multipart", "leftover", f"left in tmp/: {left[:3]}", body))
             for name in left:

@@ -96,7 +96,9 @@ def check_data_folder(data: Path, *, expect_tmp_empty: bool = True) -> Report:
     for rel in sorted(on_disk - known - journalled):
         report.problems.append(f"library/{rel} belongs to no asset (an orphan)")
     if expect_tmp_empty:
-        left = [str(p.relative_to(data)) for p in (data / "tmp").glob("*") if p.is_file()]
+        # owner-*.lock: a process's claim on its temp files (storage.py); harmless once it exited.
+        left = [str(p.relative_to(data)) for p in (data / "tmp").glob("*")
+                if p.is_file() and not p.name.startswith("owner-")]
         if left:
             report.problems.append(f"left in tmp/: {left[:5]}")
     return report
@@ -133,10 +135,11 @@ def api_key_for(data: Path, name: str = "resil") -> str:
 
 
 def slow_upload(port: int, api_key: str, name: str, payload: bytes, *, chunk: int = 64 * 1024,
-                pause: float = 0.01, stop_after: int | None = None, on_sent=None) -> socket.socket:
+                pause: float = 0.01, stop_after: int | None = None, on_sent=None) -> tuple[socket.socket, int, bytes]:
     """POST /api/assets over a raw socket, ``chunk`` bytes at a time with ``pause`` between.
 
-    Returns the socket (still open) after sending ``stop_after`` body bytes (or all of them);
+    Returns (socket still open, payload bytes sent, what is left to send: the rest of the
+    payload and the closing boundary) after ``stop_after`` payload bytes (or all of them);
     ``on_sent(n)`` is called after every chunk and may return True to stop early.
     """
     boundary = "resilboundary7d"
@@ -155,11 +158,12 @@ def slow_upload(port: int, api_key: str, name: str, payload: bytes, *, chunk: in
         sock.sendall(piece)
         sent += len(piece)
         if on_sent is not None and on_sent(sent):
-            return sock
+            return sock, sent, payload[sent:] + tail
         time.sleep(pause)
     if stop_after is None:
         sock.sendall(tail)
-    return sock
+        return sock, sent, b""
+    return sock, sent, payload[sent:] + tail
 
 
 def seed_faces(data: Path, n_people: int, per_person: int, dim: int = 64, *, seed: int = 7) -> dict:

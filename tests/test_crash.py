@@ -62,7 +62,8 @@ def test_kill_mid_upload_keeps_committed_assets_and_no_partial_file(tmp_path):
         def part_has_bytes(_sent: int) -> bool:
             return any(p.stat().st_size > 0 for p in (data / "tmp").glob("*.part"))
 
-        sock = slow_upload(server.port, key, "big.jpg", big, chunk=128 * 1024, pause=0.005, on_sent=part_has_bytes)
+        sock, _, _ = slow_upload(server.port, key, "big.jpg", big, chunk=128 * 1024, pause=0.005,
+                                 on_sent=part_has_bytes)
         parts = list((data / "tmp").glob("*.part"))
         assert parts and parts[0].stat().st_size < len(big), "the kill did not land mid-upload"
     finally:
@@ -251,3 +252,35 @@ def test_kill_mid_resumable_upload_then_resume_after_restart(tmp_path):
     report.assert_ok()
     assert report.assets == 1
     assert not list((data / "tmp" / "resumable").glob("*.part"))
+
+
+def test_cli_start_does_not_delete_an_upload_the_server_is_receiving(tmp_path):
+    """Start-up clean-up removes partial files of dead processes only: the CLI opening the data
+    folder while the server streams an upload must leave that upload alone."""
+    data = tmp_path / "data"
+    Server(data).start().stop()
+    key = api_key_for(data)
+    server = Server(data).start()
+    try:
+        body = jpeg_bytes(seed=6) + os.urandom(3 << 20)
+        sock, _, rest = slow_upload(server.port, key, "busy.jpg", body, chunk=256 * 1024, pause=0.01,
+                                    on_sent=lambda _n: any(p.stat().st_size for p in (data / "tmp").glob("*.part")))
+        r = subprocess.run([sys.executable, "-m", "photobox", "jobs", "--data-dir", str(data)], cwd=ROOT,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert list((data / "tmp").glob("*.part")), "the CLI removed the server's upload in progress"
+        sock.sendall(rest)
+        response = b""
+        while b"\r\n\r\n" not in response or not response.rstrip().endswith(b"}"):
+            block = sock.recv(65536)
+            if not block:
+                break
+            response += block
+        sock.close()
+        assert response.startswith(b"HTTP/1.1 201"), response[:500]
+    finally:
+        sock.close()
+        assert server.stop() == 0
+    report = check_data_folder(data)
+    report.assert_ok()
+    assert report.assets == 1

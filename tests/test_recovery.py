@@ -16,6 +16,7 @@ from photobox.library.storage import PlacementJournal, place_original, recover_p
 from photobox.library.upload_cleanup import ORPHAN_GRACE_SECONDS, UPLOAD_EXPIRY_SECONDS, sweep_uploads
 from tests.gen import jpeg_bytes, sha1
 from tests.resil import check_data_folder
+from tests.server import ROOT
 
 
 def _crash_after_placing(box: Photobox, name: str, data: bytes) -> str:
@@ -106,7 +107,7 @@ def test_a_failed_commit_removes_the_placed_file(settings, box, monkeypatch):
     with pytest.raises(RuntimeError):
         ingest_temp_file(box, tmp, bytes.fromhex(sha1(body)), len(body), original_name="f.jpg")
     assert not [p for p in box.path("library").rglob("*") if p.is_file()]
-    assert not list(box.path("tmp").iterdir())
+    assert not [p for p in box.path("tmp").iterdir() if not p.name.startswith("owner-")]
 
 
 def test_sweep_removes_abandoned_and_orphan_resumable_uploads(box):
@@ -125,3 +126,27 @@ def test_sweep_removes_abandoned_and_orphan_resumable_uploads(box):
     assert sorted(p.name for p in folder.iterdir()) == ["fresh.part", "justmade.part"]
     with box.db.reader() as conn:
         assert [r[0] for r in conn.execute("SELECT id FROM uploads")] == ["fresh"]
+
+
+def test_clean_temp_keeps_live_writers_files_and_removes_dead_ones(tmp_path):
+    from photobox.library.storage import clean_temp
+
+    tmp_dir = tmp_path / "tmp"
+    tmp_dir.mkdir()
+    writer = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\nfrom pathlib import Path\nfrom photobox.library.storage import TempWriter\n"
+        f"w = TempWriter(Path({str(tmp_dir)!r})); w.write_sync(b'x' * 10)\n"
+        "print(w.path.name, flush=True); time.sleep(60)\n")], stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        name = writer.stdout.readline().strip()
+        (tmp_dir / "0123456789ab-deadbeef.part").write_bytes(b"from a crashed process")
+        (tmp_dir / "0123456789ab-deadbeef.part").touch()
+        (tmp_dir / "legacy.part").write_bytes(b"older naming")
+        assert clean_temp(tmp_dir) == 2
+        assert [p.name for p in tmp_dir.glob("*.part")] == [name], "the live writer's file must stay"
+    finally:
+        writer.kill()
+        writer.wait()
+    assert clean_temp(tmp_dir) == 1  # its owner died: now it is a leftover
+    assert not list(tmp_dir.glob("*.part")) and not list(tmp_dir.glob("owner-*.lock"))

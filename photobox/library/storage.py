@@ -20,6 +20,8 @@ import hashlib
 import os
 import re
 import secrets
+import threading
+import time
 import unicodedata
 from pathlib import Path, PurePosixPath
 
@@ -65,12 +67,59 @@ def safe_join(root: Path, rel_path: str) -> Path:
     return path
 
 
+# Every process that writes temp files holds an exclusive flock on its own
+# ``tmp/owner-<token>.lock`` for as long as it lives and names its files ``<token>-….part``.
+# Start-up clean-up then removes only files of owners whose lock is free (dead processes), so
+# the CLI opening the data folder never deletes an upload the running server is receiving.
+# The kernel drops the lock when the process dies, however it dies.
+_owners: dict[tuple[int, Path], tuple[str, int]] = {}
+_owners_lock = threading.Lock()
+
+
+def _owner_token(tmp_dir: Path) -> str:
+    key = (os.getpid(), tmp_dir.resolve())
+    with _owners_lock:
+        if key not in _owners:
+            token = secrets.token_hex(6)
+            # Lock first, then make it visible under its final name: clean-up never sees an
+            # unlocked lock file of a live process.
+            pending = tmp_dir / f".owner-{token}.new"
+            fd = os.open(pending, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.rename(pending, tmp_dir / f"owner-{token}.lock")
+            _owners[key] = (token, fd)
+        return _owners[key][0]
+
+
+def _live_owners(tmp_dir: Path) -> set[str]:
+    """Tokens of processes alive and holding their lock; lock files of dead ones are removed."""
+    live = set()
+    for lock in tmp_dir.glob("owner-*.lock"):
+        token = lock.stem.removeprefix("owner-")
+        if any(t == token for (pid, _), (t, _) in _owners.items() if pid == os.getpid()):
+            live.add(token)
+            continue
+        try:
+            fd = os.open(lock, os.O_RDWR)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            live.add(token)
+        else:
+            lock.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+    return live
+
+
 class TempWriter:
     """Stream bytes to a temp file in ``tmp_dir`` while computing SHA-1 and counting them."""
 
     def __init__(self, tmp_dir: Path) -> None:
         tmp_dir.mkdir(parents=True, exist_ok=True)
-        self.path = tmp_dir / f"{secrets.token_hex(12)}.part"
+        self.path = tmp_dir / f"{_owner_token(tmp_dir)}-{secrets.token_hex(12)}.part"
         self._file = open(self.path, "xb")
         self._sha1 = hashlib.sha1()
         self._buffer: list[bytes] = []
@@ -133,12 +182,21 @@ class TempWriter:
 
 
 def clean_temp(tmp_dir: Path) -> int:
-    """Remove ``.part`` files left by a crash; return how many. Called at start-up."""
+    """Remove ``.part`` files left by a crash; return how many. Called at start-up.
+
+    Files of a process that is still running (its owner lock is held) are left alone.
+    """
     n = 0
     if tmp_dir.is_dir():
+        live = _live_owners(tmp_dir)
         for part in tmp_dir.glob("*.part"):
+            if part.name.split("-", 1)[0] in live:
+                continue
             part.unlink(missing_ok=True)
             n += 1
+        for stale in tmp_dir.glob(".owner-*.new"):  # a process died between creating and naming its lock
+            if stale.stat().st_mtime < time.time() - 60:
+                stale.unlink(missing_ok=True)
     return n
 
 
