@@ -284,3 +284,35 @@ def test_cli_start_does_not_delete_an_upload_the_server_is_receiving(tmp_path):
     report = check_data_folder(data)
     report.assert_ok()
     assert report.assets == 1
+
+
+def test_kill_mid_thumbnails_leaves_no_temp_file_in_the_cache(tmp_path):
+    """Derived files are written to a temp name and renamed; a kill mid-write leaves that temp
+    name behind. After the restart the re-run job must clean it up, not leak it forever."""
+    data = tmp_path / "data"
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(30):
+        (src / f"BIG_{i:03d}.jpg").write_bytes(jpeg_bytes(seed=100 + i, size=(3000, 2000)))
+    Server(data).start().stop()
+    r = subprocess.run([sys.executable, "-m", "photobox", "import", "--no-wait", "--data-dir", str(data), str(src)],
+                       cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    cache = data / "cache"
+    server = Server(data).start()
+    try:
+        wait_for(lambda: any(cache.rglob(".*.tmp")), 60, "a derived file being written", interval=0.002)
+    finally:
+        server.kill()
+    leaked = list(cache.rglob(".*.tmp"))
+    assert leaked, "the kill missed the write"
+    server = Server(data, port=server.port).start()
+    db = data / "photobox.db"
+    try:
+        wait_for(lambda: _count(db, "SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')") == 0, 120,
+                 "the jobs to finish after the restart", interval=0.2)
+    finally:
+        assert server.stop() == 0
+    assert not list(cache.rglob(".*.tmp")), f"temp files leaked: {leaked}"
+    assert _count(db, "SELECT count(*) FROM jobs WHERE state = 'failed'") == 0
+    check_data_folder(data).assert_ok()
