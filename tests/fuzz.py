@@ -17,7 +17,6 @@ motion extraction that writes something other than what it announced. ValueError
 from __future__ import annotations
 
 import io
-import os
 import re
 import struct
 import tempfile
@@ -267,9 +266,3 @@ class MultipartTarget:
                 (self.data_dir / "tmp" / name).unlink(missing_ok=True)
         return findings
 
-
-def _cleanup(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass

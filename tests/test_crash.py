@@ -292,8 +292,8 @@ def test_kill_mid_thumbnails_leaves_no_temp_file_in_the_cache(tmp_path):
     data = tmp_path / "data"
     src = tmp_path / "src"
     src.mkdir()
-    for i in range(30):
-        (src / f"BIG_{i:03d}.jpg").write_bytes(jpeg_bytes(seed=100 + i, size=(3000, 2000)))
+    for i in range(12):
+        (src / f"BIG_{i:03d}.jpg").write_bytes(jpeg_bytes(seed=100 + i, size=(2400, 1600)))
     Server(data).start().stop()
     r = subprocess.run([sys.executable, "-m", "photobox", "import", "--no-wait", "--data-dir", str(data), str(src)],
                        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
