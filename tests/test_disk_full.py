@@ -11,9 +11,12 @@ SSD holds the library while the SD card holds the system.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
+
+import httpx
 
 import pytest
 
@@ -51,8 +54,11 @@ def _fill(path: Path, leave: int) -> None:
     with open(path, "wb") as f:
         todo = max(0, free - leave)
         block = b"\0" * MiB
-        while todo > 0:
-            todo -= f.write(block[:min(MiB, todo)])
+        try:
+            while todo > 0:
+                todo -= f.write(block[:min(MiB, todo)])
+        except OSError:  # ENOSPC: as full as it gets
+            pass
 
 
 def test_uploads_on_a_full_disk_get_507_and_keep_nothing(tmp_path, small_disk):
@@ -90,8 +96,6 @@ def test_uploads_on_a_full_disk_get_507_and_keep_nothing(tmp_path, small_disk):
         created = statuses.count(201)
 
         # 3. The resumable upload is refused up front too.
-        import httpx
-
         r = httpx.post(server.url + "/api/uploads", json={"name": "x.jpg", "size": 2 * MiB},
                        headers={"x-api-key": key})
         assert r.status_code == 507, r.text
@@ -114,3 +118,45 @@ def test_uploads_on_a_full_disk_get_507_and_keep_nothing(tmp_path, small_disk):
     assert report.assets == 3 + created
     log = server.log.read_text()
     assert "Traceback" not in log, log[-3000:]
+
+
+def _login(url: str) -> httpx.Response:
+    with httpx.Client(base_url=url) as client:
+        page = client.get("/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        return client.post("/login", data={"username": "owner", "password": "correct horse battery",
+                                           "csrf_token": token}, headers={"accept": "application/json"})
+
+
+def test_whole_data_folder_on_a_full_disk_answers_507_not_500(tmp_path, small_disk):
+    """The usual Pi: database, library and tmp on one disk. When it is full, pages still show,
+    and every change (an upload, a login that must save a session) is refused with 507 and a
+    clear message instead of an internal error; freeing space heals it without a restart."""
+    data = small_disk / "data"
+    Server(data).start().stop()
+    key = api_key_for(data)
+    server = Server(data).start()
+    try:
+        for i in range(3):
+            assert raw_upload(server.port, key, f"a{i}.jpg", jpeg_bytes(seed=i))[0] == 201
+        assert _login(server.url).status_code in (200, 303)
+        _fill(small_disk / "filler", leave=0)
+        assert httpx.get(server.url + "/api/assets/1", headers={"x-api-key": key}).status_code == 200
+        status, body = raw_upload(server.port, key, "full.jpg", jpeg_bytes(seed=9) + os.urandom(MiB))
+        assert status == 507 and body.count("disk is full") == 1 and "Errno" not in body, body
+        # Sessions are rows: a login must save one, which needs room in the WAL, and gets 507.
+        for _ in range(10):
+            r = _login(server.url)
+            assert r.status_code in (200, 303, 507), (r.status_code, r.text)
+            if r.status_code == 507:
+                break
+        assert r.status_code == 507 and "disk is full" in r.text, r.text
+        (small_disk / "filler").unlink()
+        assert _login(server.url).status_code in (200, 303)
+        assert raw_upload(server.port, key, "after.jpg", jpeg_bytes(seed=10))[0] == 201
+    finally:
+        assert server.stop() == 0
+    report = check_data_folder(data)
+    report.assert_ok()
+    assert report.assets == 4
+    assert "Traceback" not in server.log.read_text()

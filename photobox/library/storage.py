@@ -35,6 +35,9 @@ _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
 class DiskFullError(OSError):
     """No space left for an incoming original; nothing was kept."""
 
+    def __str__(self) -> str:  # the message users see, without OSError's "[Errno 28]" prefix
+        return self.strerror or super().__str__()
+
 
 def safe_file_name(name: str, fallback: str = "file") -> str:
     """A file name safe to create: no directories, control characters, or leading dots.
