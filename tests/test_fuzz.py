@@ -18,7 +18,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::Deprecat
 
 SEEDS = seed_files()
 NAMES = sorted(SEEDS)
-FAST = settings(max_examples=40, derandomize=True, deadline=None, database=None,
+FAST = settings(max_examples=60, derandomize=True, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
