@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from photobox.backup import backup_database
-from photobox.library.storage import clean_temp
+from photobox.library.storage import clean_temp, recover_placements
 from photobox.db import Database
 from photobox.jobs import REGISTRY, JobRegistry, Scheduler
 from photobox.settings import Settings
@@ -63,6 +63,9 @@ class Photobox:
         self.scheduler.every(3600, lambda: empty_expired_trash(self), "empty-trash")
         self.scheduler.every(60, lambda: asyncio.to_thread(self.models.unload_idle), "ml-unload")
         self.scheduler.every(300, lambda: queue_indexing(self), "search-indexing")
+        from photobox.library.upload_cleanup import expire_uploads
+
+        self.scheduler.every(3600, lambda: expire_uploads(self), "expire-uploads")
         from photobox.ml.faces import FaceModels
         from photobox.people.faces_job import queue_face_scans, queue_recluster_when_idle
 
@@ -92,6 +95,7 @@ class Photobox:
         if removed:
             log.warning("removed %d partial upload(s) left by an interrupted run", removed)
         self.db.open(before_upgrade=self._backup_before_upgrade)
+        self._recover_placements()
         with self.db.transaction() as conn:
             row = conn.execute("SELECT value FROM meta WHERE key = 'secret_key'").fetchone()
             if row is None:
@@ -104,6 +108,17 @@ class Photobox:
 
     def close(self) -> None:
         self.db.close()
+
+    def _recover_placements(self) -> None:
+        """Remove library files a crash left between placing them and committing their row."""
+        def committed(rel: str) -> bool:
+            with self.db.reader() as conn:
+                return conn.execute("SELECT 1 FROM assets WHERE library_id = 1 AND rel_path = ?",
+                                    (rel,)).fetchone() is not None
+
+        removed = recover_placements(self.path("tmp"), self.path("library"), committed)
+        if removed:
+            log.warning("removed %d library file(s) whose upload was interrupted before it was recorded", removed)
 
     def _backup_before_upgrade(self, conn, current: int, target: int) -> None:
         # beets takes a backup before data migrations; a schema change is the riskiest moment.

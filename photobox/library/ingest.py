@@ -28,7 +28,7 @@ from photobox.jobs import REGISTRY, Job, PermanentError
 from photobox.jobs import store as job_store
 from photobox.library import assets
 from photobox.library.paths import UPLOAD_LIBRARY_ID, derived_path, library_root, original_path
-from photobox.library.storage import place_original
+from photobox.library.storage import PlacementJournal, place_original
 
 if TYPE_CHECKING:
     from photobox.core import Photobox
@@ -157,8 +157,9 @@ def ingest_temp_file(box: Photobox, tmp_path: Path, checksum: bytes, size: int, 
         if md.kind is None:
             raise RejectedFile(not_media_reason(md))
         mtime = mtime if mtime is not None else box.clock()
-        with INGEST_LOCK:
-            rel = place_original(tmp_path, box.path("library"), original_name, md.taken_at)
+        with INGEST_LOCK, PlacementJournal(box.path("tmp"), box.path("library")) as journal:
+            # The journal lets start-up remove the placed file if a crash beats the commit.
+            rel = place_original(tmp_path, box.path("library"), original_name, md.taken_at, journal)
             placed = box.path("library", rel)
             try:
                 os.utime(placed, (mtime, mtime))  # keep the file's own time, as cp -p would

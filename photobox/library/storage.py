@@ -4,19 +4,29 @@ An incoming file (upload, import, WebDAV) is streamed into ``data/tmp/<random>.p
 its SHA-1 is computed, fsync'd, and only then moved into the library by a rename on the same
 filesystem, so the library never holds a partial file: a crash leaves at most a ``.part``
 file in ``tmp/``, which the next start removes.
+
+The rename and the asset row's commit cannot be one atomic step, so the move is journalled:
+a :class:`PlacementJournal` (``tmp/<random>.placing``) names the library file before it is
+created and is removed after the row commits. A crash in between leaves the journal, and the
+next start (:func:`recover_placements`) removes the placed file if its row never committed,
+so ``library/`` never holds a file that belongs to no asset.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import os
 import re
 import secrets
+import threading
+import time
 import unicodedata
 from pathlib import Path, PurePosixPath
 
-__all__ = ["DiskFullError", "TempWriter", "clean_temp", "place_original", "safe_file_name", "safe_join"]
+__all__ = ["DiskFullError", "PlacementJournal", "TempWriter", "clean_temp", "place_original", "recover_placements",
+           "safe_file_name", "safe_join"]
 
 _FLUSH_BYTES = 1 << 20
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
@@ -24,6 +34,9 @@ _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
 
 class DiskFullError(OSError):
     """No space left for an incoming original; nothing was kept."""
+
+    def __str__(self) -> str:  # the message users see, without OSError's "[Errno 28]" prefix
+        return self.strerror or super().__str__()
 
 
 def safe_file_name(name: str, fallback: str = "file") -> str:
@@ -57,12 +70,59 @@ def safe_join(root: Path, rel_path: str) -> Path:
     return path
 
 
+# Every process that writes temp files holds an exclusive flock on its own
+# ``tmp/owner-<token>.lock`` for as long as it lives and names its files ``<token>-….part``.
+# Start-up clean-up then removes only files of owners whose lock is free (dead processes), so
+# the CLI opening the data folder never deletes an upload the running server is receiving.
+# The kernel drops the lock when the process dies, however it dies.
+_owners: dict[tuple[int, Path], tuple[str, int]] = {}
+_owners_lock = threading.Lock()
+
+
+def _owner_token(tmp_dir: Path) -> str:
+    key = (os.getpid(), tmp_dir.resolve())
+    with _owners_lock:
+        if key not in _owners:
+            token = secrets.token_hex(6)
+            # Lock first, then make it visible under its final name: clean-up never sees an
+            # unlocked lock file of a live process.
+            pending = tmp_dir / f".owner-{token}.new"
+            fd = os.open(pending, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.rename(pending, tmp_dir / f"owner-{token}.lock")
+            _owners[key] = (token, fd)
+        return _owners[key][0]
+
+
+def _live_owners(tmp_dir: Path) -> set[str]:
+    """Tokens of processes alive and holding their lock; lock files of dead ones are removed."""
+    live = set()
+    for lock in tmp_dir.glob("owner-*.lock"):
+        token = lock.stem.removeprefix("owner-")
+        if any(t == token for (pid, _), (t, _) in _owners.items() if pid == os.getpid()):
+            live.add(token)
+            continue
+        try:
+            fd = os.open(lock, os.O_RDWR)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            live.add(token)
+        else:
+            lock.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+    return live
+
+
 class TempWriter:
     """Stream bytes to a temp file in ``tmp_dir`` while computing SHA-1 and counting them."""
 
     def __init__(self, tmp_dir: Path) -> None:
         tmp_dir.mkdir(parents=True, exist_ok=True)
-        self.path = tmp_dir / f"{secrets.token_hex(12)}.part"
+        self.path = tmp_dir / f"{_owner_token(tmp_dir)}-{secrets.token_hex(12)}.part"
         self._file = open(self.path, "xb")
         self._sha1 = hashlib.sha1()
         self._buffer: list[bytes] = []
@@ -125,12 +185,21 @@ class TempWriter:
 
 
 def clean_temp(tmp_dir: Path) -> int:
-    """Remove ``.part`` files left by a crash; return how many. Called at start-up."""
+    """Remove ``.part`` files left by a crash; return how many. Called at start-up.
+
+    Files of a process that is still running (its owner lock is held) are left alone.
+    """
     n = 0
     if tmp_dir.is_dir():
+        live = _live_owners(tmp_dir)
         for part in tmp_dir.glob("*.part"):
+            if part.name.split("-", 1)[0] in live:
+                continue
             part.unlink(missing_ok=True)
             n += 1
+        for stale in tmp_dir.glob(".owner-*.new"):  # a process died between creating and naming its lock
+            if stale.stat().st_mtime < time.time() - 60:
+                stale.unlink(missing_ok=True)
     return n
 
 
@@ -144,7 +213,76 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def place_original(tmp_path: Path, library_root: Path, original_name: str, taken_at: str | None) -> str:
+class PlacementJournal:
+    """Write-ahead note of the library file an incoming original is about to become.
+
+    Use as a context manager around "place the file, commit its row". While its owner lives
+    the note is ``flock``-ed, so another process opening the same data folder (the CLI next to
+    the server) never recovers a placement that is still in progress; a crash drops the lock.
+    Leaving the block with an exception removes the placed file (its row did not commit);
+    leaving it normally keeps the file. Either way the note is deleted.
+    """
+
+    def __init__(self, tmp_dir: Path, library_root: Path) -> None:
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.library_root = library_root
+        self.path = tmp_dir / f"{secrets.token_hex(12)}.placing"
+        self.placed: Path | None = None
+        self._fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def note(self, rel_path: str) -> None:
+        """Record (durably) the library path about to be created, before creating it."""
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, rel_path.encode(), 0)
+        os.fsync(self._fd)
+
+    def __enter__(self) -> PlacementJournal:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is not None and self.placed is not None:
+                self.placed.unlink(missing_ok=True)
+        finally:
+            self.path.unlink(missing_ok=True)
+            os.close(self._fd)
+
+
+def recover_placements(tmp_dir: Path, library_root: Path, committed) -> int:
+    """Finish what a crash interrupted: for every journal no live process holds, remove the
+    library file it names unless ``committed(rel_path)`` says its asset row exists. Returns how
+    many orphan files were removed. Called at start-up, after the database is open."""
+    removed = 0
+    if not tmp_dir.is_dir():
+        return 0
+    for note in tmp_dir.glob("*.placing"):
+        try:
+            fd = os.open(note, os.O_RDWR)
+        except FileNotFoundError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # another process is placing this file right now
+            rel = os.read(fd, 4096).decode(errors="replace")
+            if rel:
+                try:
+                    path = safe_join(library_root, rel)
+                except ValueError:
+                    path = None
+                if path is not None and path.is_file() and not committed(rel):
+                    path.unlink()
+                    removed += 1
+            note.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+    return removed
+
+
+def place_original(tmp_path: Path, library_root: Path, original_name: str, taken_at: str | None,
+                   journal: PlacementJournal | None = None) -> str:
     """Move a complete temp file into ``library_root/YYYY/MM/<name>``; return the relative path.
 
     The storage template is year/month of when the photo was taken (``unknown/`` when no
@@ -164,6 +302,8 @@ def place_original(tmp_path: Path, library_root: Path, original_name: str, taken
     for n in range(10_000):
         candidate = name if n == 0 else (f"{stem} ({n}).{ext}" if ext else f"{stem} ({n})")
         dest = target_dir / candidate
+        if journal is not None:
+            journal.note(str(folder / candidate))
         try:
             # link() fails if dest exists, so two uploads can never overwrite each other.
             os.link(tmp_path, dest)
@@ -177,6 +317,8 @@ def place_original(tmp_path: Path, library_root: Path, original_name: str, taken
             os.replace(tmp_path, dest)
         else:
             tmp_path.unlink()
+        if journal is not None:
+            journal.placed = dest
         _fsync_dir(target_dir)
         return str(folder / candidate)
     raise RuntimeError(f"no free file name for {name!r} in {target_dir}")

@@ -73,7 +73,8 @@ def probe(path: Path, *, read_mdpm: bool = False) -> AvInfo:
 
 
 def _fill(container: Any, info: AvInfo) -> None:
-    info.format = container.format.name
+    # A damaged file can open without a recognised container format (found by scripts/bench fuzz).
+    info.format = container.format.name if container.format is not None else None
     if container.duration:
         info.duration = container.duration / 1_000_000
     info.tags = {str(k): str(v) for k, v in (container.metadata or {}).items()}
@@ -82,7 +83,8 @@ def _fill(container: Any, info: AvInfo) -> None:
     if video is not None:
         ctx = video.codec_context
         info.video_codec = ctx.name if ctx is not None else None
-        info.width, info.height = video.width or None, video.height or None
+        # Without a codec context PyAV's stream has no width at all (AttributeError), as fuzzing found.
+        info.width, info.height = getattr(video, "width", None) or None, getattr(video, "height", None) or None
         rate = video.average_rate or video.guessed_rate
         if rate:
             info.fps = round(float(rate), 3)

@@ -234,6 +234,9 @@ def _atomic_save(im: Image.Image, path: Path, fmt: str, fsync: bool, **params) -
     into each other's temp file.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    from photobox.media._stale import remove_stale_temps
+
+    remove_stale_temps(path)  # a temp file of a killed earlier run (tests/test_crash.py)
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     try:
         with open(tmp, "wb") as fh:

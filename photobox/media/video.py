@@ -569,6 +569,9 @@ def transcode(
     out_w, out_h = _output_size(info, max_height)
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     dst.parent.mkdir(parents=True, exist_ok=True)
+    from photobox.media._stale import remove_stale_temps
+
+    remove_stale_temps(dst)  # a temp file of a killed earlier run (tests/test_crash.py)
     try:
         _transcode_into(
             src, tmp, info, enc_name, out_w, out_h,

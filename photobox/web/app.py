@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import apsw
 from litestar import Litestar, Request, Response
 from litestar.datastructures import CacheControlHeader
 from litestar.datastructures import State
@@ -78,6 +79,13 @@ def _disk_full(request: Request, exc: DiskFullError) -> Response:
     return _http_error(request, HTTPException(status_code=507, detail=str(exc)))
 
 
+def _database_full(request: Request, exc: Exception) -> Response:
+    # SQLITE_FULL: the data disk is full, so no change can be saved (tests/test_disk_full.py).
+    log.warning("the disk is full: %s %s could not save its change", request.method, request.url.path)
+    return _http_error(request, HTTPException(
+        status_code=507, detail="the disk is full: photobox cannot save changes until some space is freed"))
+
+
 def _server_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return _http_error(request, HTTPException(status_code=500, detail="Something went wrong inside photobox; the log has details."))
@@ -129,6 +137,7 @@ def create_app(settings: Settings | None = None, *, photobox: Photobox | None = 
             PermissionDeniedException: _http_error,
             HTTPException: _http_error,
             DiskFullError: _disk_full,
+            apsw.FullError: _database_full,
             Exception: _server_error,
         },
         debug=False,

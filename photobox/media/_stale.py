@@ -1,0 +1,47 @@
+"""Temp files of derived files (thumbnails, previews, renditions) left by a killed process."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["remove_stale_temps"]
+
+
+def remove_stale_temps(path: Path) -> int:
+    """Remove ``.<name>.<pid>-<thread>.tmp`` siblings of ``path`` left by a dead process.
+
+    Derived files (thumbnails, previews, video renditions) are written to such a temp name and
+    renamed; a process killed mid-write leaves its temp file. The job that writes ``path`` again
+    after the restart calls this first, so the leak heals where it happened, without walking
+    the whole cache at start-up. Temp files of live processes (a CLI next to the server) stay.
+    """
+    removed = 0
+    try:
+        siblings = list(path.parent.glob(f".{path.name}.*.tmp"))
+    except OSError:
+        return 0
+    for tmp in siblings:
+        pid_text = tmp.name[len(path.name) + 2:].split("-", 1)[0]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid():
+            continue
+        if _alive(int(pid_text)):
+            continue  # a live writer (or a reused pid): leave it
+        tmp.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is a running process; a zombie (killed, not yet reaped) counts as dead."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return True
