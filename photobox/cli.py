@@ -340,6 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="accept files whose sha256 is not pinned in the manifest, and pin what was downloaded")
     jobs = command(sub, "jobs", "show job counts by kind and state", cmd_jobs)
     jobs.add_argument("--retry", action="store_true", help="queue failed jobs again first")
+    from photobox.safety.commands import add_commands as add_safety_commands  # backup, restore, verify…
+
+    add_safety_commands(sub, command)
     return parser
 
 

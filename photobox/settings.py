@@ -67,6 +67,15 @@ SETTINGS: tuple[Setting, ...] = (
             "Photos stay in the trash this many days before they are deleted for good (0 = until emptied by hand)."),
     Setting("plugins", "", str,
             "Comma-separated Python modules imported at start; they may register job kinds and routes."),
+    # backup
+    Setting("backup_interval_hours", 24, int,
+            "Back up the database into backups/ this often (with a JSON sidecar export); 0 = never automatically."),
+    Setting("backup_daily_keep", 14, int, "Keep the newest backup of each of this many most recent days."),
+    Setting("backup_monthly_keep", 12, int, "Also keep the first backup of each of this many most recent months."),
+    Setting("integrity_days", 30, int,
+            "Re-check every original's checksum once in this many days, in small daily slices; 0 = never."),
+    Setting("integrity_slice_seconds", 300, int,
+            "At most this many seconds of checksum checking per slice (it resumes where it stopped)."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -95,6 +104,11 @@ class Settings:
     search_min_score: float
     trash_days: int
     plugins: str
+    backup_interval_hours: int
+    backup_daily_keep: int
+    backup_monthly_keep: int
+    integrity_days: int
+    integrity_slice_seconds: int
 
     @property
     def db_path(self) -> Path:

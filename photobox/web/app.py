@@ -33,6 +33,7 @@ from photobox.web.api import assets as api_assets
 from photobox.web.api import server as api_server
 from photobox.web.render import page
 from photobox.web.security import AuthMiddleware, SecurityHeadersMiddleware, guard
+from photobox.web import storage_gate
 from photobox.web.views import account, albums, health, jobs, people, search, settings_page, timeline, upload, viewer
 
 __all__ = ["create_app"]
@@ -84,14 +85,12 @@ def create_app(settings: Settings | None = None, *, photobox: Photobox | None = 
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        await asyncio.to_thread(box.open)
-        await box.scheduler.start()
+        await storage_gate.start(app, box)  # opens the box, or waits for missing storage (backup)
         log.info("photobox %s serving data folder %s", __version__, box.data_dir)
         try:
             yield
         finally:
-            await box.scheduler.stop()
-            await asyncio.to_thread(box.close)
+            await storage_gate.stop(app, box)
 
     static = create_static_files_router(
         path="/static", directories=[STATIC_DIR], opt={"public": True}, include_in_schema=False,
@@ -103,7 +102,7 @@ def create_app(settings: Settings | None = None, *, photobox: Photobox | None = 
             *api_assets.ROUTES, static,
         ],
         lifespan=[lifespan],
-        middleware=[SecurityHeadersMiddleware(), AuthMiddleware()],
+        middleware=[SecurityHeadersMiddleware(), storage_gate.StorageGateMiddleware(), AuthMiddleware()],
         guards=[guard],
         state=State({"photobox": box, "login_throttle": auth.LoginThrottle(limit=box.settings.login_attempts)}),
         template_config=TemplateConfig(directory=TEMPLATES_DIR, engine=JinjaTemplateEngine),
