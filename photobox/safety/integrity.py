@@ -186,10 +186,13 @@ def run_slice(box: Photobox, *, budget_seconds: float | None = None, spread: boo
                 break
         with box.db.transaction() as conn:
             for (asset_id, library_id, rel_path, _, _), result, detail in results:
-                if result in ("missing", "changed", "unreadable"):
+                if result == "skipped":
+                    continue
+                # What this check found replaces what an earlier pass found for the file.
+                _resolve(conn, library_id, rel_path,
+                         tuple(k for k in ("missing", "changed", "unreadable") if k != result), now)
+                if result != "ok":
                     _report(conn, result, library_id, rel_path, asset_id, detail, now)
-                elif result == "ok":
-                    _resolve(conn, library_id, rel_path, ("missing", "changed", "unreadable"), now)
             state["checked"] += len(results)
             _save_state(conn, state)
         if out_of_time() or counts["checked"] >= quota:
