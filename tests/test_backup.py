@@ -130,6 +130,10 @@ def test_retention_keeps_dailies_and_first_of_month(tmp_path):
 def test_scheduled_backup_runs_as_a_job_when_due(settings, clock):
     box = Photobox(settings, clock=clock).open()
     try:
+        assert asyncio.run(backups.queue_backup_if_due(box)) is False  # an empty new library
+        with box.db.transaction() as conn:
+            conn.execute("INSERT INTO assets (library_id, rel_path, original_name, checksum, size, mtime, kind, "
+                         "sort_ts, created_at, updated_at) VALUES (1, 'a.jpg', 'a.jpg', x'00', 1, 0, 'image', 0, 0, 0)")
         assert asyncio.run(backups.queue_backup_if_due(box)) is True
         asyncio.run(box.scheduler.run_until_idle())
         assert len(backups.list_backups(box.path("backups"))) == 1

@@ -293,6 +293,8 @@ async def queue_backup_if_due(box: Photobox) -> bool:
     newest = await asyncio.to_thread(newest_backup_time, box.path("backups"))
     if newest is not None and now - newest < hours * 3600 - 60:
         return False
+    if newest is None and not await box.db.read(lambda c: c.execute("SELECT 1 FROM assets LIMIT 1").fetchone()):
+        return False  # a brand-new, empty library: nothing worth a backup yet
     row = await box.db.read(lambda c: c.execute(
         "SELECT state, updated_at FROM jobs WHERE kind = 'backup' AND target = 'scheduled'").fetchone())
     if row is not None and (row[0] in ("queued", "running") or (row[0] == "failed" and now - row[1] < 3600)):

@@ -270,6 +270,9 @@ def slice_due(state: dict, *, now: float, days: int) -> bool:
 async def queue_slice_if_due(box: Photobox) -> bool:
     """Periodic: queue the ``integrity`` job when a slice is due."""
     state = await box.db.read(load_state)
+    if state["pass_started_at"] is None and not await box.db.read(
+            lambda c: c.execute("SELECT 1 FROM assets LIMIT 1").fetchone()):
+        return False  # nothing to check yet
     if not slice_due(state, now=box.clock(), days=box.settings.integrity_days):
         return False
     await box.scheduler.enqueue("integrity", "slice", force=True)

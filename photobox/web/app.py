@@ -34,6 +34,7 @@ from photobox.web.api import server as api_server
 from photobox.web.render import page
 from photobox.web.security import AuthMiddleware, SecurityHeadersMiddleware, guard
 from photobox.web import storage_gate
+from photobox.web.views import backups as backup_views
 from photobox.web.views import account, albums, health, jobs, people, search, settings_page, timeline, upload, viewer
 
 __all__ = ["create_app"]
@@ -99,7 +100,7 @@ def create_app(settings: Settings | None = None, *, photobox: Photobox | None = 
     return Litestar(
         route_handlers=[
             *health.ROUTES, *account.ROUTES, *timeline.ROUTES, *viewer.ROUTES, *search.ROUTES, *people.ROUTES, *albums.ROUTES, *settings_page.ROUTES, *upload.ROUTES, *jobs.ROUTES, *api_server.ROUTES,
-            *api_assets.ROUTES, static,
+            *api_assets.ROUTES, *backup_views.ROUTES, static,
         ],
         lifespan=[lifespan],
         middleware=[SecurityHeadersMiddleware(), storage_gate.StorageGateMiddleware(), AuthMiddleware()],
