@@ -94,4 +94,8 @@ def run_checks(settings: Settings, out: TextIO) -> int:
     check("free space", disk)
     check("database", database)
     check("models", models)
+    from photobox.safety.doctor import doctor_checks  # backup: storage, backups, library folders, integrity
+
+    for what, fn in doctor_checks(settings):
+        check(what, fn)
     return 1 if failures else 0

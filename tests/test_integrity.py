@@ -183,3 +183,23 @@ def test_server_starts_in_storage_missing_state_and_recovers(settings, monkeypat
             assert time.monotonic() < deadline, "the server did not notice the storage came back"
             time.sleep(0.05)
         assert client.get("/healthz").json()["status"] == "ok"
+
+
+def test_doctor_says_when_storage_is_missing(settings, tmp_path):
+    box = Photobox(settings).open()
+    share = tmp_path / "usb"
+    share.mkdir()
+    with box.db.transaction() as conn:
+        libraries.add_library(conn, share, now=box.clock(), data_dir=box.data_dir)
+    box.close()
+    share.rmdir()
+    run = lambda: subprocess.run([sys.executable, "-m", "photobox", "doctor", "--data-dir", str(settings.data_dir)],  # noqa: E731
+                                 cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                                 timeout=120)
+    r = run()
+    assert r.returncode == 1 and "storage missing" in r.stdout and str(share) in r.stdout
+    assert "no backup yet" in r.stdout
+    share.mkdir()
+    settings.db_path.rename(tmp_path / "moved.db")
+    r = run()
+    assert r.returncode == 1 and "photobox.db is missing" in r.stdout
