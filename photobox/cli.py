@@ -357,3 +357,10 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"photobox: {exc}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:
+        from photobox.safety.mounts import StorageMissingError  # backup: a clear message, no traceback
+
+        if not isinstance(exc, StorageMissingError):
+            raise
+        print(f"photobox: storage missing: {exc}", file=sys.stderr)
+        return 2

@@ -349,3 +349,39 @@ def test_sidecar_refuses_other_files(tmp_path):
     bad.write_text('{"format": "photobox-sidecar", "version": 99}')
     with pytest.raises(sidecar.SidecarError, match="version 99"):
         sidecar.load_file(bad)
+
+
+def test_cli_rebuild_from_files_and_sidecar(settings, tmp_path):
+    box = Photobox(settings).open()
+    ids = import_files(box, tmp_path, 3)
+    share = tmp_path / "nas"
+    share.mkdir()
+    (share / "far.jpg").write_bytes(jpeg_bytes(seed=77))
+    from photobox.library import actions, libraries
+
+    with box.db.transaction() as conn:
+        lib = libraries.add_library(conn, share, now=box.clock(), data_dir=box.data_dir, name="NAS")
+    libraries.scan_library(box, lib)
+    asyncio.run(box.scheduler.run_until_idle())
+    with box.db.transaction() as conn:
+        far = conn.execute("SELECT id FROM assets WHERE library_id = ?", (lib,)).fetchone()[0]
+        actions.apply_action(conn, "favorite", [ids[0], far], now=box.clock())
+        album = actions.create_album(conn, "Trip", now=box.clock())
+        actions.add_to_album(conn, album, [ids[1], far], now=box.clock())
+    before = user_state(box)
+    backup = backups.make_backup(box)
+    box.close()
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(settings.db_path) + suffix).unlink(missing_ok=True)
+    r = run_cli("jobs", "--data-dir", str(settings.data_dir))
+    assert r.returncode == 2 and "photobox.db is missing" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("rebuild", "--sidecar", str(backup.with_suffix(".json")), "--data-dir", str(settings.data_dir))
+    assert r.returncode == 0, r.stderr
+    assert "indexing 3 files" in r.stdout and "scanning 1 library folder" in r.stdout
+    box = Photobox(settings).open()
+    try:
+        assert user_state(box) == before
+        with box.db.reader() as conn:
+            assert conn.execute("SELECT name FROM libraries WHERE kind = 'external'").fetchone()[0] == "NAS"
+    finally:
+        box.close()

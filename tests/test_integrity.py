@@ -116,6 +116,17 @@ def test_missing_external_folder_is_skipped_not_reported(box, tmp_path):
     share.mkdir()  # an empty mount point
     problems = mounts.library_problems(box)
     assert len(problems) == 1 and "empty" in problems[0]
+    # Its periodic scans are paused (not queued, so not failed either) until it is back.
+    with box.db.transaction() as conn:
+        conn.execute("UPDATE libraries SET last_scan_at = 0 WHERE id = ?", (lib,))
+        conn.execute("DELETE FROM jobs WHERE kind = 'scan'")
+    asyncio.run(libraries.queue_due_scans(box))
+    with box.db.reader() as conn:
+        assert conn.execute("SELECT count(*) FROM jobs WHERE kind = 'scan'").fetchone()[0] == 0
+    (tmp_path / "a.jpg").rename(share / "a.jpg")
+    asyncio.run(libraries.queue_due_scans(box))
+    with box.db.reader() as conn:
+        assert conn.execute("SELECT count(*) FROM jobs WHERE kind = 'scan'").fetchone()[0] == 1
 
 
 def test_cli_verify_reports_and_exits_1(box, tmp_path, settings):

@@ -162,3 +162,12 @@ async def refresh_problems(box: Photobox) -> None:
     import asyncio
 
     box.storage_problems = await asyncio.to_thread(library_problems, box)
+
+
+def library_folder_present(root: Path) -> bool:
+    """Whether an external library folder is there and not an empty mount point. (A library
+    that is really empty has nothing to scan either, so pausing its scans loses nothing.)"""
+    try:
+        return root.is_dir() and any(os.scandir(root))
+    except OSError:
+        return False
