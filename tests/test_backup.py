@@ -385,3 +385,20 @@ def test_cli_rebuild_from_files_and_sidecar(settings, tmp_path):
             assert conn.execute("SELECT name FROM libraries WHERE kind = 'external'").fetchone()[0] == "NAS"
     finally:
         box.close()
+
+
+def test_restore_over_a_damaged_database_keeps_its_files(box, tmp_path, settings):
+    import_files(box, tmp_path, 1)
+    backup = backups.make_backup(box)
+    box.close()
+    raw = bytearray(settings.db_path.read_bytes())
+    for offset in range(4096 * 2, len(raw) - 4096, 4096):
+        raw[offset:offset + 100] = b"\x00garbage" * 12 + b"\x00" * 4
+    settings.db_path.write_bytes(bytes(raw))
+    r = run_cli("restore", str(backup), "--data-dir", str(settings.data_dir))
+    assert r.returncode == 0, r.stderr
+    assert list(box.path("backups").glob("pre-restore-*-damaged.db")), "the damaged database is kept, moved aside"
+    box = Photobox(settings).open()
+    with box.db.reader() as conn:
+        assert conn.execute("SELECT count(*) FROM assets").fetchone()[0] == 1
+    box.close()

@@ -146,6 +146,15 @@ def copy_database(source: Path, dest: Path, *, pages_per_step: int = 4096, pause
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".partial")
     tmp.unlink(missing_ok=True)
+    import shutil
+
+    needed = Path(source).stat().st_size
+    wal = Path(str(source) + "-wal")
+    needed += wal.stat().st_size if wal.exists() else 0
+    free = shutil.disk_usage(dest.parent).free
+    if free < needed + 64 * 1024 * 1024:
+        raise BackupError(f"not enough free space in {dest.parent} for a backup: {needed / 1048576:.0f} MiB "
+                          f"needed, {free / 1048576:.0f} MiB free")
     src = connect(source, readonly=True)
     try:
         src.execute("BEGIN")
@@ -161,6 +170,9 @@ def copy_database(source: Path, dest: Path, *, pages_per_step: int = 4096, pause
         finally:
             target.close()
         src.execute("COMMIT")
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # disk full, I/O error: keep nothing half-made
+        raise
     finally:
         src.close()
     try:

@@ -123,14 +123,25 @@ def apply_staged_restore(data_dir: Path, *, now: float | None = None) -> Path | 
     if db.exists():
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now if now is not None else time.time()))
         point = data_dir / "backups" / f"pre-restore-{stamp}.db"
-        copy_database(db, point)
-        # Fold the old WAL into the old file and close it, so no -wal of the old database
-        # can ever be replayed onto the restored one.
-        conn = apsw.Connection(str(db))
         try:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        finally:
-            conn.close()
+            copy_database(db, point)
+            # Fold the old WAL into the old file and close it, so no -wal of the old
+            # database can ever be replayed onto the restored one.
+            conn = apsw.Connection(str(db))
+            try:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                conn.close()
+        except (BackupError, apsw.Error) as exc:
+            # The current database is damaged (often why one restores): keep its files as
+            # they are, moved aside, instead of a verified copy.
+            log.error("the current database cannot be copied (%s); moving its files to backups/ as they are", exc)
+            point = data_dir / "backups" / f"pre-restore-{stamp}-damaged.db"
+            point.parent.mkdir(parents=True, exist_ok=True)
+            for suffix in ("", "-wal", "-shm"):
+                old = data_dir / f"photobox.db{suffix}"
+                if old.exists():
+                    os.replace(old, Path(str(point) + suffix))
     for suffix in ("-wal", "-shm", "-journal"):
         (data_dir / f"photobox.db{suffix}").unlink(missing_ok=True)
     os.replace(staged, db)
