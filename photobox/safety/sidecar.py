@@ -222,6 +222,10 @@ def apply(conn: apsw.Connection, data: dict[str, Any], *, now: float) -> dict[st
                          (str(lib.get("name") or Path(root).name), root, json.dumps(lib.get("exclusions", [])),
                           int(lib.get("scan_minutes", 360)), now))
             stats["libraries"] += 1
+    # Live Photo videos, looked up once (motion_of has no index of its own).
+    motion: dict[int, list[int]] = {}
+    for video, still in conn.execute("SELECT id, motion_of FROM assets WHERE motion_of IS NOT NULL"):
+        motion.setdefault(still, []).append(video)
     for checksum, state in data.get("assets", {}).items():
         aid = asset_id(checksum)
         if aid is None:
@@ -231,9 +235,10 @@ def apply(conn: apsw.Connection, data: dict[str, Any], *, now: float) -> dict[st
                      "WHERE id = ?", (1 if state.get("favorite") else 0, 1 if state.get("archived") else 0,
                                       _epoch(state.get("trashed_at")), state.get("description"), now, aid))
         # A Live Photo's video follows its still, as the actions module does.
-        conn.execute("UPDATE assets SET favorite = ?, archived = ?, trashed_at = ?, updated_at = ? WHERE motion_of = ?",
-                     (1 if state.get("favorite") else 0, 1 if state.get("archived") else 0,
-                      _epoch(state.get("trashed_at")), now, aid))
+        for video in motion.get(aid, ()):
+            conn.execute("UPDATE assets SET favorite = ?, archived = ?, trashed_at = ?, updated_at = ? WHERE id = ?",
+                         (1 if state.get("favorite") else 0, 1 if state.get("archived") else 0,
+                          _epoch(state.get("trashed_at")), now, video))
         stats["assets"] += 1
     for album in data.get("albums", []):
         name = str(album.get("name", ""))[:200] or "Untitled album"
