@@ -24,7 +24,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from granian.constants import Interfaces
 
     settings = _settings(args)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.data_dir.parent.is_dir():  # backup: never create a missing disk's folder chain
+        settings.data_dir.mkdir(exist_ok=True)
     # The app is built in granian's worker process from PHOTOBOX_* (create_app without
     # arguments), so hand every resolved setting over through the environment.
     os.environ.update(settings.to_env())

@@ -164,6 +164,13 @@ def test_unmounted_fstab_disk_is_refused(tmp_path):
     mounts.check_data_dir(ssd / "photobox", fstab=fstab, mountinfo=mountinfo)  # mounted: fine (a new folder)
 
 
+def test_missing_parent_folder_is_refused_not_created(tmp_path):
+    data = tmp_path / "media" / "SSD" / "photobox"  # an automounted disk that is not plugged in
+    with pytest.raises(StorageMissingError, match="nor the folder above it"):
+        mounts.check_data_dir(data)
+    assert not (tmp_path / "media").exists()
+
+
 def test_originals_without_database_are_refused(tmp_path):
     data = tmp_path / "data"
     (data / "library" / "2020").mkdir(parents=True)

@@ -8,7 +8,9 @@ made), written when photobox first creates it. At start, before anything is crea
 * a data folder that has the marker, or originals in ``library/``, but no ``photobox.db``
   is refused: the database is lost, and a fresh empty one would hide that (restore a
   backup, or ``photobox rebuild`` from the files, which says so explicitly);
-* a genuinely new folder (absent or empty) is created as before.
+* a data folder whose parent folder is missing too (an automounted disk that is not
+  there) is refused rather than created with all its parents;
+* a genuinely new folder (absent or empty, in an existing folder) is created as before.
 
 External library roots are checked the same way while running: a missing root, or an
 empty one where photobox knows files, is a "storage missing" problem shown in a banner and
@@ -107,6 +109,12 @@ def check_data_dir(data_dir: Path, *, fstab: Path = Path("/etc/fstab"),
             raise StorageMissingError(
                 f"the data folder {data} is on {target}, which /etc/fstab mounts, but nothing is mounted there now. "
                 "Is the USB disk plugged in? Mount it (sudo mount -a) and restart photobox.")
+    if not data.exists() and not data.parent.is_dir():
+        # An automounted disk (/media/pi/SSD) vanishes with its folder: creating the whole
+        # chain again would put a new, empty library on the SD card.
+        raise StorageMissingError(
+            f"neither the data folder {data} nor the folder above it exists. If they are on a disk, is it "
+            f"mounted? For a brand-new library, create {data.parent} first.")
     db = data / "photobox.db"
     if db.exists() or (data / "photobox.db.restore").exists():
         return
