@@ -402,3 +402,17 @@ def test_restore_over_a_damaged_database_keeps_its_files(box, tmp_path, settings
     with box.db.reader() as conn:
         assert conn.execute("SELECT count(*) FROM assets").fetchone()[0] == 1
     box.close()
+
+
+def test_cli_backup_to_a_file_and_sidecar_export(box, tmp_path, settings):
+    import_files(box, tmp_path, 1)
+    box.close()
+    dest = tmp_path / "usb" / "copy.db"
+    dest.parent.mkdir()
+    r = run_cli("backup", "--to", str(dest), "--data-dir", str(settings.data_dir))
+    assert r.returncode == 0 and "verified" in r.stdout, r.stderr
+    assert backups.verify_database_file(dest)["assets"] == 1 and dest.with_suffix(".json").exists()
+    r = run_cli("backup", "--to", str(dest), "--data-dir", str(settings.data_dir))
+    assert r.returncode == 2 and "exists" in r.stderr  # never overwrites
+    r = run_cli("sidecar", "export", "--data-dir", str(settings.data_dir))
+    assert r.returncode == 0 and json.loads(r.stdout)["format"] == "photobox-sidecar"

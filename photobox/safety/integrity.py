@@ -188,6 +188,9 @@ def run_slice(box: Photobox, *, budget_seconds: float | None = None, spread: boo
             for (asset_id, library_id, rel_path, _, _), result, detail in results:
                 if result == "skipped":
                     continue
+                if conn.execute("SELECT 1 FROM assets WHERE id = ? AND library_id = ? AND rel_path = ?",
+                                (asset_id, library_id, rel_path)).fetchone() is None:
+                    continue  # deleted or moved while we read it (a purge deletes the row, then the file)
                 # What this check found replaces what an earlier pass found for the file.
                 _resolve(conn, library_id, rel_path,
                          tuple(k for k in ("missing", "changed", "unreadable") if k != result), now)
@@ -202,7 +205,11 @@ def run_slice(box: Photobox, *, budget_seconds: float | None = None, spread: boo
         batch: list[str] = []
 
         def flush() -> None:
-            with box.db.transaction() as conn:
+            from photobox.library.ingest import INGEST_LOCK
+
+            # Under the ingest lock: an upload places its file and inserts its row while
+            # holding it, so a file seen mid-upload is known by the time we look it up.
+            with INGEST_LOCK, box.db.transaction() as conn:
                 for rel in batch:
                     known = conn.execute(
                         "SELECT 1 FROM assets WHERE library_id = ? AND rel_path = ? UNION ALL "
