@@ -106,7 +106,7 @@ def test_kill_9_the_server_during_its_scheduled_backup(settings):
     finally:
         server.kill()
     assert backups.list_backups(folder) == []
-    server = Server(settings.data_dir, port=server.port).start()  # restart, at normal speed
+    server = Server(settings.data_dir).start()  # restart, at normal speed
     try:
         deadline = time.monotonic() + 120
         while not backups.list_backups(folder):
