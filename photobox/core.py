@@ -125,7 +125,8 @@ class Photobox:
                 value = row[0]
         self.secret_key = bytes.fromhex(value)
         mounts.ensure_marker(self)
-        self.storage_problems = mounts.library_problems(self)
+        # storage_problems is filled by the "storage-check" periodic task, off the start path:
+        # a hung network mount must not stop photobox from starting.
         return self
 
     def close(self) -> None:

@@ -169,7 +169,13 @@ async def refresh_problems(box: Photobox) -> None:
     """Periodic: recompute :attr:`Photobox.storage_problems` (external library folders)."""
     import asyncio
 
-    box.storage_problems = await asyncio.to_thread(library_problems, box)
+    if getattr(box, "_storage_check_running", False):
+        return  # the last check is still stuck on a hung mount: do not pile up threads
+    box._storage_check_running = True
+    try:
+        box.storage_problems = await asyncio.to_thread(library_problems, box)
+    finally:
+        box._storage_check_running = False
 
 
 def library_folder_present(root: Path) -> bool:
