@@ -98,7 +98,7 @@ class Photobox:
         from photobox.safety import backups, mounts, restore
 
         if not self.allow_new_database:
-            mounts.check_data_dir(self.data_dir)
+            mounts.check_data_dir(self.data_dir, require_existing=self.settings.require_existing_data)
         for sub in DATA_SUBDIRS:
             self.path(sub).mkdir(parents=True, exist_ok=True)
         removed = clean_temp(self.path("tmp"))

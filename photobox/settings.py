@@ -76,6 +76,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Re-check every original's checksum once in this many days, in small daily slices; 0 = never."),
     Setting("integrity_slice_seconds", 300, int,
             "At most this many seconds of checksum checking per slice (it resumes where it stopped)."),
+    Setting("require_existing_data", False, bool,
+            "Never create a new data folder or database: start in the 'storage missing' state instead "
+            "(set it, e.g. in /etc/photobox/photobox.env, once the library exists on an external disk)."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -109,6 +112,7 @@ class Settings:
     backup_monthly_keep: int
     integrity_days: int
     integrity_slice_seconds: int
+    require_existing_data: bool
 
     @property
     def db_path(self) -> Path:

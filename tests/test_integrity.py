@@ -171,6 +171,17 @@ def test_missing_parent_folder_is_refused_not_created(tmp_path):
     assert not (tmp_path / "media").exists()
 
 
+def test_require_existing_data_setting(settings):
+    settings.require_existing_data = True
+    with pytest.raises(StorageMissingError, match="require_existing_data"):
+        Photobox(settings).open()
+    assert not settings.data_dir.exists()
+    settings.require_existing_data = False
+    Photobox(settings).open().close()
+    settings.require_existing_data = True
+    Photobox(settings).open().close()  # the database exists now
+
+
 def test_originals_without_database_are_refused(tmp_path):
     data = tmp_path / "data"
     (data / "library" / "2020").mkdir(parents=True)

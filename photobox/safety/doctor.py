@@ -30,7 +30,7 @@ def doctor_checks(settings: Settings) -> list[tuple[str, Callable[[], tuple[str,
         from photobox.safety.mounts import StorageMissingError, check_data_dir, read_marker
 
         try:
-            check_data_dir(data)
+            check_data_dir(data, require_existing=settings.require_existing_data)
         except StorageMissingError as exc:
             return "FAIL", f"storage missing: {exc}"
         marker = read_marker(data)

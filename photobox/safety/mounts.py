@@ -96,7 +96,7 @@ def _has_originals(library: Path) -> bool:
 
 
 def check_data_dir(data_dir: Path, *, fstab: Path = Path("/etc/fstab"),
-                   mountinfo: Path = Path("/proc/self/mountinfo")) -> None:
+                   mountinfo: Path = Path("/proc/self/mountinfo"), require_existing: bool = False) -> None:
     """Refuse to start on a data folder that is missing rather than new (see module docstring).
 
     Raises:
@@ -118,6 +118,10 @@ def check_data_dir(data_dir: Path, *, fstab: Path = Path("/etc/fstab"),
     db = data / "photobox.db"
     if db.exists() or (data / "photobox.db.restore").exists():
         return
+    if require_existing:
+        raise StorageMissingError(
+            f"there is no photobox.db in {data}, and the setting require_existing_data says one must exist. "
+            "Is the disk mounted? (To start a new library there, turn the setting off.)")
     if read_marker(data) is not None:
         raise StorageMissingError(
             f"{data} held a photobox (it has the {MARKER} marker) but photobox.db is missing. If the disk is "
