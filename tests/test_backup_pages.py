@@ -83,3 +83,27 @@ def test_health_page_lists_findings_and_banner_shows_missing_folders(owner_clien
     assert banner is not None and "/mnt/nas" in banner.text
     assert "Storage missing" in owner_client.get("/settings/health").text
     assert "/settings/backups" in owner_client.get("/settings").text
+
+
+def test_health_page_shows_pass_progress(owner_client, tmp_path):
+    from photobox.cli import _import_one
+    from photobox.safety import integrity
+    from tests.gen import jpeg_bytes
+
+    box = owner_client.app.state.photobox
+    for i in range(2):  # the app's own scheduler makes the thumbnails meanwhile
+        src = tmp_path / f"IMG_{i}.jpg"
+        src.write_bytes(jpeg_bytes(seed=i))
+        _import_one(box, src)
+    integrity.run_pass(box)
+    page = owner_client.get("/settings/health")
+    assert "Last complete check" in page.text and "(2 originals)" in page.text
+    assert "every original checked out" in page.text
+    integrity._BATCH = 1
+    try:
+        integrity.run_slice(box, budget_seconds=0.000001, spread=False)  # a new pass, part done
+    finally:
+        integrity._BATCH = 100
+    page = owner_client.get("/settings/health")
+    assert "Current check" in page.text and "1 of 2 originals checked" in page.text
+    assert "Last complete check" in page.text

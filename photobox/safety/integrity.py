@@ -153,7 +153,8 @@ def run_slice(box: Photobox, *, budget_seconds: float | None = None, spread: boo
         state = load_state(conn)
         if state["pass_started_at"] is None:
             state = {**_EMPTY_STATE, "pass_started_at": now,
-                     "last_pass_finished_at": state.get("pass_finished_at")}
+                     "last_pass_finished_at": state.get("pass_finished_at"),
+                     "last_pass_checked": state.get("last_pass_checked")}
         state["last_slice_at"] = now
         _save_state(conn, state)
         remaining = conn.execute("SELECT count(*) FROM assets WHERE id > ?", (state["cursor"],)).fetchone()[0]
