@@ -24,7 +24,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from granian.constants import Interfaces
 
     settings = _settings(args)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.data_dir.parent.is_dir():  # backup: never create a missing disk's folder chain
+        settings.data_dir.mkdir(exist_ok=True)
     # The app is built in granian's worker process from PHOTOBOX_* (create_app without
     # arguments), so hand every resolved setting over through the environment.
     os.environ.update(settings.to_env())
@@ -343,6 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_places_commands(command, sub, _settings)
     jobs = command(sub, "jobs", "show job counts by kind and state", cmd_jobs)
     jobs.add_argument("--retry", action="store_true", help="queue failed jobs again first")
+    from photobox.safety.commands import add_commands as add_safety_commands  # backup, restore, verify…
+
+    add_safety_commands(sub, command)
     return parser
 
 
@@ -356,4 +360,11 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except SettingsError as exc:
         print(f"photobox: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        from photobox.safety.mounts import StorageMissingError  # backup: a clear message, no traceback
+
+        if not isinstance(exc, StorageMissingError):
+            raise
+        print(f"photobox: storage missing: {exc}", file=sys.stderr)
         return 2

@@ -26,7 +26,8 @@ DATA_SUBDIRS = ("library", "cache/thumbs", "cache/previews", "cache/video", "cac
 #: Built-in features register their job kinds through the same seam as plugins
 #: (Datasette's DEFAULT_PLUGINS).
 DEFAULT_PLUGINS = ("photobox.library.ingest", "photobox.library.libraries", "photobox.search.indexing",
-                   "photobox.people.faces_job", "photobox.places.jobs", "photobox.duplicates.job")
+                   "photobox.people.faces_job", "photobox.places.jobs", "photobox.duplicates.job",
+                   "photobox.safety.backups", "photobox.safety.integrity")
 
 
 def load_plugins(names: str) -> None:
@@ -82,18 +83,50 @@ class Photobox:
 
         self.scheduler.every(60, lambda: queue_dupes(self), "duplicates")
         self.scheduler.every(3600, lambda: refresh_memories(self), "memories")
+        # backup: scheduled backups, integrity slices and the storage check (photobox.safety).
+        from photobox.safety import backups, integrity, mounts
+
+        #: True in the web server (it holds the data folder's server lock; see safety.restore).
+        self.serving = False
+        #: ``photobox rebuild`` sets this to make a new database where one is missing.
+        self.allow_new_database = False
+        #: Human-readable storage problems (missing external library folders), for the banner.
+        self.storage_problems: list[str] = []
+        self._server_lock = None
+        self.scheduler.every(600, lambda: backups.queue_backup_if_due(self), "backup-schedule")
+        self.scheduler.every(3600, lambda: integrity.queue_slice_if_due(self), "integrity-schedule")
+        self.scheduler.every(60, lambda: mounts.refresh_problems(self), "storage-check")
 
     def path(self, *parts: str) -> Path:
         """A path inside the data folder."""
         return self.data_dir.joinpath(*parts)
 
     def open(self) -> Photobox:
-        """Create the data folder layout, open and migrate the database, load the secret key."""
+        """Create the data folder layout, open and migrate the database, load the secret key.
+
+        Refuses (:class:`photobox.safety.mounts.StorageMissingError`) a data folder that is
+        missing rather than new, and applies a staged restore when no server holds the folder.
+        """
+        from photobox.safety import backups, mounts, restore
+
+        if not self.allow_new_database:
+            mounts.check_data_dir(self.data_dir, require_existing=self.settings.require_existing_data)
         for sub in DATA_SUBDIRS:
             self.path(sub).mkdir(parents=True, exist_ok=True)
         removed = clean_temp(self.path("tmp"))
         if removed:
             log.warning("removed %d partial upload(s) left by an interrupted run", removed)
+        lock = restore.ServerLock(self.data_dir)
+        if lock.acquire():  # no server runs on this folder: safe to swap the database file
+            restore.apply_staged_restore(self.data_dir, now=self.clock())
+            if backups.clean_partials(self.path("backups")):
+                log.warning("removed partial backup file(s) left by an interrupted backup")
+            if self.serving:
+                self._server_lock = lock
+            else:
+                lock.release()
+        elif self.serving:
+            log.error("another photobox server is already using %s", self.data_dir)
         self.db.open(before_upgrade=self._backup_before_upgrade)
         self._recover_placements()
         with self.db.transaction() as conn:
@@ -104,10 +137,16 @@ class Photobox:
             else:
                 value = row[0]
         self.secret_key = bytes.fromhex(value)
+        mounts.ensure_marker(self)
+        # storage_problems is filled by the "storage-check" periodic task, off the start path:
+        # a hung network mount must not stop photobox from starting.
         return self
 
     def close(self) -> None:
         self.db.close()
+        if self._server_lock is not None:
+            self._server_lock.release()
+            self._server_lock = None
 
     def _recover_placements(self) -> None:
         """Remove library files a crash left between placing them and committing their row."""

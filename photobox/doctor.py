@@ -101,4 +101,9 @@ def run_checks(settings: Settings, out: TextIO) -> int:
         return doctor_check(settings)
 
     check("places data", places)
+
+    from photobox.safety.doctor import doctor_checks  # backup: storage, backups, library folders, integrity
+
+    for what, fn in doctor_checks(settings):
+        check(what, fn)
     return 1 if failures else 0

@@ -70,6 +70,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("map_tile_url", "", str,
             "Online map tiles for the Places map, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png; empty "
             "(the default) = the bundled offline world outline only, and the browser contacts no other site."),
+    # backup
+    Setting("backup_interval_hours", 24, int,
+            "Back up the database into backups/ this often (with a JSON sidecar export); 0 = never automatically."),
+    Setting("backup_daily_keep", 14, int, "Keep the newest backup of each of this many most recent days."),
+    Setting("backup_monthly_keep", 12, int, "Also keep the first backup of each of this many most recent months."),
+    Setting("integrity_days", 30, int,
+            "Re-check every original's checksum once in this many days, in small daily slices; 0 = never."),
+    Setting("integrity_slice_seconds", 300, int,
+            "At most this many seconds of checksum checking per slice (it resumes where it stopped)."),
+    Setting("require_existing_data", False, bool,
+            "Never create a new data folder or database: start in the 'storage missing' state instead "
+            "(set it, e.g. in /etc/photobox/photobox.env, once the library exists on an external disk)."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -99,6 +111,12 @@ class Settings:
     trash_days: int
     plugins: str
     map_tile_url: str
+    backup_interval_hours: int
+    backup_daily_keep: int
+    backup_monthly_keep: int
+    integrity_days: int
+    integrity_slice_seconds: int
+    require_existing_data: bool
 
     @property
     def db_path(self) -> Path:

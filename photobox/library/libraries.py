@@ -9,6 +9,7 @@ was briefly unmounted or a file that moved (a moved file is recognised by its ch
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import json
 import os
@@ -235,9 +236,14 @@ async def queue_due_scans(box: Photobox) -> None:
     now = box.clock()
 
     def due(conn: apsw.Connection) -> list[int]:
-        return [lib_id for (lib_id,) in conn.execute(
-            "SELECT id FROM libraries WHERE kind = 'external' AND scan_minutes > 0 "
+        return [(lib_id, root) for (lib_id, root) in conn.execute(
+            "SELECT id, root FROM libraries WHERE kind = 'external' AND scan_minutes > 0 "
             "AND coalesce(last_scan_at, 0) + scan_minutes * 60 <= ?", (now,))]
 
-    for lib_id in await box.db.read(due):
+    from photobox.safety.mounts import library_folder_present
+
+    for lib_id, root in await box.db.read(due):
+        # backup: a missing or empty (unmounted) folder pauses its scans instead of failing them.
+        if not await asyncio.to_thread(library_folder_present, Path(root)):
+            continue
         await box.scheduler.enqueue("scan", str(lib_id), force=True)

@@ -36,6 +36,8 @@ from photobox.web import dav
 from photobox.web.render import page
 from photobox.web.security import AuthMiddleware, SecurityHeadersMiddleware, guard
 from photobox.sharing import views as sharing_views
+from photobox.web import storage_gate
+from photobox.web.views import backups as backup_views
 from photobox.web.views import account, albums, health, jobs, people, search, settings_page, timeline, upload, viewer
 from photobox.web.views import places as places_views
 from photobox.web.views import share
@@ -99,14 +101,12 @@ def create_app(settings: Settings | None = None, *, photobox: Photobox | None = 
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        await asyncio.to_thread(box.open)
-        await box.scheduler.start()
+        await storage_gate.start(app, box)  # opens the box, or waits for missing storage (backup)
         log.info("photobox %s serving data folder %s", __version__, box.data_dir)
         try:
             yield
         finally:
-            await box.scheduler.stop()
-            await asyncio.to_thread(box.close)
+            await storage_gate.stop(app, box)
 
     static = create_static_files_router(
         path="/static", directories=[STATIC_DIR], opt={"public": True}, include_in_schema=False,
@@ -116,10 +116,10 @@ def create_app(settings: Settings | None = None, *, photobox: Photobox | None = 
         route_handlers=[
             *health.ROUTES, *account.ROUTES, *timeline.ROUTES, *viewer.ROUTES, *search.ROUTES, *people.ROUTES, *albums.ROUTES, *settings_page.ROUTES, *upload.ROUTES, *jobs.ROUTES, *api_server.ROUTES,
             *api_assets.ROUTES, *places_views.ROUTES, *dav.ROUTES, *share.ROUTES, *sharing_views.ROUTES,
-            *duplicates.ROUTES, static,
+            *duplicates.ROUTES, *backup_views.ROUTES, static,
         ],
         lifespan=[lifespan],
-        middleware=[SecurityHeadersMiddleware(), AuthMiddleware()],
+        middleware=[SecurityHeadersMiddleware(), storage_gate.StorageGateMiddleware(), AuthMiddleware()],
         guards=[guard],
         state=State({"photobox": box, "login_throttle": auth.LoginThrottle(limit=box.settings.login_attempts)}),
         template_config=TemplateConfig(directory=TEMPLATES_DIR, engine=JinjaTemplateEngine),

@@ -22,6 +22,8 @@ def page(request: Request, name: str, *, block: str | None = None, status_code: 
         csrf_token=csrf_token_for(request),
         version=__version__,
         ml_available=False,
+        # backup: missing library folders (unmounted disks), shown as a banner on every page
+        storage_problems=getattr(request.app.state.photobox, "storage_problems", None) or [],
     )
     if block is not None and request.headers.get("hx-request") == "true":
         engine = request.app.template_engine

@@ -25,6 +25,8 @@ STAGE_NAMES = {
     "thumbs": "Thumbnails",
     "motion": "Motion photos",
     "video": "Video renditions",
+    "backup": "Database backups",  # backup
+    "integrity": "Checking originals",  # backup
 }
 STATES = ("queued", "running", "done", "failed")
 

@@ -1,0 +1,82 @@
+"""``photobox doctor`` checks for the safety features: storage present, backups recent,
+library folders mounted, integrity findings. Each returns (level, detail)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from photobox.settings import Settings
+
+__all__ = ["doctor_checks"]
+
+
+def _read_db(settings: Settings, sql: str, params=()) -> list[tuple]:
+    from photobox.db import connect
+
+    conn = connect(settings.db_path, readonly=True)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def doctor_checks(settings: Settings) -> list[tuple[str, Callable[[], tuple[str, str]]]]:
+    """The checks, as (name, function) pairs for :func:`photobox.doctor.run_checks`."""
+    data = settings.data_dir.resolve()
+
+    def storage() -> tuple[str, str]:
+        from photobox.safety.mounts import StorageMissingError, check_data_dir, read_marker
+
+        try:
+            check_data_dir(data, require_existing=settings.require_existing_data)
+        except StorageMissingError as exc:
+            return "FAIL", f"storage missing: {exc}"
+        marker = read_marker(data)
+        if marker is None:
+            if settings.db_path.exists():
+                return "OK", f"{data} (the .photobox-data marker is written at the next start)"
+            return "WARN", f"{data} has no photobox yet (a new library is created on first start)"
+        return "OK", f"{data} is a photobox data folder (instance {marker.get('instance_id')})"
+
+    def backups() -> tuple[str, str]:
+        from photobox.safety.backups import list_backups
+        from photobox.safety.restore import staged_info
+
+        staged = staged_info(data)
+        found = [b for b in list_backups(data / "backups") if b.scheduled]
+        if staged:
+            return "WARN", "a restore is staged: it replaces the database at the next start"
+        if not found:
+            if not settings.db_path.exists():
+                return "OK", "no database yet"
+            return "WARN", "no backup yet (one is made automatically, or run `photobox backup`)"
+        age_h = (time.time() - found[0].created_at) / 3600
+        level = "WARN" if settings.backup_interval_hours and age_h > 2 * settings.backup_interval_hours + 1 else "OK"
+        return level, f"{len(found)} backup(s) in {data / 'backups'}, the newest {age_h:.1f} h old ({found[0].name})"
+
+    def library_folders() -> tuple[str, str]:
+        if not settings.db_path.exists():
+            return "OK", "no database yet"
+        rows = _read_db(settings, "SELECT name, root FROM libraries WHERE kind = 'external' ORDER BY id")
+        missing = [f"{name} ({root})" for name, root in rows if not Path(root).is_dir()]
+        if missing:
+            return "FAIL", "storage missing: " + ", ".join(missing) + " (mount them; their scans wait meanwhile)"
+        return "OK", f"{len(rows)} external library folder(s) present"
+
+    def integrity() -> tuple[str, str]:
+        if not settings.db_path.exists():
+            return "OK", "no database yet"
+        tables = {n for (n,) in _read_db(settings, "SELECT name FROM sqlite_schema WHERE type = 'table'")}
+        if "integrity_issues" not in tables:
+            return "OK", "not checked yet (the database is upgraded at the next start)"
+        counts = dict(_read_db(settings, "SELECT kind, count(*) FROM integrity_issues WHERE resolved_at IS NULL "
+                                         "GROUP BY kind"))
+        if counts:
+            return "WARN", ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) + \
+                " file(s) found by the integrity check (see Settings → Library health or `photobox verify`)"
+        return "OK", "no findings"
+
+    return [("storage", storage), ("backups", backups), ("library folders", library_folders),
+            ("integrity", integrity)]
