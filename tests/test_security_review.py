@@ -261,6 +261,9 @@ REVIEWED = {
     "photobox/people/graph.py": {"marks", "table"},  # table: face_table(dim), an int-built name
     "photobox/people/store.py": {"marks", "face_table(dim)", "_PERSON"},
     "photobox/places/store.py": {"_LOST_GPS", "_VISIBLE", "lon_clause"},  # constants; lon_clause one of two
+    "photobox/safety/backups.py": {"pragma"},  # one of two constant PRAGMA names
+    "photobox/safety/integrity.py": {"marks"},
+    "photobox/safety/sidecar.py": {"marks"},
     "photobox/search/filters.py": {"' AND '.join(clauses)"},  # clauses: constant strings with :named params
     "photobox/search/service.py": {"marks"},
     "photobox/search/vectors.py": {"_table(space_id)", "dim", "CHUNK_SIZE", "space.table", "_SPACE_COLUMNS",
