@@ -14,9 +14,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import queue
-import threading
-import zipfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -34,7 +31,7 @@ from photobox.library.paths import derived_path, original_path
 from photobox.library.storage import safe_file_name
 from photobox.sharing import redact, store
 from photobox.sharing.limits import TokenBucket
-from photobox.web.files import _QueueWriter, _parse_range, _unique, serve_file
+from photobox.web.files import _parse_range, file_blocks, serve_file, stream_zip
 from photobox.web.render import page
 from photobox.web.security import ensure_anon_cookie, is_secure
 
@@ -394,60 +391,14 @@ def _blocks(path: Path, mode: str) -> Iterator[bytes]:
         finder = redact.mp4_patches if mode == "mp4" else redact.heif_patches
         yield from redact.read_patched(path, 0, path.stat().st_size, finder(path))
     else:
-        with open(path, "rb") as f:
-            while block := f.read(256 * 1024):
-                yield block
+        yield from file_blocks(path)
 
 
 def _zip(entries: list[tuple[str, Path, str]], name: str) -> Stream:
-    """Like :func:`photobox.web.files.stream_zip`, with each entry's bytes from :func:`_blocks`."""
-    q: queue.Queue = queue.Queue(maxsize=16)
-    done = object()
-    cancelled = threading.Event()
-
-    def produce() -> None:
-        try:
-            with zipfile.ZipFile(_QueueWriter(q), "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-                used: set[str] = set()
-                for arcname, path, mode in entries:
-                    if cancelled.is_set():
-                        return
-                    try:
-                        # Read the first block before the entry starts: a file that cannot be
-                        # cleaned is left out whole, never written half.
-                        blocks = _blocks(path, mode)
-                        first = next(blocks, b"")
-                        info = zipfile.ZipInfo.from_file(path, _unique(arcname, used))
-                    except (OSError, ValueError):
-                        continue
-                    with zf.open(info, "w", force_zip64=True) as dst:
-                        dst.write(first)
-                        for block in blocks:
-                            if cancelled.is_set():
-                                return
-                            dst.write(block)
-        finally:
-            q.put(done)
-
-    async def body() -> AsyncIterator[bytes]:
-        thread = threading.Thread(target=produce, name="share-zip", daemon=True)
-        thread.start()
-        try:
-            while True:
-                item = await asyncio.to_thread(q.get)
-                if item is done:
-                    break
-                yield item
-        finally:
-            cancelled.set()
-            while thread.is_alive():
-                try:
-                    q.get_nowait()
-                except queue.Empty:
-                    await asyncio.sleep(0.01)
-
-    return Stream(body(), media_type="application/zip",
-                  headers={"Content-Disposition": _disposition(name), "Cache-Control": "no-store"})
+    """:func:`photobox.web.files.stream_zip` with each entry's bytes from :func:`_blocks`."""
+    modes = {path: mode for _, path, mode in entries}
+    return stream_zip([(arcname, path) for arcname, path, _ in entries], name,
+                      read=lambda path: _blocks(path, modes[path]))
 
 
 # -- the owner's pages ------------------------------------------------------------------------

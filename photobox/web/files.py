@@ -8,7 +8,7 @@ import os
 import queue
 import threading
 import zipfile
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 
 from litestar import Request, Response
@@ -16,7 +16,7 @@ from litestar.response import Stream
 
 from photobox.library.storage import safe_file_name
 
-__all__ = ["serve_file", "stream_zip"]
+__all__ = ["file_blocks", "serve_file", "stream_zip"]
 
 _BLOCK = 256 * 1024
 
@@ -108,9 +108,22 @@ class _QueueWriter:
         pass
 
 
-def stream_zip(entries: Iterable[tuple[str, Path]], name: str) -> Stream:
+def file_blocks(path: Path) -> Iterator[bytes]:
+    """A file's bytes in blocks, never whole."""
+    with open(path, "rb") as f:
+        while block := f.read(_BLOCK):
+            yield block
+
+
+def stream_zip(entries: Iterable[tuple[str, Path]], name: str, *,
+               read: Callable[[Path], Iterator[bytes]] = file_blocks) -> Stream:
     """A zip of ``(name in zip, file)`` pairs, streamed while it is written (stored, not
-    compressed: photos and videos do not shrink). Memory stays at a few blocks."""
+    compressed: photos and videos do not shrink). Memory stays at a few blocks.
+
+    ``read`` gives an entry's bytes (share links pass one that strips metadata). A file that
+    cannot be read (gone, or refused by ``read`` with OSError/ValueError) is left out whole:
+    its first block is read before its entry starts, so no entry is ever written half.
+    """
     q: queue.Queue = queue.Queue(maxsize=16)
     done = object()
     cancelled = threading.Event()
@@ -122,18 +135,20 @@ def stream_zip(entries: Iterable[tuple[str, Path]], name: str) -> Stream:
                 for arcname, path in entries:
                     if cancelled.is_set():
                         return
-                    # Names come from uploads: never let an entry climb out of the folder the
-                    # zip is extracted into ("zip slip"), e.g. an upload named "../../x.jpg".
-                    arcname = _unique(safe_file_name(arcname), used)
                     try:
-                        with open(path, "rb") as src, zf.open(zipfile.ZipInfo.from_file(path, arcname), "w",
-                                                              force_zip64=True) as dst:
-                            while block := src.read(_BLOCK):
-                                if cancelled.is_set():
-                                    return
-                                dst.write(block)
-                    except FileNotFoundError:
+                        blocks = read(path)
+                        first = next(blocks, b"")
+                        # Names come from uploads: never let an entry climb out of the folder the
+                        # zip is extracted into ("zip slip"), e.g. an upload named "../../x.jpg".
+                        info = zipfile.ZipInfo.from_file(path, _unique(safe_file_name(arcname), used))
+                    except (OSError, ValueError):
                         continue
+                    with zf.open(info, "w", force_zip64=True) as dst:
+                        dst.write(first)
+                        for block in blocks:
+                            if cancelled.is_set():
+                                return
+                            dst.write(block)
         finally:
             q.put(done)
 
