@@ -13,6 +13,7 @@ from pathlib import Path
 from photobox.backup import backup_database
 from photobox.library.storage import clean_temp, recover_placements
 from photobox.db import Database
+from photobox.db.sql import meta_value
 from photobox.jobs import REGISTRY, JobRegistry, Scheduler
 from photobox.settings import Settings
 
@@ -130,13 +131,7 @@ class Photobox:
         self.db.open(before_upgrade=self._backup_before_upgrade)
         self._recover_placements()
         with self.db.transaction() as conn:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'secret_key'").fetchone()
-            if row is None:
-                value = secrets.token_hex(32)
-                conn.execute("INSERT INTO meta (key, value) VALUES ('secret_key', ?)", (value,))
-            else:
-                value = row[0]
-        self.secret_key = bytes.fromhex(value)
+            self.secret_key = bytes.fromhex(meta_value(conn, "secret_key", lambda: secrets.token_hex(32)))
         mounts.ensure_marker(self)
         # storage_problems is filled by the "storage-check" periodic task, off the start path:
         # a hung network mount must not stop photobox from starting.

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
-__all__ = ["id_chunks"]
+__all__ = ["id_chunks", "meta_value"]
 
 #: SQLite's default limit is 32766 host parameters; 500 keeps statements small and cached.
 CHUNK = 500
@@ -18,3 +18,14 @@ def id_chunks(ids: Sequence[int], size: int = CHUNK) -> Iterator[tuple[list[int]
     for start in range(0, len(ids), size):
         chunk = [int(i) for i in ids[start:start + size]]
         yield chunk, ",".join("?" * len(chunk))
+
+
+def meta_value(conn, key: str, make: Callable[[], str]) -> str:
+    """The ``meta`` row ``key``, set to ``make()`` first when absent (call inside a write
+    transaction so two openers cannot both make one)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    if row is not None:
+        return row[0]
+    value = make()
+    conn.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
+    return value

@@ -30,9 +30,9 @@ import traceback
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from photobox.procs import process_alive
 from photobox.db import Database
 from photobox.jobs import store
 from photobox.jobs.registry import REGISTRY, JobRegistry, JobSpec
@@ -72,25 +72,6 @@ class Job:
     def enqueue(self, kind: str, target: str = "", args: dict[str, Any] | None = None, **kw: Any) -> int:
         """Queue a follow-up job from inside a handler thread (see :meth:`Scheduler.enqueue_sync`)."""
         return self._scheduler.enqueue_sync(kind, target, args, **kw)
-
-
-def _process_alive(pid: int) -> bool:
-    """Whether ``pid`` is a live process (a zombie counts as dead: in a container nobody
-    may reap the children of a killed server, and a zombie runs no jobs)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] not in {"Z", "X"}
-    except FileNotFoundError:
-        return False
-    except OSError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Scheduler:
@@ -208,7 +189,7 @@ class Scheduler:
         dead = set()
         for owner in owners:
             host, _, pid = owner.rpartition(":")
-            if host == self.host and pid.isdigit() and (int(pid) == os.getpid() or not _process_alive(int(pid))):
+            if host == self.host and pid.isdigit() and (int(pid) == os.getpid() or not process_alive(int(pid))):
                 # Our own pid can only be in the table from an earlier process that had it.
                 dead.add(owner)
         with self.db.transaction() as conn:

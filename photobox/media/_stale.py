@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from photobox.procs import process_alive
+
 __all__ = ["remove_stale_temps"]
 
 
@@ -25,23 +27,8 @@ def remove_stale_temps(path: Path) -> int:
         pid_text = tmp.name[len(path.name) + 2:].split("-", 1)[0]
         if not pid_text.isdigit() or int(pid_text) == os.getpid():
             continue
-        if _alive(int(pid_text)):
+        if process_alive(int(pid_text)):
             continue  # a live writer (or a reused pid): leave it
         tmp.unlink(missing_ok=True)
         removed += 1
     return removed
-
-
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` is a running process; a zombie (killed, not yet reaped) counts as dead."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
-    except (OSError, IndexError):
-        return True

@@ -158,13 +158,10 @@ def ensure_marker(box: Photobox) -> str:
     """Give the instance an id (``meta.instance_id``) and write the marker into the data folder."""
     import secrets
 
+    from photobox.db.sql import meta_value
+
     with box.db.transaction() as conn:
-        row = conn.execute("SELECT value FROM meta WHERE key = 'instance_id'").fetchone()
-        if row is None:
-            instance_id = secrets.token_hex(8)
-            conn.execute("INSERT INTO meta (key, value) VALUES ('instance_id', ?)", (instance_id,))
-        else:
-            instance_id = row[0]
+        instance_id = meta_value(conn, "instance_id", lambda: secrets.token_hex(8))
     write_marker(box.data_dir, instance_id, now=box.clock())
     return instance_id
 
