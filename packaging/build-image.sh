@@ -198,9 +198,10 @@ CMD
   local part_img="$OUT/root.ext4" bootfs="$OUT/boot.vfat"
   rm -f "$part_img" "$bootfs"
   truncate -s "$((IMG_SIZE_MB - boot_mb - 4))M" "$part_img"
-  mkfs.ext4 -q -F -L PHOTOBOX-ROOT -U clear -E root_owner=0:0 -d "$ROOTFS" "$part_img"
-  # Reproducible ext4 UUID/hash seed from SOURCE_DATE_EPOCH.
-  tune2fs -U "$(printf '%08x-0000-4000-8000-%012x' "$SOURCE_DATE_EPOCH" "$SOURCE_DATE_EPOCH")" "$part_img" >/dev/null
+  # Reproducible ext4: UUID and directory hash seed derived from SOURCE_DATE_EPOCH, inode times clamped.
+  local uuid; uuid="$(printf '%08x-0000-4000-8000-%012x' "$SOURCE_DATE_EPOCH" "$SOURCE_DATE_EPOCH")"
+  E2FSPROGS_FAKE_TIME="$SOURCE_DATE_EPOCH" mkfs.ext4 -q -F -L PHOTOBOX-ROOT -U "$uuid" \
+    -E "root_owner=0:0,hash_seed=$uuid" -d "$ROOTFS" "$part_img"
   truncate -s "${boot_mb}M" "$bootfs"
   mkfs.vfat -n RASPIFIRM -i 70686f74 --invariant "$bootfs" >/dev/null 2>&1 || mkfs.vfat -n RASPIFIRM -i 70686f74 "$bootfs" >/dev/null
   if command -v mcopy >/dev/null; then
