@@ -118,6 +118,12 @@ SRC
   in_root systemctl enable photobox-firstboot.service photobox-status.service photobox-models.service \
     avahi-daemon.service
   in_root systemctl disable ssh.service 2>/dev/null || true   # enabled by first boot on request
+  log "boot partition contents (raspi-firmware): root by label, HDMI + serial console"
+  # Inside a chroot the hook would guess the root device from the build host's mounts: name it.
+  grep -q '^ROOTPART=' "$ROOTFS/etc/default/raspi-firmware" ||
+    printf '\n# photobox image\nROOTPART=LABEL=PHOTOBOX-ROOT\nCONSOLES="tty0 ttyS1,115200"\n' >> "$ROOTFS/etc/default/raspi-firmware"
+  in_root /etc/kernel/postinst.d/z50-raspi-firmware
+  cat "$ROOTFS/boot/firmware/cmdline.txt"
 }
 
 stage_venv() {
@@ -189,9 +195,7 @@ start=$((8192 + boot_mb * 2048)), type=83
 PART
   # Boot partition contents: whatever raspi-firmware put under /boot/firmware.
   local bootdir="$ROOTFS/boot/firmware"
-  cat > "$bootdir/cmdline.txt" <<CMD
-console=tty1 root=LABEL=PHOTOBOX-ROOT rootfstype=ext4 fsck.repair=yes rootwait
-CMD
+  grep -q 'root=LABEL=PHOTOBOX-ROOT' "$bootdir/cmdline.txt" || { echo "cmdline.txt does not boot by label" >&2; exit 1; }
   printf 'LABEL=PHOTOBOX-ROOT / ext4 defaults,noatime 0 1\nLABEL=RASPIFIRM /boot/firmware vfat defaults,umask=0077 0 2\n' \
     > "$ROOTFS/etc/fstab.head"
   cat "$ROOTFS/etc/fstab.head" "$HERE/rootfs/etc/fstab" > "$ROOTFS/etc/fstab"; rm "$ROOTFS/etc/fstab.head"
