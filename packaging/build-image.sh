@@ -110,6 +110,9 @@ SRC
   in_root apt-get -y -q upgrade
   log "copy packaging/rootfs (first boot, status page, avahi, unattended-upgrades, fstab)"
   cp -a "$HERE/rootfs/." "$ROOTFS/"
+  { printf 'LABEL=PHOTOBOX-ROOT / ext4 defaults,noatime 0 1\n'
+    printf 'LABEL=RASPIFIRM /boot/firmware vfat defaults,umask=0077 0 2\n'
+    cat "$HERE/rootfs/etc/fstab"; } > "$ROOTFS/etc/fstab"
   log "user pi (locked: first boot enables SSH with a key only when photobox.txt gives one), locale, units"
   in_root sh -c 'id -u pi >/dev/null 2>&1 || useradd -m -s /bin/bash -G sudo pi'
   in_root passwd -l pi >/dev/null
@@ -196,9 +199,6 @@ PART
   # Boot partition contents: whatever raspi-firmware put under /boot/firmware.
   local bootdir="$ROOTFS/boot/firmware"
   grep -q 'root=LABEL=PHOTOBOX-ROOT' "$bootdir/cmdline.txt" || { echo "cmdline.txt does not boot by label" >&2; exit 1; }
-  printf 'LABEL=PHOTOBOX-ROOT / ext4 defaults,noatime 0 1\nLABEL=RASPIFIRM /boot/firmware vfat defaults,umask=0077 0 2\n' \
-    > "$ROOTFS/etc/fstab.head"
-  cat "$ROOTFS/etc/fstab.head" "$HERE/rootfs/etc/fstab" > "$ROOTFS/etc/fstab"; rm "$ROOTFS/etc/fstab.head"
   local part_img="$OUT/root.ext4" bootfs="$OUT/boot.vfat"
   rm -f "$part_img" "$bootfs"
   truncate -s "$((IMG_SIZE_MB - boot_mb - 4))M" "$part_img"
