@@ -137,8 +137,10 @@ stage_venv() {
   local pip=(python3 -m pip)
   [ -x /work/venv/bin/python ] && pip=(/work/venv/bin/python -m pip)
   (cd "$ROOT_REPO" && "${pip[@]}" wheel --no-deps -w "$WHEELS" . -q)
-  "${pip[@]}" download -q -d "$WHEELS" --only-binary=:all: --platform manylinux2014_aarch64 \
-    --platform manylinux_2_17_aarch64 --platform manylinux_2_28_aarch64 --platform linux_aarch64 \
+  # Every manylinux level bookworm's glibc (2.36) runs: pip matches --platform tags exactly.
+  local plats=(--platform manylinux2014_aarch64 --platform linux_aarch64) v
+  for v in $(seq 17 36); do plats+=(--platform "manylinux_2_${v}_aarch64"); done
+  "${pip[@]}" download -q -d "$WHEELS" --only-binary=:all: "${plats[@]}" \
     --python-version "$PY_VERSION" --implementation cp --abi "cp${PY_VERSION/./}" --abi abi3 --abi none \
     "$WHEELS"/photobox-*.whl
   log "scripts/install --root: user, /opt/photobox/venv (offline, from the wheelhouse), unit, CLI, avahi"

@@ -271,6 +271,7 @@ def test_check_wheels_classifies_release_files():
     assert c(["jinja2-3.1.6-py3-none-any.whl", "jinja2-3.1.6.tar.gz"], "3.11") == "pure"
     assert c(["numpy-2.5.5-cp312-cp312-manylinux_2_28_aarch64.whl", "numpy-2.5.5.tar.gz"], "3.11") == "sdist only"
     assert c(["x-1.0-cp311-cp311-manylinux_2_28_x86_64.whl"], "3.11") == "MISSING"
+    assert c(["x-1.0-cp311-cp311-manylinux_2_39_aarch64.whl"], "3.11") == "MISSING"  # needs a newer glibc than bookworm
     assert check_wheels.requirement_name("ai-edge-litert>=1.2; platform_machine == 'x86_64'") == "ai-edge-litert"
     assert check_wheels.requirement_name("litestar[jinja]>=2.15,<3") == "litestar"
     assert not check_wheels.applies_on_pi("pytest; extra == 'test'")
