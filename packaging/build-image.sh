@@ -27,6 +27,7 @@ MIRROR="${MIRROR:-http://deb.debian.org/debian}"
 SECURITY_MIRROR="${SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
 IMG_SIZE_MB="${IMG_SIZE_MB:-3072}"
 PY_VERSION="${PY_VERSION:-3.11}"   # bookworm's python3
+UPGRADE="${UPGRADE:-1}"            # 0: skip apt-get upgrade at build time (unattended-upgrades does it on the box)
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -107,7 +108,14 @@ deb $MIRROR $SUITE-updates main non-free-firmware
 deb $SECURITY_MIRROR $SUITE-security main non-free-firmware
 SRC
   in_root apt-get update -q
-  in_root apt-get -y -q upgrade
+  if [ "$UPGRADE" = 1 ]; then
+    # update-initramfs -u (the trigger) would rebuild the same initramfs after each package: under
+    # qemu that is half an hour each. A new kernel still gets its own (-c) from its postinst.
+    local conf="$ROOTFS/etc/initramfs-tools/update-initramfs.conf"
+    sed -i 's/^update_initramfs=.*/update_initramfs=no/' "$conf"
+    in_root apt-get -y -q upgrade
+    sed -i 's/^update_initramfs=.*/update_initramfs=yes/' "$conf"
+  fi
   log "copy packaging/rootfs (first boot, status page, avahi, unattended-upgrades, fstab)"
   cp -a "$HERE/rootfs/." "$ROOTFS/"
   { printf 'LABEL=PHOTOBOX-ROOT / ext4 defaults,noatime 0 1\n'
