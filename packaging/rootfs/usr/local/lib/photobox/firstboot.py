@@ -146,9 +146,12 @@ def lsblk() -> dict:
 
 
 def root_disk() -> str | None:
+    """The disk holding / (its parent when / is a partition, itself when it is a whole disk)."""
     src = subprocess.run(["findmnt", "-no", "SOURCE", "/"], capture_output=True, text=True).stdout.strip()
+    if not src.startswith("/dev/"):
+        return None
     parent = subprocess.run(["lsblk", "-no", "PKNAME", src], capture_output=True, text=True).stdout.strip()
-    return parent or None
+    return parent.splitlines()[0] if parent else Path(src).name
 
 
 def grow_root() -> None:
