@@ -161,8 +161,9 @@ def test_image_configuration_files():
     assert "ip_unprivileged_port_start = 80" in (OVERLAY / "etc/sysctl.d/60-photobox-http.conf").read_text()
     assert firstboot.read_config(OVERLAY / "boot/firmware/photobox.txt") == {
         "format_empty_disk": "no", "data_on_sd_card": "no", "ssh_authorized_key": ""}
-    r = subprocess.run(["bash", "-n", str(ROOT / "packaging/build-image.sh")], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    for script in ("packaging/build-image.sh", "scripts/install", "packaging/rootfs/usr/local/sbin/photobox-update"):
+        r = subprocess.run(["bash", "-n", str(ROOT / script)], capture_output=True, text=True)
+        assert r.returncode == 0 and os.access(ROOT / script, os.X_OK), (script, r.stderr)
 
 
 # -- first boot -------------------------------------------------------------------------------
