@@ -133,7 +133,7 @@ SRC
   # Inside a chroot the hook would guess the root device from the build host's mounts: name it.
   grep -q '^ROOTPART=' "$ROOTFS/etc/default/raspi-firmware" ||
     printf '\n# photobox image\nROOTPART=LABEL=PHOTOBOX-ROOT\nCONSOLES="tty0 ttyS1,115200"\n' >> "$ROOTFS/etc/default/raspi-firmware"
-  in_root /etc/kernel/postinst.d/z50-raspi-firmware
+  in_root env DEB_MAINT_PARAMS=configure /etc/kernel/postinst.d/z50-raspi-firmware
   cat "$ROOTFS/boot/firmware/cmdline.txt"
 }
 
