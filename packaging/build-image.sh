@@ -210,6 +210,8 @@ PART
   local bootdir="$ROOTFS/boot/firmware"
   grep -q 'root=LABEL=PHOTOBOX-ROOT' "$bootdir/cmdline.txt" || { echo "cmdline.txt does not boot by label" >&2; exit 1; }
   local part_img="$OUT/root.ext4" bootfs="$OUT/boot.vfat"
+  # mkfs.ext4 -d copies access times too, and reading the tree moves them: pin them first.
+  find "$ROOTFS" -xdev -print0 | xargs -0r touch -h -a -d "@$SOURCE_DATE_EPOCH"
   rm -f "$part_img" "$bootfs"
   truncate -s "$((IMG_SIZE_MB - boot_mb - 4))M" "$part_img"
   # Reproducible ext4: UUID and directory hash seed derived from SOURCE_DATE_EPOCH, inode times clamped.
