@@ -37,8 +37,15 @@ NOT_DATA_DISKS = ("mmcblk", "zram", "loop", "ram", "sr", "md", "dm-")
 EMPTY_PROBE_BYTES = 1024 * 1024
 
 
-def log(message: str) -> None:
-    """Append a line to the status-page log and the journal."""
+_last_message = None
+
+
+def log(message: str, *, once: bool = False) -> None:
+    """Append a line to the status-page log and the journal (``once``: not again while it repeats)."""
+    global _last_message
+    if once and message == _last_message:
+        return
+    _last_message = message
     line = f"{time.strftime('%H:%M:%S')} {message}"
     print(line, flush=True)
     try:
@@ -201,7 +208,7 @@ def find_data_disk(config: dict[str, str]) -> bool:
         if fstype not in GOOD_FSTYPES:
             log(f"ERROR: {labelled.get('path')} is labelled {LABEL} but holds {fstype}; photobox needs ext4, btrfs "
                 f"or xfs (owners and permissions). Copy its files elsewhere and reformat it, e.g. "
-                f"sudo mkfs.ext4 -L {LABEL} {labelled.get('path')}. Nothing was changed.")
+                f"sudo mkfs.ext4 -L {LABEL} {labelled.get('path')}. Nothing was changed.", once=True)
             return False
         run("systemctl", "daemon-reload", check=False)
         run("mount", str(DATA))
@@ -216,12 +223,12 @@ def find_data_disk(config: dict[str, str]) -> bool:
     if blank:
         log("Found an empty disk: " + "; ".join(describe(d) for d in blank) + ". To let photobox format it, set "
             "format_empty_disk=yes in photobox.txt on the SD card's boot partition and restart, or format it "
-            f"yourself as ext4 labelled {LABEL}.")
+            f"yourself as ext4 labelled {LABEL}.", once=True)
     elif empty:
-        log("Found a disk without partitions that is not blank; photobox does not touch it.")
+        log("Found a disk without partitions that is not blank; photobox does not touch it.", once=True)
     else:
         log(f"No disk labelled {LABEL} yet. Plug in the SSD (ext4 labelled {LABEL}, or an empty disk with "
-            "format_empty_disk=yes in photobox.txt). Waiting...")
+            "format_empty_disk=yes in photobox.txt). Waiting...", once=True)
     return False
 
 
