@@ -20,7 +20,7 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT_REPO="$(cd "$HERE/.." && pwd)"
-OUT="${OUT:-/work/build/photobox-image}"
+OUT="${OUT:-/var/tmp/photobox-image}"   # outside the repository
 STAGES="rootfs configure venv finish"
 SUITE="${SUITE:-bookworm}"
 MIRROR="${MIRROR:-http://deb.debian.org/debian}"

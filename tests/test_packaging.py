@@ -284,7 +284,7 @@ def test_check_wheels_classifies_release_files():
 @pytest.mark.skipif(os.environ.get("PHOTOBOX_IMAGE_TEST") != "1",
                     reason="set PHOTOBOX_IMAGE_TEST=1 to debootstrap the arm64 image (slow; needs Debian mirror and PyPI)")
 def test_image_rootfs_runs_photobox_under_qemu():
-    out = Path(os.environ.get("PHOTOBOX_IMAGE_OUT", "/work/build/photobox-image"))
+    out = Path(os.environ.get("PHOTOBOX_IMAGE_OUT", "/var/tmp/photobox-image"))
     r = subprocess.run(["bash", str(ROOT / "packaging/build-image.sh"), "--out", str(out)], capture_output=True,
                        text=True, timeout=4 * 3600)
     assert r.returncode == 0, r.stderr[-5000:]
