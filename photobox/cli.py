@@ -26,6 +26,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if settings.data_dir.parent.is_dir():  # backup: never create a missing disk's folder chain
         settings.data_dir.mkdir(exist_ok=True)
+    # Refuse a newer database here, with the message, instead of in granian's worker (which
+    # would be respawned over and over).
+    from photobox.db.migrate import SchemaTooNewError, refuse_newer
+
+    try:
+        refuse_newer(settings.db_path)
+    except SchemaTooNewError as exc:
+        print(f"photobox {__version__} cannot open {settings.db_path}: {exc}", file=sys.stderr)
+        return 2
     # The app is built in granian's worker process from PHOTOBOX_* (create_app without
     # arguments), so hand every resolved setting over through the environment.
     os.environ.update(settings.to_env())

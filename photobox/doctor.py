@@ -8,9 +8,10 @@ import platform
 import shutil
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TextIO
 
-from photobox import __version__
+from photobox import __version__, hostinfo
 from photobox.settings import Settings
 
 __all__ = ["run_checks"]
@@ -30,8 +31,30 @@ def _versions() -> str:
     return ", ".join(parts)
 
 
-def run_checks(settings: Settings, out: TextIO) -> int:
-    """Run every check against ``settings``; return 1 if any failed, else 0."""
+def _existing_parent(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _host_checks(check, report, root: Path, machine: str | None) -> None:
+    """Raspberry Pi and small-box specifics: board, power, memory/swap, CPU features for onnxruntime."""
+    model = hostinfo.board_model(root)
+    if model:
+        report("OK", "board", model)
+    power = hostinfo.power_check(root, vcgencmd=shutil.which("vcgencmd") if root == Path("/") else None)
+    if power is not None:
+        report(power[0], "power", power[1])
+    check("memory", lambda: hostinfo.swap_check(root))
+    check("cpu", lambda: hostinfo.cpu_check(root, machine))
+
+
+def run_checks(settings: Settings, out: TextIO, *, host_root: Path = Path("/"), machine: str | None = None) -> int:
+    """Run every check against ``settings``; return 1 if any failed, else 0.
+
+    ``host_root`` is where the machine's /proc and /sys are read and ``machine`` overrides
+    ``platform.machine()`` (tests pass a fake Raspberry Pi tree).
+    """
     failures = 0
 
     def report(level: str, what: str, detail: str) -> None:
@@ -91,9 +114,11 @@ def run_checks(settings: Settings, out: TextIO) -> int:
         return doctor_check(settings)
 
     check("data folder", data_folder)
+    check("storage", lambda: hostinfo.storage_check(data if data.exists() else _existing_parent(data), host_root))
     check("free space", disk)
     check("database", database)
     check("models", models)
+    _host_checks(check, report, host_root, machine)
 
     def places() -> tuple[str, str]:
         from photobox.places.commands import doctor_check

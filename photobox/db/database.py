@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import apsw
 
 from photobox.db.connection import connect
-from photobox.db.migrate import MIGRATIONS_DIR, migrate
+from photobox.db.migrate import MIGRATIONS_DIR, migrate, refuse_newer
 
 __all__ = ["Database", "QueryTimeout"]
 
@@ -66,6 +66,7 @@ class Database:
     ) -> Database:
         """Open the write connection and bring the schema up to date (see :mod:`.migrate`)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        refuse_newer(self.path, migrations)  # before a writable open touches a newer photobox's file
         self._writer = connect(self.path, busy_timeout_ms=self._busy_timeout_ms)
         with self._write_lock:
             migrate(self._writer, migrations, before_upgrade=before_upgrade)

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import apsw
 
-__all__ = ["MIGRATIONS_DIR", "Migration", "SchemaTooNewError", "available", "migrate", "schema_version"]
+__all__ = ["MIGRATIONS_DIR", "Migration", "SchemaTooNewError", "available", "migrate", "refuse_newer",
+           "schema_version"]
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -49,6 +50,33 @@ def available(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return found
 
 
+def _too_new(current: int, latest: int) -> SchemaTooNewError:
+    return SchemaTooNewError(
+        f"this database has schema version {current}, but this photobox only knows up to {latest}: "
+        "it was written by a newer photobox. Upgrade photobox, or restore a backup made by this version."
+    )
+
+
+def refuse_newer(path: Path, directory: Path = MIGRATIONS_DIR) -> None:
+    """Raise :class:`SchemaTooNewError` if the database file at ``path`` is newer than this code.
+
+    Reads through a read-only connection, before anything opens the file for writing: a
+    writable open already switches the journal mode, and a downgrade must leave a newer
+    photobox's database exactly as it was. A missing file passes (it will be created).
+    """
+    if not Path(path).exists():
+        return
+    conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        current = schema_version(conn)
+    finally:
+        conn.close()
+    migrations = available(directory)
+    latest = migrations[-1].version if migrations else 0
+    if current > latest:
+        raise _too_new(current, latest)
+
+
 def schema_version(conn: apsw.Connection) -> int:
     """The number of the last migration applied to ``conn``'s database."""
     return conn.execute("PRAGMA user_version").fetchone()[0]
@@ -75,10 +103,7 @@ def migrate(
     latest = migrations[-1].version if migrations else 0
     current = schema_version(conn)
     if current > latest:
-        raise SchemaTooNewError(
-            f"this database has schema version {current}, but this photobox only knows up to {latest}: "
-            "it was written by a newer photobox. Upgrade photobox, or restore a backup made by this version."
-        )
+        raise _too_new(current, latest)
     pending = [m for m in migrations if m.version > current]
     if pending and current > 0 and before_upgrade is not None:
         before_upgrade(conn, current, latest)
