@@ -72,7 +72,7 @@ def cmd_set_password(args: argparse.Namespace) -> int:
         return 2
     box = Photobox(_settings(args)).open()
     try:
-        with box.db.transaction() as conn:
+        with box.db.transaction(durable=True) as conn:
             user = auth.set_password(conn, args.username, auth.hash_password(password))
     finally:
         box.close()

@@ -172,3 +172,20 @@ def test_async_api(tmp_path):
     db = Database(tmp_path / "x.db").open()
     assert asyncio.run(_async_roundtrip(db)) == 42
     db.close()
+
+
+def test_durable_transaction_syncs_fully_for_that_commit_only(tmp_path):
+    db = Database(tmp_path / "d.db").open()
+    try:
+        with db.transaction(durable=True) as conn:
+            assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+            conn.execute("INSERT INTO meta (key, value) VALUES ('k', 'v')")
+        with db.transaction() as conn:
+            assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # back to NORMAL
+        with pytest.raises(ZeroDivisionError), db.transaction(durable=True):
+            1 / 0
+        with db.transaction() as conn:
+            assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1
+            assert conn.execute("SELECT value FROM meta WHERE key = 'k'").fetchone() == ("v",)
+    finally:
+        db.close()

@@ -101,17 +101,25 @@ class Database:
     # -- synchronous API (threads) ---------------------------------------------------
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[apsw.Connection]:
+    def transaction(self, *, durable: bool = False) -> Iterator[apsw.Connection]:
         """A write transaction on the single writer: ``BEGIN IMMEDIATE`` … ``COMMIT``.
 
         Keep it short: every other writer in the process waits for it. Nested use in the
         same thread joins the outer transaction through a savepoint.
+
+        ``durable``: the commit is on disk when this returns, even across a power cut
+        (``synchronous=FULL`` for this one commit). WAL with ``synchronous=NORMAL``, used for
+        everything else, is crash-safe but may lose the last commits when the power goes — fine
+        for jobs that re-run, not for an upload whose 201 lets a phone delete its copy, or for
+        the owner account.
         """
         if self._writer is None:
             raise RuntimeError("database is not open")
         with self._write_lock:
             conn = self._writer
             if not conn.in_transaction:
+                if durable:
+                    conn.execute("PRAGMA synchronous=FULL")
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     yield conn
@@ -120,6 +128,9 @@ class Database:
                     raise
                 else:
                     conn.execute("COMMIT")
+                finally:
+                    if durable:
+                        conn.execute("PRAGMA synchronous=NORMAL")
             else:
                 with conn:  # savepoint inside the outer transaction
                     yield conn
@@ -176,11 +187,12 @@ class Database:
 
         return await asyncio.get_running_loop().run_in_executor(self._read_pool, run)
 
-    async def write(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(conn, *args)`` inside one write transaction on the writer thread."""
+    async def write(self, fn: Callable[..., T], *args: Any, durable: bool = False) -> T:
+        """Run ``fn(conn, *args)`` inside one write transaction on the writer thread
+        (``durable``: see :meth:`transaction`)."""
 
         def run() -> T:
-            with self.transaction() as conn:
+            with self.transaction(durable=durable) as conn:
                 return fn(conn, *args)
 
         return await asyncio.get_running_loop().run_in_executor(self._write_pool, run)

@@ -165,7 +165,8 @@ def ingest_temp_file(box: Photobox, tmp_path: Path, checksum: bytes, size: int, 
                 os.utime(placed, (mtime, mtime))  # keep the file's own time, as cp -p would
             except OSError:
                 pass
-            with box.db.transaction() as conn:
+            # Durable: the client may delete its own copy once it has our answer.
+            with box.db.transaction(durable=True) as conn:
                 existing = assets.find_by_checksum(conn, checksum)
                 if existing is not None:  # lost a race with an identical upload
                     placed.unlink(missing_ok=True)

@@ -74,7 +74,7 @@ async def setup_submit(request: Request, data: Annotated[SetupForm, Form]) -> Re
         return page(request, "setup.html", error=error, username=data.username, status_code=400)
     password_hash = await asyncio.to_thread(auth.hash_password, data.password)
     try:
-        user = await box.db.write(auth.create_owner, data.username, password_hash)
+        user = await box.db.write(auth.create_owner, data.username, password_hash, durable=True)
     except ValueError:
         return Redirect("/login", status_code=303)
     ua = request.headers.get("user-agent", "")

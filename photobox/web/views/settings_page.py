@@ -103,7 +103,7 @@ async def change_password(request: Request, data: Annotated[PasswordForm, Form])
     if data.password != data.password2:
         return await _render(request, error="The two new passwords differ.", status_code=400)
     password_hash = await asyncio.to_thread(auth.hash_password, data.password)
-    await box.db.write(lambda c: auth.set_password(c, None, password_hash))
+    await box.db.write(lambda c: auth.set_password(c, None, password_hash), durable=True)
     # Changing the password ends every session, this one included.
     return Redirect("/login", status_code=303)
 
