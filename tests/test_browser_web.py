@@ -99,6 +99,7 @@ def test_upload_timeline_viewer_album_trash_restore(server, tmp_path):
         wait.until(lambda drv: "/albums/" in drv.current_url)
         assert len(d.find_elements(By.CSS_SELECTOR, "a.tile")) == 1
         assert d.find_element(By.TAG_NAME, "h1").text == "Holiday"
+        album_url = d.current_url
 
         # Trash from the viewer, then restore from the trash.
         d.find_element(By.CSS_SELECTOR, "a.tile").click()
@@ -116,5 +117,20 @@ def test_upload_timeline_viewer_album_trash_restore(server, tmp_path):
         assert len(d.find_elements(By.CSS_SELECTOR, "a.tile")) == len(files)
         errors = [e for e in d.get_log("browser") if e["level"] == "SEVERE"]
         assert not errors, errors
+
+        # Deleting the album asks first: "Cancel" keeps it, "OK" deletes it.
+        d.get(album_url)
+        d.find_element(By.CSS_SELECTOR, "details.album-edit summary").click()
+        delete = d.find_element(By.CSS_SELECTOR, "form[action$='/delete'] button")
+        delete.click()
+        alert = wait.until(EC.alert_is_present())
+        assert "Delete this album?" in alert.text
+        alert.dismiss()
+        assert d.current_url == album_url and d.find_element(By.TAG_NAME, "h1").text == "Holiday"
+        delete.click()
+        wait.until(EC.alert_is_present()).accept()
+        wait.until(lambda drv: drv.current_url != album_url)
+        d.get(server.url + "/albums")
+        assert "Holiday" not in d.find_element(By.TAG_NAME, "main").text
     finally:
         quit_driver(d)

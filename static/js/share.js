@@ -31,9 +31,6 @@
         copy.textContent = "Copied";
       });
     }
-    for (const form of document.querySelectorAll(".shares-list form[data-confirm]")) {
-      form.addEventListener("submit", (e) => { if (!window.confirm(form.dataset.confirm)) e.preventDefault(); });
-    }
 
     // Public viewer: arrow keys, Escape, and swipes move within the share.
     const viewer = document.querySelector(".share-public #viewer");
