@@ -86,6 +86,27 @@ def make_share(c, lib, **form) -> str:
     return url.rsplit("/s/", 1)[1]
 
 
+def test_the_new_link_page_survives_a_reload(owner_client):
+    """The create POST redirects (303) to a page showing the link once; reloading it makes no
+    second link and no longer shows the token."""
+    from photobox.sharing import store
+
+    c = owner_client
+    token = csrf_from(c.get("/albums").text)
+    box = c.app.state.photobox
+    with box.db.transaction() as conn:
+        conn.execute("INSERT INTO albums (name, created_at, updated_at) VALUES ('Trip', 0, 0)")
+        album = conn.last_insert_rowid()
+    r = c.post("/shares", data={"csrf_token": token, "expires_days": 0, "album_id": album}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/shares?new=")
+    shown = c.get(r.headers["location"])
+    assert BeautifulSoup(shown.text, "html.parser").select_one("#new-link-url")["value"]
+    again = c.get(r.headers["location"])
+    assert BeautifulSoup(again.text, "html.parser").select_one("#new-link-url") is None
+    with box.db.reader() as conn:
+        assert len(store.list_shares(conn)) == 1
+
+
 def anon(c) -> TestClient:
     return TestClient(app=c.app)
 

@@ -427,8 +427,25 @@ async def _render_list(request: Request, *, new_link: str | None = None, new_id:
                 error=error, now=box.clock(), status_code=status_code)
 
 
+#: A new link's token, kept briefly for the page the creating POST redirects to (a reload
+#: of that page must not make a second link), then forgotten: links are stored hashed.
+_JUST_MADE: dict[int, tuple[float, str]] = {}
+_JUST_MADE_SECONDS = 300
+
+
+def _show_once(request: Request, share_id: int, token: str) -> Redirect:
+    now = request.app.state.photobox.clock()
+    for sid in [k for k, (t, _) in _JUST_MADE.items() if t < now]:
+        del _JUST_MADE[sid]
+    _JUST_MADE[share_id] = (now + _JUST_MADE_SECONDS, token)
+    return Redirect(f"/shares?new={share_id}", status_code=303)
+
+
 @get("/shares", include_in_schema=False)
-async def share_list(request: Request) -> Response:
+async def share_list(request: Request, new: FromQuery[int | None] = None) -> Response:
+    made = _JUST_MADE.pop(new, None) if new is not None else None
+    if made is not None and made[0] >= request.app.state.photobox.clock():
+        return await _render_list(request, new_link=_link(request, made[1]), new_id=new)
     return await _render_list(request)
 
 
@@ -449,7 +466,7 @@ async def share_create(request: Request, data: Annotated[ShareForm, Form]) -> Re
             expires_at=now + data.expires_days * 86400 if data.expires_days else None, now=now))
     except ValueError as exc:
         return await _render_list(request, error=str(exc), status_code=400)
-    return await _render_list(request, new_link=_link(request, token), new_id=share.id)
+    return _show_once(request, share.id, token)
 
 
 class SelectionForm(Struct):
@@ -481,7 +498,7 @@ async def share_new_link(request: Request, share_id: FromPath[int]) -> Response:
     token = await request.app.state.photobox.db.write(store.new_token, share_id)
     if token is None:
         raise NotFoundException("no such live link")
-    return await _render_list(request, new_link=_link(request, token), new_id=share_id)
+    return _show_once(request, share_id, token)
 
 
 ROUTES = [public_share, public_unlock, public_viewer, public_thumbnail, public_preview, public_original, public_video,
