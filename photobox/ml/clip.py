@@ -34,7 +34,7 @@ from PIL import Image
 from photobox.ml import FETCH_COMMAND
 from photobox.ml.registry import InstalledModel, Manifest, list_manifests
 from photobox.ml.session import (
-    InstalledCache, LazySession, ModelError, choose_installed, l2_normalise, pad_batch,
+    InstalledCache, LazySession, ModelError, choose_installed, l2_normalise, pad_batch, swap_model,
 )
 
 __all__ = ["ClipModel", "ModelError", "ModelManager", "TextTokenizer", "preprocess_image"]
@@ -368,19 +368,12 @@ class ModelManager:
     def clip(self) -> ClipModel | None:
         """The CLIP model to use, or ``None`` when none is installed (search by description is then off)."""
         with self._lock:
-            record = self._choose(self._read_installed())
-            if record is None:
-                if self._clip is not None:
-                    self._clip.unload()
-                    self._clip = None
-                return None
-            if self._clip is None or self._clip.model_id != record.model_id:
-                if self._clip is not None:
-                    log.info("switching CLIP model %s → %s", self._clip.model_id, record.model_id)
-                    self._clip.unload()
-                self._clip = ClipModel(record, self.models_dir, threads=self.threads, batch_size=self.batch_size,
-                                       text_cache_size=self.text_cache_size, clock=self.clock)
+            self._clip = swap_model(self._clip, self._choose(self._read_installed()), self._make, "CLIP")
             return self._clip
+
+    def _make(self, record: InstalledModel) -> ClipModel:
+        return ClipModel(record, self.models_dir, threads=self.threads, batch_size=self.batch_size,
+                         text_cache_size=self.text_cache_size, clock=self.clock)
 
     def unload_idle(self, now: float | None = None) -> list[str]:
         """Unload sessions idle for ``idle_seconds``; returns e.g. ``["clip-…:image"]``."""

@@ -38,7 +38,9 @@ from PIL import Image, ImageOps
 
 from photobox.ml import FETCH_COMMAND
 from photobox.ml.registry import InstalledModel, Manifest, list_manifests
-from photobox.ml.session import InstalledCache, LazySession, ModelError, choose_installed, l2_normalise, pad_batch
+from photobox.ml.session import (
+    InstalledCache, LazySession, ModelError, choose_installed, l2_normalise, pad_batch, swap_model,
+)
 
 __all__ = [
     "ARCFACE_TEMPLATE", "Face", "FaceDetector", "FaceEmbedder", "FaceModels", "FaceModelsMissing", "align_face",
@@ -529,25 +531,16 @@ class FaceModels:
 
     def _get(self, task: str):
         with self._lock:
-            record = self._choose(task, self._read_installed())
-            current = self._models[task]
-            if record is None:
-                if current is not None:
-                    current.unload()
-                    self._models[task] = None
-                return None
-            if current is None or current.model_id != record.model_id:
-                if current is not None:
-                    log.info("switching %s model %s → %s", task, current.model_id, record.model_id)
-                    current.unload()
-                if task == "face-detect":
-                    current = FaceDetector.from_record(record, self.models_dir, threads=self.threads,
-                                                       clock=self.clock, **self.detector_options)
-                else:
-                    current = FaceEmbedder.from_record(record, self.models_dir, threads=self.threads,
-                                                       batch_size=self.batch_size, clock=self.clock)
-                self._models[task] = current
-            return current
+            self._models[task] = swap_model(self._models[task], self._choose(task, self._read_installed()),
+                                            self._make, task)
+            return self._models[task]
+
+    def _make(self, record: InstalledModel) -> _Model:
+        if record.task == "face-detect":
+            return FaceDetector.from_record(record, self.models_dir, threads=self.threads, clock=self.clock,
+                                            **self.detector_options)
+        return FaceEmbedder.from_record(record, self.models_dir, threads=self.threads, batch_size=self.batch_size,
+                                        clock=self.clock)
 
     def detector(self) -> FaceDetector | None:
         """The installed detector, or ``None``."""

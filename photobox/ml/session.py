@@ -24,6 +24,7 @@ from photobox.ml.registry import InstalledModel, InstalledStateError, load_insta
 
 __all__ = [
     "InstalledCache", "LazySession", "ModelError", "choose_installed", "l2_normalise", "pad_batch", "session_options",
+    "swap_model",
 ]
 
 log = logging.getLogger(__name__)
@@ -195,6 +196,21 @@ class InstalledCache:
                     log.error("cannot read installed models: %s", exc)
             self.stamp, self.models, self.error = stamp, models, error
         return self.models
+
+
+def swap_model(current: Any, record: InstalledModel | None, make: Callable[[InstalledModel], Any], what: str) -> Any:
+    """The model to hand out for ``record`` (the installed one chosen): ``current`` if it is that
+    model, else a new one from ``make(record)``; ``None`` when nothing is installed. A replaced
+    ``current`` is unloaded (a fetch or removal from the CLI while the server runs).
+    """
+    if current is not None and (record is None or current.model_id != record.model_id):
+        if record is not None:
+            log.info("switching %s model %s → %s", what, current.model_id, record.model_id)
+        current.unload()
+        current = None
+    if record is None:
+        return None
+    return make(record) if current is None else current
 
 
 def choose_installed(installed: Mapping[str, InstalledModel], task: str,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import numpy as np
@@ -9,7 +10,9 @@ import pytest
 
 from photobox.ml import clip as clip_module
 from photobox.ml import faces as faces_module
-from photobox.ml.session import InstalledCache, LazySession, ModelError, choose_installed, l2_normalise, pad_batch
+from photobox.ml.session import (
+    InstalledCache, LazySession, ModelError, choose_installed, l2_normalise, pad_batch, swap_model,
+)
 from tests.ml.helpers import FakeClock
 
 
@@ -128,3 +131,27 @@ def test_installed_cache_rereads_only_on_change(installed, models_dir):
     assert cache.read() == {} and cache.error
     (models_dir / "installed.json").unlink()
     assert cache.read() == {} and cache.error is None
+
+
+def test_swap_model_keeps_replaces_and_drops(installed, models_dir):
+    class Fake:
+        def __init__(self, record):
+            self.model_id, self.unloaded = record.model_id, False
+
+        def unload(self):
+            self.unloaded = True
+
+    record = InstalledCache(models_dir).read()["tiny-clip"]
+    made = []
+
+    def make(r):
+        made.append(Fake(r))
+        return made[-1]
+
+    first = swap_model(None, record, make, "CLIP")
+    assert swap_model(first, record, make, "CLIP") is first and len(made) == 1  # the same install: kept
+    newer = dataclasses.replace(record, dir="tiny-clip/newer")
+    second = swap_model(first, newer, make, "CLIP")
+    assert second is made[1] and first.unloaded and not second.unloaded  # a new install: replaced
+    assert swap_model(second, None, make, "CLIP") is None and second.unloaded  # removed: dropped
+    assert swap_model(None, None, make, "CLIP") is None and len(made) == 2
