@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import io
 import math
 import struct
 import warnings
@@ -20,6 +19,7 @@ from typing import Any, BinaryIO
 from PIL import Image, TiffImagePlugin
 
 from . import _dates
+from ._window import FileWindow
 
 # Pillow reports EXIF damage ("Tag data larger than file. Skipping tag 42"...)
 # through the warnings module, one distinct message per tag number: over a
@@ -48,55 +48,6 @@ class Tags:
     gps: dict[int, Any]
     subifds: list[dict[int, Any]] = dataclasses.field(default_factory=list)
     problems: list[str] = dataclasses.field(default_factory=list)
-
-
-class _BoundedTiff(io.RawIOBase):
-    """A read-only view of a file for Pillow: budgets reads, fixes RAW magic.
-
-    Panasonic RW2 (``IIU\\0``) and Olympus ORF (``IIRO``/``MMOR``) are TIFF
-    with a private magic number; presenting the standard one lets Pillow walk
-    their IFDs.  Once the budget is spent reads come back short, which Pillow
-    treats as a truncated tag and skips.
-    """
-
-    def __init__(self, f: BinaryIO, size: int, magic: bytes | None, base: int = 0):
-        super().__init__()
-        self._f, self._size, self._magic, self._base = f, size, magic, base
-        self._pos = 0
-        self._budget = TIFF_READ_BUDGET
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        if whence == 1:
-            offset += self._pos
-        elif whence == 2:
-            offset += self._size - self._base
-        self._pos = max(0, offset)
-        return self._pos
-
-    def read(self, n: int = -1) -> bytes:
-        remaining = self._size - self._base - self._pos
-        if n is None or n < 0 or n > remaining:
-            n = max(0, remaining)
-        n = min(n, self._budget)
-        if n <= 0:
-            return b""
-        self._budget -= n
-        self._f.seek(self._base + self._pos)
-        data = self._f.read(n)
-        if self._magic and self._pos < 4:
-            fixed = self._magic[self._pos:]
-            data = fixed[:len(data)] + data[len(fixed):]
-        self._pos += len(data)
-        return data
 
 
 def from_blob(blob: bytes | None) -> Tags | None:
@@ -148,7 +99,7 @@ def from_tiff_file(f: BinaryIO, size: int, base: int = 0) -> Tags:
         head = magic + head[4:]
     if head[2:4] not in (b"+\x00", b"\x00+"):
         head = head[:8]          # classic TIFF header; BigTIFF's is 16 bytes
-    view = _BoundedTiff(f, size, magic, base)
+    view = FileWindow(f, base, size - base, budget=TIFF_READ_BUDGET, magic=magic)
     problems: list[str] = []
     try:
         ifd = TiffImagePlugin.ImageFileDirectory_v2(head)

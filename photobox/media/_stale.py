@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from photobox.procs import process_alive
 
-__all__ = ["remove_stale_temps"]
+__all__ = ["remove_stale_temps", "replacing"]
 
 
 def remove_stale_temps(path: Path) -> int:
@@ -32,3 +35,22 @@ def remove_stale_temps(path: Path) -> int:
         tmp.unlink(missing_ok=True)
         removed += 1
     return removed
+
+
+@contextlib.contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """A temp path beside ``path`` to write; renamed over ``path`` if the block succeeds, removed if not.
+
+    Same folder so ``os.replace`` is an atomic rename on one filesystem; unique name (pid +
+    thread) so two workers racing on the same file cannot write into each other's temp file;
+    the temp files of killed earlier runs are removed first (tests/test_crash.py).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

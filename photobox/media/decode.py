@@ -36,6 +36,8 @@ import numpy as np
 from PIL import Image, ImageCms, UnidentifiedImageError
 from PIL import features as _features
 
+from ._window import FileWindow
+
 try:  # HEIC/HEIF support is optional at import time but expected in production.
     import pillow_heif
 except ImportError:  # pragma: no cover - depends on the environment
@@ -578,39 +580,6 @@ def _apply_icc(im: Image.Image, icc: bytes) -> Image.Image:
 # --------------------------------------------------------------------------- RAW previews
 
 
-class _Window(io.RawIOBase):
-    """Read-only view of ``fp[offset:offset+length]`` so Pillow can open an
-    embedded JPEG in place, without copying megabytes into a BytesIO."""
-
-    def __init__(self, fp: BinaryIO, offset: int, length: int) -> None:
-        super().__init__()
-        self._fp, self._off, self._len, self._pos = fp, offset, length, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._len}[whence]
-        self._pos = max(0, base + pos)
-        return self._pos
-
-    def readinto(self, buf) -> int:  # type: ignore[override]
-        n = min(len(buf), self._len - self._pos)
-        if n <= 0:
-            return 0
-        self._fp.seek(self._off + self._pos)
-        data = self._fp.read(n)
-        buf[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
-
-
 @dataclass(frozen=True, slots=True)
 class _Preview:
     offset: int
@@ -646,7 +615,7 @@ def _decode_raw(fp: BinaryIO, size: int, head: bytes, opts: _Opts) -> DecodedIma
                 continue
             try:
                 return _decode_pillow(
-                    _Window(fp, pv.offset, pv.length),  # type: ignore[arg-type]
+                    FileWindow(fp, pv.offset, pv.length),  # type: ignore[arg-type]
                     opts,
                     orientation=orientation,
                     formats=("JPEG",),

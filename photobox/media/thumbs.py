@@ -19,7 +19,6 @@ Output formats, chosen by measurement (x86 numbers, a Pi 4 is ~4-6x slower;
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -227,27 +226,11 @@ def _mean_color(im: Image.Image) -> str:
 
 
 def _atomic_save(im: Image.Image, path: Path, fmt: str, fsync: bool, **params) -> None:
-    """Save to a unique temp name in the target folder, then rename over ``path``.
+    """Save to a unique temp name in the target folder, then rename over ``path`` (see :func:`replacing`)."""
+    from photobox.media._stale import replacing
 
-    Same folder so ``os.replace`` is an atomic rename on one filesystem; unique
-    name (pid + thread) so two workers racing on the same photo cannot write
-    into each other's temp file.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    from photobox.media._stale import remove_stale_temps
-
-    remove_stale_temps(path)  # a temp file of a killed earlier run (tests/test_crash.py)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            im.save(fh, fmt, **params)
-            if fsync:
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except FileNotFoundError:
-            pass
-        raise
+    with replacing(path) as tmp, open(tmp, "wb") as fh:
+        im.save(fh, fmt, **params)
+        if fsync:
+            fh.flush()
+            os.fsync(fh.fileno())

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -567,24 +566,14 @@ def transcode(
     info = probe(src, timeout=timeout)
     enc_name = encoder or pick_h264_encoder()
     out_w, out_h = _output_size(info, max_height)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}-{threading.get_ident()}.tmp")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    from photobox.media._stale import remove_stale_temps
+    from photobox.media._stale import replacing
 
-    remove_stale_temps(dst)  # a temp file of a killed earlier run (tests/test_crash.py)
-    try:
+    with replacing(dst) as tmp:  # a unique temp name, renamed over dst when complete
         _transcode_into(
             src, tmp, info, enc_name, out_w, out_h,
             crf=crf, preset=preset, bitrate=bitrate, audio_bitrate=audio_bitrate,
             threads=threads, progress=progress, should_stop=should_stop, timeout=timeout,
         )
-        os.replace(tmp, dst)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def _transcode_into(

@@ -19,7 +19,6 @@ They are loaded on first use and dropped by :meth:`ModelManager.unload_idle` aft
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import string
 import threading
@@ -33,8 +32,9 @@ import numpy as np
 from PIL import Image
 
 from photobox.ml import FETCH_COMMAND
-from photobox.ml.registry import (
-    InstalledModel, InstalledStateError, Manifest, list_manifests, load_installed,
+from photobox.ml.registry import InstalledModel, Manifest, list_manifests
+from photobox.ml.session import (
+    InstalledCache, LazySession, ModelError, choose_installed, l2_normalise, pad_batch, swap_model,
 )
 
 __all__ = ["ClipModel", "ModelError", "ModelManager", "TextTokenizer", "preprocess_image"]
@@ -47,10 +47,6 @@ _RESAMPLE = {
 }
 _ORT_INT_TYPES = {"tensor(int32)": np.int32, "tensor(int64)": np.int64}
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
-
-
-class ModelError(RuntimeError):
-    """An installed model does not match its manifest (input names, shapes, embedding size)."""
 
 
 def preprocess_image(image: Image.Image, preprocess: Mapping[str, Any]) -> np.ndarray:
@@ -142,61 +138,22 @@ class TextTokenizer:
         return ids, mask
 
 
-def _session_options(threads: int):
-    import onnxruntime as ort
-
-    # rclip's pattern: a fixed number of intra-op threads, no inter-op parallelism and
-    # sequential execution. The Pi's few cores are shared with thumbnailing and the web
-    # app, so the count is explicit rather than "all cores".
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = max(0, int(threads))
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # Worker threads otherwise spin-wait after every run, burning the cores other jobs need.
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    opts.log_severity_level = 3
-    return opts
-
-
-class _Tower:
-    """One lazily loaded ONNX session with what we need to know about its input and output."""
+class _Tower(LazySession):
+    """One tower's lazily loaded session with what we need to know about its input and output."""
 
     def __init__(self, model: ClipModel, key: str, path: Path) -> None:
+        super().__init__(f"{model.manifest.name} {key} model", path, model.threads, model.clock)
         self.model = model
         self.key = key
-        self.path = path
-        self._lock = threading.Lock()  # loading and unloading
-        self._run_lock = threading.Lock()  # one inference at a time: it already uses every thread given
-        self._session = None
         self.input_name = ""
         self.input_dtype: Any = np.float32
         self.fixed_batch: int | None = None
         self.wants_mask = False
         self.output_name = ""
-        self.last_used = 0.0
-        self.busy = 0  # runs in progress: idle unloading leaves a busy tower alone
 
-    @property
-    def loaded(self) -> bool:
-        return self._session is not None
-
-    def session(self):
-        session = self._session
-        if session is not None:
-            return session
-        with self._lock:
-            if self._session is None:
-                self._session = self._load()
-            return self._session
-
-    def _load(self):
-        import onnxruntime as ort
-
+    def inspect(self, session) -> None:
+        """Check a freshly loaded session against the manifest and note its input and output."""
         manifest = self.model.manifest
-        started = time.perf_counter()
-        session = ort.InferenceSession(str(self.path), _session_options(self.model.threads),
-                                       providers=["CPUExecutionProvider"])
         inputs = {i.name: i for i in session.get_inputs()}
         name = manifest.input_names.get(self.key) or next(n for n in inputs if n != "attention_mask")
         if name not in inputs:
@@ -225,53 +182,27 @@ class _Tower:
         if self.output_name not in outputs:
             raise ModelError(f"{manifest.name}: the {self.key} model has no output {self.output_name!r} ({outputs})")
         self.input_name = name
-        log.info("loaded %s %s model in %.1fs (%d threads)", manifest.name, self.key, time.perf_counter() - started,
-                 self.model.threads)
-        return session
 
-    def unload(self) -> bool:
-        with self._lock:
-            was = self._session is not None
-            # A run in progress keeps its own reference; the session is freed when it ends.
-            self._session = None
-            return was
-
-    def run(self, batch: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    def run(self, batch: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:  # type: ignore[override]
         """Embed ``batch`` (first axis = items) in chunks the model accepts; L2-normalised rows."""
-        with self._lock:
-            self.busy += 1
-        try:
-            return self._run(batch, mask)
-        finally:
-            with self._lock:
-                self.busy -= 1
-                self.last_used = self.model.clock()
-
-    def _run(self, batch: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-        session = self.session()
-        self.last_used = self.model.clock()
-        limit = self.fixed_batch or self.model.batch_size
-        out = []
-        for start in range(0, len(batch), limit):
-            chunk = batch[start:start + limit]
-            n = len(chunk)
-            if self.fixed_batch and n < self.fixed_batch:  # a static batch dimension needs a full batch
-                chunk = np.concatenate([chunk, np.zeros((self.fixed_batch - n, *chunk.shape[1:]), chunk.dtype)])
-            feed = {self.input_name: chunk.astype(self.input_dtype, copy=False)}
-            if self.wants_mask and mask is not None:
-                m = mask[start:start + limit]
-                if len(m) < len(chunk):
-                    m = np.concatenate([m, np.zeros((len(chunk) - len(m), *m.shape[1:]), m.dtype)])
-                feed["attention_mask"] = m.astype(self.input_dtype, copy=False)
-            with self._run_lock:
-                result = session.run([self.output_name], feed)[0]
-            out.append(np.asarray(result, dtype=np.float32).reshape(len(chunk), -1)[:n])
+        with self.in_use() as session:
+            limit = self.fixed_batch or self.model.batch_size
+            out = []
+            for start in range(0, len(batch), limit):
+                part = batch[start:start + limit]
+                n = len(part)
+                chunk = pad_batch(part, self.fixed_batch)  # a static batch dimension needs a full batch
+                feed = {self.input_name: chunk.astype(self.input_dtype, copy=False)}
+                if self.wants_mask and mask is not None:
+                    m = pad_batch(mask[start:start + limit], len(chunk))
+                    feed["attention_mask"] = m.astype(self.input_dtype, copy=False)
+                result = self.run_on(session, feed, [self.output_name])[0]
+                out.append(np.asarray(result, dtype=np.float32).reshape(len(chunk), -1)[:n])
         emb = np.concatenate(out) if out else np.zeros((0, self.model.embedding_size), np.float32)
         if emb.shape[1] != self.model.embedding_size:
             raise ModelError(f"{self.model.name}: {self.key} embeddings have {emb.shape[1]} dimensions, the manifest "
                              f"says {self.model.embedding_size}")
-        norms = np.linalg.norm(emb, axis=1, keepdims=True)
-        return (emb / np.where(norms > 0, norms, 1.0)).astype(np.float32, copy=False)
+        return l2_normalise(emb)
 
 
 class ClipModel:
@@ -391,15 +322,7 @@ class ClipModel:
     def unload_idle(self, idle_seconds: float, now: float | None = None) -> list[str]:
         """Drop the sessions unused for ``idle_seconds``; return which were dropped."""
         now = self.clock() if now is None else now
-        return [key for key, tower in self._towers.items()
-                if tower.loaded and not tower.busy and now - tower.last_used >= idle_seconds and tower.unload()]
-
-
-@dataclasses.dataclass
-class _InstalledCache:
-    stamp: tuple[int, int, int] | None = None
-    models: dict[str, InstalledModel] = dataclasses.field(default_factory=dict)
-    error: str | None = None
+        return [key for key, tower in self._towers.items() if tower.unload_idle(idle_seconds, now)]
 
 
 class ModelManager:
@@ -433,50 +356,24 @@ class ModelManager:
         self.manifests_dir = manifests_dir
         self.clock = clock
         self._lock = threading.RLock()
-        self._installed = _InstalledCache()
+        self._installed = InstalledCache(self.models_dir)
         self._clip: ClipModel | None = None
 
     def _read_installed(self) -> dict[str, InstalledModel]:
-        path = self.models_dir / "installed.json"
-        try:
-            st = path.stat()
-            stamp = (st.st_ino, st.st_mtime_ns, st.st_size)  # os.replace gives a new inode
-        except FileNotFoundError:
-            stamp = None
-        if stamp != self._installed.stamp or stamp is None:
-            try:
-                models, error = load_installed(self.models_dir), None
-            except InstalledStateError as exc:
-                models, error = {}, str(exc)
-                if error != self._installed.error:
-                    log.error("cannot read installed models: %s", exc)
-            self._installed = _InstalledCache(stamp, models, error)
-        return self._installed.models
+        return self._installed.read()
 
     def _choose(self, installed: Mapping[str, InstalledModel]) -> InstalledModel | None:
-        clips = {n: m for n, m in installed.items() if m.task == "clip"}
-        if self.model_name is not None:
-            return clips.get(self.model_name)
-        defaults = sorted(n for n, m in clips.items() if m.manifest.default)
-        names = defaults or sorted(clips)
-        return clips[names[0]] if names else None
+        return choose_installed(installed, "clip", self.model_name)
 
     def clip(self) -> ClipModel | None:
         """The CLIP model to use, or ``None`` when none is installed (search by description is then off)."""
         with self._lock:
-            record = self._choose(self._read_installed())
-            if record is None:
-                if self._clip is not None:
-                    self._clip.unload()
-                    self._clip = None
-                return None
-            if self._clip is None or self._clip.model_id != record.model_id:
-                if self._clip is not None:
-                    log.info("switching CLIP model %s → %s", self._clip.model_id, record.model_id)
-                    self._clip.unload()
-                self._clip = ClipModel(record, self.models_dir, threads=self.threads, batch_size=self.batch_size,
-                                       text_cache_size=self.text_cache_size, clock=self.clock)
+            self._clip = swap_model(self._clip, self._choose(self._read_installed()), self._make, "CLIP")
             return self._clip
+
+    def _make(self, record: InstalledModel) -> ClipModel:
+        return ClipModel(record, self.models_dir, threads=self.threads, batch_size=self.batch_size,
+                         text_cache_size=self.text_cache_size, clock=self.clock)
 
     def unload_idle(self, now: float | None = None) -> list[str]:
         """Unload sessions idle for ``idle_seconds``; returns e.g. ``["clip-…:image"]``."""

@@ -37,8 +37,10 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from photobox.ml import FETCH_COMMAND
-from photobox.ml.clip import ModelError, _session_options
-from photobox.ml.registry import InstalledModel, InstalledStateError, Manifest, list_manifests, load_installed
+from photobox.ml.registry import InstalledModel, Manifest, list_manifests
+from photobox.ml.session import (
+    InstalledCache, LazySession, ModelError, choose_installed, l2_normalise, pad_batch, swap_model,
+)
 
 __all__ = [
     "ARCFACE_TEMPLATE", "Face", "FaceDetector", "FaceEmbedder", "FaceModels", "FaceModelsMissing", "align_face",
@@ -179,63 +181,6 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
 # sessions
 
 
-class _LazySession:
-    """One ONNX model: loaded on first use, dropped by :meth:`unload`, one run at a time."""
-
-    def __init__(self, name: str, path: Path, threads: int, clock: Callable[[], float]) -> None:
-        self.name = name
-        self.path = path
-        self.threads = threads
-        self.clock = clock
-        self._lock = threading.Lock()
-        self._run_lock = threading.Lock()
-        self._session = None
-        self.last_used = 0.0
-        self.busy = 0
-
-    @property
-    def loaded(self) -> bool:
-        return self._session is not None
-
-    def session(self):
-        session = self._session
-        if session is not None:
-            return session
-        with self._lock:
-            if self._session is None:
-                import onnxruntime as ort
-
-                started = time.perf_counter()
-                try:
-                    self._session = ort.InferenceSession(str(self.path), _session_options(self.threads),
-                                                         providers=["CPUExecutionProvider"])
-                except Exception as exc:  # onnxruntime raises its own exception types
-                    raise ModelError(f"{self.name}: cannot load {self.path.name}: {exc}") from exc
-                log.info("loaded %s in %.2fs (%d threads)", self.name, time.perf_counter() - started, self.threads)
-            return self._session
-
-    def run(self, feed: Mapping[str, np.ndarray], outputs: list[str] | None = None) -> list[np.ndarray]:
-        with self._lock:
-            self.busy += 1
-        try:
-            session = self.session()
-            with self._run_lock:
-                return session.run(outputs, dict(feed))
-        finally:
-            with self._lock:
-                self.busy -= 1
-                self.last_used = self.clock()
-
-    def unload(self) -> bool:
-        with self._lock:
-            was = self._session is not None
-            self._session = None
-            return was
-
-    def idle(self, idle_seconds: float, now: float) -> bool:
-        return self.loaded and not self.busy and now - self.last_used >= idle_seconds
-
-
 def _to_array(image: Image.Image, preprocess: Mapping[str, Any]) -> np.ndarray:
     """HWC uint8 → normalised float32 HWC, in the channel order the model wants."""
     arr = np.asarray(image if image.mode == "RGB" else image.convert("RGB"), dtype=np.float32)
@@ -261,7 +206,7 @@ class _Model:
         self.model_id = model_id or f"{manifest.name}@unsaved"
         self.threads = threads
         self.clock = clock
-        self._model = _LazySession(manifest.name, Path(path), threads, clock)
+        self._model = LazySession(manifest.name, Path(path), threads, clock)
 
     @classmethod
     def from_record(cls, record: InstalledModel, models_dir: Path, **kwargs):
@@ -282,8 +227,7 @@ class _Model:
         return self._model.unload()
 
     def unload_idle(self, idle_seconds: float, now: float | None = None) -> bool:
-        now = self.clock() if now is None else now
-        return self._model.idle(idle_seconds, now) and self._model.unload()
+        return self._model.unload_idle(idle_seconds, self.clock() if now is None else now)
 
     def _input(self):
         session = self._model.session()
@@ -469,9 +413,7 @@ class FaceEmbedder(_Model):
         """The input feed for ``batch`` (padded to a fixed batch size if the model has one)."""
         meta = self._input()
         _, fixed = self._batch_limit(meta)
-        if fixed and len(batch) < fixed:
-            batch = np.concatenate([batch, np.zeros((fixed - len(batch), *batch.shape[1:]), batch.dtype)])
-        return {meta.name: batch.astype(np.float32, copy=False)}
+        return {meta.name: pad_batch(batch, fixed).astype(np.float32, copy=False)}
 
     def output_name(self) -> str:
         outputs = [o.name for o in self._model.session().get_outputs()]
@@ -496,8 +438,7 @@ class FaceEmbedder(_Model):
         if emb.shape[1] != self.embedding_size:
             raise ModelError(f"{self.name}: embeddings have {emb.shape[1]} dimensions, the manifest says "
                              f"{self.embedding_size}")
-        norms = np.linalg.norm(emb, axis=1, keepdims=True)
-        return (emb / np.where(norms > 0, norms, 1.0)).astype(np.float32, copy=False)
+        return l2_normalise(emb)
 
     def embed_faces(self, image: Image.Image, faces: Sequence[Face]) -> np.ndarray:
         """Align each face of ``image`` (EXIF orientation applied, as :meth:`FaceDetector.detect` does) and embed it."""
@@ -579,57 +520,27 @@ class FaceModels:
         self.manifests_dir = manifests_dir
         self.clock = clock
         self._lock = threading.RLock()
-        self._stamp: tuple[int, int, int] | None = None
-        self._installed: dict[str, InstalledModel] = {}
-        self._error: str | None = None
+        self._installed = InstalledCache(self.models_dir)
         self._models: dict[str, _Model | None] = {"face-detect": None, "face-embed": None}
 
     def _read_installed(self) -> dict[str, InstalledModel]:
-        path = self.models_dir / "installed.json"
-        try:
-            st = path.stat()
-            stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
-        except FileNotFoundError:
-            stamp = None
-        if stamp != self._stamp or stamp is None:
-            try:
-                self._installed, error = load_installed(self.models_dir), None
-            except InstalledStateError as exc:
-                self._installed, error = {}, str(exc)
-                if error != self._error:
-                    log.error("cannot read installed models: %s", exc)
-            self._stamp, self._error = stamp, error
-        return self._installed
+        return self._installed.read()
 
     def _choose(self, task: str, installed: Mapping[str, InstalledModel]) -> InstalledModel | None:
-        candidates = {n: m for n, m in installed.items() if m.task == task}
-        if self.names[task] is not None:
-            return candidates.get(self.names[task])
-        defaults = sorted(n for n, m in candidates.items() if m.manifest.default)
-        names = defaults or sorted(candidates)
-        return candidates[names[0]] if names else None
+        return choose_installed(installed, task, self.names[task])
 
     def _get(self, task: str):
         with self._lock:
-            record = self._choose(task, self._read_installed())
-            current = self._models[task]
-            if record is None:
-                if current is not None:
-                    current.unload()
-                    self._models[task] = None
-                return None
-            if current is None or current.model_id != record.model_id:
-                if current is not None:
-                    log.info("switching %s model %s → %s", task, current.model_id, record.model_id)
-                    current.unload()
-                if task == "face-detect":
-                    current = FaceDetector.from_record(record, self.models_dir, threads=self.threads,
-                                                       clock=self.clock, **self.detector_options)
-                else:
-                    current = FaceEmbedder.from_record(record, self.models_dir, threads=self.threads,
-                                                       batch_size=self.batch_size, clock=self.clock)
-                self._models[task] = current
-            return current
+            self._models[task] = swap_model(self._models[task], self._choose(task, self._read_installed()),
+                                            self._make, task)
+            return self._models[task]
+
+    def _make(self, record: InstalledModel) -> _Model:
+        if record.task == "face-detect":
+            return FaceDetector.from_record(record, self.models_dir, threads=self.threads, clock=self.clock,
+                                            **self.detector_options)
+        return FaceEmbedder.from_record(record, self.models_dir, threads=self.threads, batch_size=self.batch_size,
+                                        clock=self.clock)
 
     def detector(self) -> FaceDetector | None:
         """The installed detector, or ``None``."""
@@ -680,7 +591,7 @@ class FaceModels:
             chosen = {task: self._choose(task, installed) for task in self._models}
             loaded = {task: bool(m is not None and chosen[task] is not None and m.model_id == chosen[task].model_id
                                  and m.loaded) for task, m in self._models.items()}
-            error = self._error
+            error = self._installed.error
         manifests = [m for m in list_manifests(self.manifests_dir) if m.task in self._models]
         available = [{"name": m.name, "task": m.task, "description": m.description, "default": m.default,
                       "installed": m.name in installed, "approx_mb": m.approx_mb, "licence": m.licence}

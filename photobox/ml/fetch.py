@@ -218,7 +218,8 @@ def _smoke_test(manifest: Manifest, models_dir: Path, folder: Path, originals: M
     """
     if manifest.task != "clip":
         return _smoke_test_faces(manifest, originals, final, progress)
-    from photobox.ml.clip import ClipModel, ModelError
+    from photobox.ml.clip import ClipModel
+    from photobox.ml.session import ModelError
 
     options = resolve_options(manifest.quantize_options)
     checks: dict[str, Any] = {}
@@ -245,13 +246,8 @@ def _smoke_test(manifest: Manifest, models_dir: Path, folder: Path, originals: M
                     feed["attention_mask"] = mask.astype(tower.input_dtype)
             cosine = compare(originals[key], final[key], feed, tower.output_name)
             checks[f"{key}_int8_cosine"] = round(cosine, 5)
-            if cosine < options["min_cosine"]:
-                raise FetchError(f"the int8 {key} model of {manifest.name} is too far from the original (cosine "
-                                 f"{cosine:.3f} < {options['min_cosine']}); set \"quantize\": false for it in the "
-                                 f"manifest")
-            if cosine < options["warn_cosine"]:
-                warnings.append(f"the int8 {key} model of {manifest.name} differs from the original more than usual "
-                                f"(cosine {cosine:.3f}); search quality may suffer")
+            warnings += _judge_int8(f"the int8 {key} model of {manifest.name}", cosine, options,
+                                    "search quality may suffer")
     except (ModelError, QuantizationError) as exc:
         raise FetchError(str(exc)) from exc
     finally:
@@ -259,11 +255,25 @@ def _smoke_test(manifest: Manifest, models_dir: Path, folder: Path, originals: M
     return checks, warnings
 
 
+def _judge_int8(what: str, cosine: float, options: Mapping[str, Any], consequence: str) -> list[str]:
+    """Warnings for an int8 model whose output is ``cosine`` close to its original's.
+
+    Raises:
+        FetchError: below ``min_cosine``: the quantized model is not used.
+    """
+    if cosine < options["min_cosine"]:
+        raise FetchError(f"{what} is too far from the original (cosine {cosine:.3f} < {options['min_cosine']}); "
+                         f"set \"quantize\": false for it in the manifest")
+    if cosine < options["warn_cosine"]:
+        return [f"{what} differs from the original more than usual (cosine {cosine:.3f}); {consequence}"]
+    return []
+
+
 def _smoke_test_faces(manifest: Manifest, originals: Mapping[str, Path], final: Mapping[str, Path],
                       progress: Progress | None) -> tuple[dict[str, Any], list[str]]:
     """A face detector or recogniser: run it once as photobox will; compare int8 with fp32."""
-    from photobox.ml.clip import ModelError
     from photobox.ml.faces import check_model
+    from photobox.ml.session import ModelError
 
     options = resolve_options(manifest.quantize_options)
     checks: dict[str, Any] = {}
@@ -275,13 +285,8 @@ def _smoke_test_faces(manifest: Manifest, originals: Mapping[str, Path], final: 
         if final["model"] != originals["model"]:
             cosine = compare(originals["model"], final["model"], feed, output)
             checks["model_int8_cosine"] = round(cosine, 5)
-            if cosine < options["min_cosine"]:
-                raise FetchError(f"the int8 model of {manifest.name} is too far from the original (cosine "
-                                 f"{cosine:.3f} < {options['min_cosine']}); set \"quantize\": false for it in the "
-                                 f"manifest")
-            if cosine < options["warn_cosine"]:
-                warnings.append(f"the int8 model of {manifest.name} differs from the original more than usual "
-                                f"(cosine {cosine:.3f}); face recognition may suffer")
+            warnings += _judge_int8(f"the int8 model of {manifest.name}", cosine, options,
+                                    "face recognition may suffer")
     except (ModelError, QuantizationError) as exc:
         raise FetchError(str(exc)) from exc
     return checks, warnings
