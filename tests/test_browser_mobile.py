@@ -25,9 +25,9 @@ PROBLEMS: list[str] = []
 
 #: What the page shows that is wider than the window (tag.class and right edge), for messages.
 WIDE_JS = """
-return [...document.querySelectorAll('body *')].filter(e => {
+return [...document.querySelectorAll('main *')].filter(e => {
   const r = e.getBoundingClientRect();
-  return r.width > 0 && r.right > window.innerWidth + 1 && getComputedStyle(e).position !== 'fixed'
+  return r.width > 0 && r.right > document.documentElement.clientWidth + 1 && getComputedStyle(e).position !== 'fixed'
          && !e.closest('.viewer, .slideshow, .scrubber, dialog:not([open])');
 }).slice(0, 8).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right));
 """
@@ -63,8 +63,10 @@ def desktop(d) -> None:
 
 
 def overflow(d) -> int:
-    """How many pixels the page scrolls sideways (0 is right)."""
-    return d.execute_script("return document.scrollingElement.scrollWidth - window.innerWidth")
+    """How many pixels the page scrolls sideways (0 is right). On a mobile viewport Chromium widens
+    the layout viewport (innerWidth) to fit too-wide content, so compare with the device width too."""
+    return d.execute_script("return document.scrollingElement.scrollWidth"
+                            " - Math.min(window.innerWidth, document.documentElement.clientWidth)")
 
 
 def check_page(d, name: str, *, tabbar: bool = True, targets: bool = True) -> None:
@@ -74,7 +76,7 @@ def check_page(d, name: str, *, tabbar: bool = True, targets: bool = True) -> No
 
     d.execute_script("window.scrollTo(0, 0)")
     screenshot(d, f"mobile-{name}")
-    width = d.execute_script("return window.innerWidth")
+    width = d.execute_script("return document.documentElement.clientWidth")
     if overflow(d) > 0:
         PROBLEMS.append(f"{name} scrolls sideways at {width}px: {d.execute_script(WIDE_JS)}")
     bars = d.find_elements(By.CSS_SELECTOR, 'nav.tabbar[aria-label="Tabs"]')
