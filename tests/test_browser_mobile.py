@@ -160,6 +160,14 @@ def test_phone_tab_bar_and_no_sideways_scrolling(server, tmp_path):
         assert [t.text for t in tabs] == ["Photos", "Search", "Albums", "Library"]
         assert [t.get_attribute("aria-current") for t in tabs] == ["page", None, None, None]
         assert all(t.rect["height"] >= 44 and t.rect["width"] >= 44 for t in tabs)
+        # Keyboard: the tabs come right after the header's links (the hidden desktop nav is skipped).
+        from selenium.webdriver.common.action_chains import ActionChains
+        focused = []
+        for _ in range(7):
+            ActionChains(d).send_keys(Keys.TAB).perform()
+            focused.append(d.execute_script("const e = document.activeElement;"
+                                            "return (e.closest('nav.tabbar') ? 'tab ' : '') + e.getAttribute('href')"))
+        assert focused[:7] == ["#main", "/", "/upload", "tab /", "tab /search", "tab /albums", "tab /library"], focused
         d.execute_script("window.scrollTo(0, document.scrollingElement.scrollHeight)")
         time.sleep(0.3)
         last = d.find_elements(By.CSS_SELECTOR, "a.tile")[-1]
