@@ -183,6 +183,13 @@ def test_phone_tab_bar_and_no_sideways_scrolling(server, tmp_path):
         assert box["left"] >= 0 and box["right"] <= 390 and box["bottom"] <= 844, box
         assert box["height"] <= 170, f"the selection bar hides a fifth of the phone's screen: {box}"
         assert overflow(d) <= 0
+        small = d.execute_script(SMALL_TARGETS_JS)
+        assert not small, f"tap targets under 40px while selecting: {small}"
+        d.execute_script("window.scrollTo(0, document.scrollingElement.scrollHeight)")
+        time.sleep(0.3)
+        tile_bottom = d.execute_script("return arguments[0].getBoundingClientRect().bottom", last)
+        assert tile_bottom <= d.execute_script("return arguments[0].getBoundingClientRect().top", sel) + 1, \
+            "the selection bar covers the last tile"
         screenshot(d, "mobile-selection-phone")
         d.find_element(By.ID, "sel-clear").click()
         wait.until(lambda drv: bar.is_displayed())
