@@ -194,6 +194,11 @@ def test_phone_tab_bar_and_no_sideways_scrolling(server, tmp_path):
         d.find_element(By.ID, "sel-clear").click()
         wait.until(lambda drv: bar.is_displayed())
 
+        d.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+        d.refresh()
+        check_page(d, "timeline-dark-phone")
+        d.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+
         # The viewer is full screen: no bars over the photo.
         d.get(f"{server.url}/photos/{ids[0]}")
         wait.until(EC.presence_of_element_located((By.ID, "viewer")))
