@@ -94,6 +94,7 @@ def check_page(d, name: str, *, tabbar: bool = True, targets: bool = True) -> No
 
 
 def test_phone_tab_bar_and_no_sideways_scrolling(server, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as EC
@@ -161,7 +162,6 @@ def test_phone_tab_bar_and_no_sideways_scrolling(server, tmp_path):
         assert [t.get_attribute("aria-current") for t in tabs] == ["page", None, None, None]
         assert all(t.rect["height"] >= 44 and t.rect["width"] >= 44 for t in tabs)
         # Keyboard: the tabs come right after the header's links (the hidden desktop nav is skipped).
-        from selenium.webdriver.common.action_chains import ActionChains
         focused = []
         for _ in range(7):
             ActionChains(d).send_keys(Keys.TAB).perform()
