@@ -238,6 +238,19 @@ def test_phone_tab_bar_and_no_sideways_scrolling(server, tmp_path):
             assert d.find_element(By.CSS_SELECTOR, 'nav[aria-label="Main"]').is_displayed()
         d.get(f"{server.url}/photos/{ids[0]}")
         check_page(d, "viewer-desktop", tabbar=False)
+        # The More menu opens visibly (a sideways-scrolling nav used to clip it), on a desktop and
+        # on a tablet, where the compact nav fits without scrolling.
+        for width in (1280, 768, 660):
+            d.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                              {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False})
+            d.get(server.url + "/")
+            d.find_element(By.CSS_SELECTOR, "details.more-menu summary").click()
+            link = d.find_element(By.CSS_SELECTOR, '.more-menu a[href="/duplicates"]')
+            assert d.execute_script("const r = arguments[0].getBoundingClientRect();"
+                                    "return document.elementFromPoint(r.left + 5, r.top + 5) === arguments[0]", link), width
+            assert d.execute_script("const n = document.querySelector('nav.nav'); return n.scrollWidth <= n.clientWidth")
+            check_page(d, f"more-menu-{width}")
+        desktop(d)
         phone(d)
 
         # The public share page has no owner navigation at all.
