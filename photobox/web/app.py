@@ -42,6 +42,7 @@ from photobox.web.views import account, albums, health, jobs, people, search, se
 from photobox.web.views import places as places_views
 from photobox.web.views import share
 from photobox.web.views import duplicates
+from photobox.web.views import library as library_views  # mobile
 
 __all__ = ["create_app"]
 
@@ -116,7 +117,7 @@ def create_app(settings: Settings | None = None, *, photobox: Photobox | None = 
         route_handlers=[
             *health.ROUTES, *account.ROUTES, *timeline.ROUTES, *viewer.ROUTES, *search.ROUTES, *people.ROUTES, *albums.ROUTES, *settings_page.ROUTES, *upload.ROUTES, *jobs.ROUTES, *api_server.ROUTES,
             *api_assets.ROUTES, *places_views.ROUTES, *dav.ROUTES, *share.ROUTES, *sharing_views.ROUTES,
-            *duplicates.ROUTES, *backup_views.ROUTES, static,
+            *duplicates.ROUTES, *backup_views.ROUTES, *library_views.ROUTES, static,
         ],
         lifespan=[lifespan],
         middleware=[SecurityHeadersMiddleware(), storage_gate.StorageGateMiddleware(), AuthMiddleware()],
