@@ -55,7 +55,10 @@ def main(argv: list[str]) -> None:
     from multiprocessing.connection import Connection
 
     req_fd, res_fd, memory_mb, parent = (int(a) for a in argv[:4])
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when we stop
+    # Ctrl-C and a SIGTERM to the process group are for the server: it finishes or stops the
+    # running call and then stops us (the watchdog covers a server that died).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     _limit_memory(memory_mb)
     requests = Connection(req_fd, writable=False)

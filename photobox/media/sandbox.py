@@ -121,7 +121,7 @@ class _Child:
                 [sys.executable, "-m", "photobox.media._sandbox_child", str(req_r), str(res_w),
                  str(memory_mb), str(os.getpid())],
                 pass_fds=(req_r, res_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                env=env, close_fds=True, start_new_session=True,
+                env=env, close_fds=True,  # same process group: counted and killed with the server
             )
         finally:
             os.close(req_r)
