@@ -197,3 +197,28 @@ def test_metadata_and_probe_match_the_in_thread_path(pool, tmp_path):
 def test_register_refuses_a_bad_target():
     with pytest.raises(ValueError):
         register("test.bad", "os.system")
+
+
+def test_idle_children_are_reaped():
+    pool = DecoderPool(2)
+    try:
+        pid = pool.call("test.pid")
+        assert pool.reap_idle(60) == 0 and pool.pids() == [pid]
+        assert pool.reap_idle(0) == 1 and pool.pids() == []
+        assert pool.call("test.pid") != pid
+    finally:
+        pool.close()
+
+
+def test_video_transcode_runs_in_a_child_under_the_memory_cap(tmp_path):
+    from photobox.media import video
+
+    src = mp4_file(tmp_path / "a.mp4", size=(1280, 720), codec="mpeg4")
+    assert not video.browser_playable(video.probe(src))
+    pool = DecoderPool(1, memory_mb=1024)
+    try:
+        pool.call("video.transcode", src, tmp_path / "out.mp4", max_height=480, threads=2, limit=None,
+                  kill_when=lambda: False)
+    finally:
+        pool.close()
+    assert video.browser_playable(video.probe(tmp_path / "out.mp4"))

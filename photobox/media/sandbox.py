@@ -129,6 +129,7 @@ class _Child:
         self.send_conn = Connection(req_w, readable=False)
         self.recv_conn = Connection(res_r, writable=False)
         self.calls = 0
+        self.last_used = time.monotonic()
         self.tainted = False  # replace instead of reuse (after an error that may leave junk behind)
 
     def kill(self) -> None:
@@ -270,6 +271,7 @@ class DecoderPool:
             if child.tainted or child.calls >= self.max_calls or child.proc.poll() is not None:
                 retire = True
             else:
+                child.last_used = time.monotonic()
                 self._idle.append(child)
                 retire = False
         if retire:
@@ -282,6 +284,20 @@ class DecoderPool:
             child.stop()
         else:
             child.kill()
+
+    def reap_idle(self, max_idle: float = 120.0) -> int:
+        """Stop children unused for ``max_idle`` seconds (each holds ~50-60 MB); return how many.
+
+        Run periodically (``Photobox`` does, every minute): an idle Pi gives the memory back,
+        and the next call starts a child again (~0.2 s on x86, a second or two on a Pi).
+        """
+        cutoff = time.monotonic() - max_idle
+        with self._lock:
+            old = [c for c in self._idle if c.last_used < cutoff]
+            self._idle = [c for c in self._idle if c.last_used >= cutoff]
+        for child in old:
+            child.stop()
+        return len(old)
 
     def pids(self) -> list[int]:
         """Process ids of the running children (for RSS accounting and tests)."""
