@@ -53,8 +53,10 @@ def test_abort_is_reported(pool):
 
 
 def test_memory_bomb_hits_the_cap_and_is_reported(pool):
+    pid = pool.call("test.pid")
     with pytest.raises(DecoderOutOfMemory, match="512 MB"):
         pool.call("test.memory_bomb", 2048)
+    assert pool.call("test.pid") != pid  # a heap that hit the cap is not reused
     with pytest.raises(DecoderOutOfMemory):
         pool.call("test.native_memory_bomb", 2048)
     assert pool.call("test.memory_bomb", 16) == 16 * 1024 * 1024  # under the cap: fine
@@ -87,6 +89,10 @@ def test_decoder_exceptions_come_back_as_they_are(pool, tmp_path):
     bad.write_bytes(b"\xff\xd8\xff" + b"nonsense" * 10)
     with pytest.raises(DecodeError):
         pool.call("thumbs", bad, tmp_path / "t.webp", tmp_path / "p.jpg")
+    pid = pool.call("test.pid")
+    with pytest.raises(DecodeError):
+        pool.call("thumbs", bad, tmp_path / "t.webp", tmp_path / "p.jpg")
+    assert pool.call("test.pid") == pid  # an ordinary exception keeps the (sound) child
     with pytest.raises(RuntimeError, match="Unpicklable: x/y"):
         pool.call("test.raise_unpicklable")
     with pytest.raises(ValueError, match="no decoder function"):
