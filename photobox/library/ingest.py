@@ -309,7 +309,8 @@ def thumbs_job(job: Job) -> None:
     preview.parent.mkdir(parents=True, exist_ok=True)
     try:
         # In a decoder child: a crash there fails this job (retried as usual), not the server.
-        result = box.decoders.call("thumbs", path, thumb, preview, kind=asset.kind)
+        # kill_when: a shutdown does not wait for a slow decode (the job is handed back).
+        result = box.decoders.call("thumbs", path, thumb, preview, kind=asset.kind, kill_when=job.should_stop)
     except (DecodeError, ValueError) as exc:
         _record_error(box, asset.id, f"cannot show this file: {exc}")
         raise PermanentError(f"cannot make a thumbnail: {exc}") from exc
