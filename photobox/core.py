@@ -53,6 +53,12 @@ class Photobox:
             max_attempts=settings.job_max_attempts, clock=clock,
         )
         self.secret_key = b""
+        from photobox.media.sandbox import DecoderPool
+
+        # isolate: decoders run in child processes, started on first use (photobox.media.sandbox).
+        self.decoders = DecoderPool(settings.cpu_workers, memory_mb=settings.decoder_memory_mb,
+                                    timeout=settings.decoder_timeout_s, enabled=settings.isolate_decoders)
+        self.scheduler.every(60, lambda: asyncio.to_thread(self.decoders.reap_idle), "decoders-reap")
         from photobox.library.actions import empty_expired_trash
         from photobox.library.libraries import queue_due_scans
         from photobox.ml.clip import ModelManager
@@ -138,6 +144,7 @@ class Photobox:
         return self
 
     def close(self) -> None:
+        self.decoders.close()
         self.db.close()
         if self._server_lock is not None:
             self._server_lock.release()

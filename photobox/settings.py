@@ -82,6 +82,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("require_existing_data", False, bool,
             "Never create a new data folder or database: start in the 'storage missing' state instead "
             "(set it, e.g. in /etc/photobox/photobox.env, once the library exists on an external disk)."),
+    # isolate: decoders of untrusted files run in child processes (photobox.media.sandbox)
+    Setting("isolate_decoders", True, bool,
+            "Decode photos and videos (thumbnails, metadata, video conversion) in child processes, so a crash "
+            "or a memory bomb in a decoder fails one job instead of stopping the server; false = in the server."),
+    Setting("decoder_memory_mb", 1024, int,
+            "Address-space limit of each decoder child process, in MB (0 = none); a file needing more fails."),
+    Setting("decoder_timeout_s", 120.0, float,
+            "A thumbnail or metadata read taking longer than this many seconds is stopped and its job fails "
+            "(video conversion has no limit; it stops with its job)."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -117,6 +126,9 @@ class Settings:
     integrity_days: int
     integrity_slice_seconds: int
     require_existing_data: bool
+    isolate_decoders: bool
+    decoder_memory_mb: int
+    decoder_timeout_s: float
 
     @property
     def db_path(self) -> Path:

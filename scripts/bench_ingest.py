@@ -306,11 +306,11 @@ class _OnlyKinds:
         return self._registry.get(kind)
 
 
-def _open_box(data: Path, workers: int):
+def _open_box(data: Path, workers: int, isolate: bool = True):
     from photobox.core import Photobox
     from photobox.settings import load_settings
 
-    settings = load_settings({"data_dir": data, "workers": workers}, env={})
+    settings = load_settings({"data_dir": data, "workers": workers, "isolate_decoders": isolate}, env={})
     return Photobox(settings).open()
 
 
@@ -336,7 +336,58 @@ def _job_stats(box) -> dict:
     return stats
 
 
-def _pipeline_run(paths: list[Path], data: Path, workers: int) -> dict:
+class _TreeSampler:
+    """isolate: RSS of this process plus its decoder children (photobox.media.sandbox), summed
+    and sampled every 50 ms (ru_maxrss sees one process only), and the children's CPU time."""
+
+    def __init__(self, box) -> None:
+        import threading
+
+        self.box, self.peak_kib, self._stop = box, 0, threading.Event()
+        self._cpu_gone = 0.0  # CPU of children that exited (recycled) while sampling
+        self._last: dict[int, float] = {}
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _rss_kib(pid: int | str) -> int:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+    def children_cpu_s(self) -> float:
+        """CPU seconds (user + system) of decoder children, live and (as last seen) exited."""
+        tick = os.sysconf("SC_CLK_TCK")
+        now: dict[int, float] = {}
+        for pid in self.box.decoders.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                now[pid] = (int(fields[11]) + int(fields[12])) / tick
+            except (OSError, IndexError, ValueError):
+                pass
+        for pid, cpu in list(self._last.items()):
+            if pid not in now:
+                self._cpu_gone += cpu
+                del self._last[pid]
+        self._last.update(now)
+        return self._cpu_gone + sum(now.values())
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            total = self._rss_kib("self") + sum(self._rss_kib(p) for p in self.box.decoders.pids())
+            self.peak_kib = max(self.peak_kib, total)
+            self.children_cpu_s()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _pipeline_run(paths: list[Path], data: Path, workers: int, isolate: bool = True) -> dict:
     """One fresh data folder; import ``paths`` like `photobox import`, run the jobs. Timed."""
     import asyncio
     from concurrent.futures import ThreadPoolExecutor
@@ -344,7 +395,8 @@ def _pipeline_run(paths: list[Path], data: Path, workers: int) -> dict:
     from photobox.cli import _import_one
     from photobox.library.ingest import RejectedFile
 
-    box = _open_box(data, workers)
+    box = _open_box(data, workers, isolate)
+    sampler = _TreeSampler(box)
     try:
         counts = {"created": 0, "duplicate": 0, "refused": 0}
         errors: list[str] = []
@@ -376,7 +428,8 @@ def _pipeline_run(paths: list[Path], data: Path, workers: int) -> dict:
             try:
                 box.scheduler.registry = _OnlyKinds(registry, TIMED_KINDS)
                 await box.scheduler.run_until_idle()
-                t_jobs, cpu = time.perf_counter() - t0 - t_import, _cpu_s() - cpu0
+                t_jobs = time.perf_counter() - t0 - t_import
+                cpu = _cpu_s() - cpu0 + sampler.children_cpu_s()
                 box.scheduler.registry = registry
                 t1 = time.perf_counter()
                 await box.scheduler.run_until_idle()
@@ -395,12 +448,14 @@ def _pipeline_run(paths: list[Path], data: Path, workers: int) -> dict:
         return {"files": len(paths), "workers": n_workers, "counts": counts, "refused": errors,
                 "import_s": t_import, "jobs_s": t_jobs, "timed_s": t_import + t_jobs,
                 "cpu_s": cpu, "held_back_kinds": held_back, "later_s": t_later, "jobs": jobs,
-                "renditions": renditions, "transcoded_files": transcoded, "asset_errors": asset_errors}
+                "renditions": renditions, "transcoded_files": transcoded, "asset_errors": asset_errors,
+                "children_started": box.decoders.started, "tree_peak_rss_mib": sampler.peak_kib / 1024}
     finally:
+        sampler.stop()
         box.close()
 
 
-def phase_photobox(corpus: Path, files: list[dict], workers: int, tmp: Path) -> dict:
+def phase_photobox(corpus: Path, files: list[dict], workers: int, tmp: Path, isolate: bool = True) -> dict:
     # Import lazily loaded modules up front: their import time is start-up, not throughput.
     import photobox.media.metadata  # noqa: F401
     import photobox.media.thumbs  # noqa: F401
@@ -423,11 +478,11 @@ def phase_photobox(corpus: Path, files: list[dict], workers: int, tmp: Path) -> 
             continue
         data = tmp / f"data-{name}"
         try:
-            runs[name] = _pipeline_run(paths, data, workers)
+            runs[name] = _pipeline_run(paths, data, workers, isolate)
             runs[name]["peak_rss_after_mib"] = _peak_rss_mib()
         finally:
             shutil.rmtree(data, ignore_errors=True)
-    return {"runs": runs, "peak_rss_mib": _peak_rss_mib(), "start_rss_mib": start_rss}
+    return {"runs": runs, "peak_rss_mib": _peak_rss_mib(), "start_rss_mib": start_rss, "isolate": isolate}
 
 
 def phase_baseline(corpus: Path, files: list[dict], tmp: Path) -> dict:
@@ -569,10 +624,10 @@ def _step_replay(corpus: Path, files: list[dict]) -> None:
               f"{t_jpeg:4.1f} | thumb WebP m4 {t_webp:4.1f} | ThumbHash {t_hash:4.1f}")
 
 
-def _run_phase(args: argparse.Namespace, phase: str, corpus: Path, tmp: Path) -> dict:
+def _run_phase(args: argparse.Namespace, phase: str, corpus: Path, tmp: Path, isolate: str = "on") -> dict:
     result = tmp / f"{phase}.json"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--phase", phase, "--corpus", str(corpus),
-           "--result", str(result), "--workers", str(args.workers)]
+           "--result", str(result), "--workers", str(args.workers), "--isolate", isolate]
     busy0, t0 = _cpu_busy_s(), time.perf_counter()
     own0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(cmd, check=True, cwd=ROOT)
@@ -674,6 +729,19 @@ def report(files: list[dict], pb: dict, base: dict, rounds: int) -> None:
                            if others > 0.1 else ""))
 
 
+def report_isolate(pbs: dict) -> None:
+    """isolate: decoders in child processes (on) against in-thread (off), same run, same corpus."""
+    print("\ndecoders in child processes (isolate_decoders on) vs in the server (off), same run:")
+    print(f"  {'run':12} {'files/s on':>10} {'off':>7} {'on/off':>7}   {'CPU ms/file on':>14} {'off':>6}   "
+          f"{'peak RSS MiB on (server+children)':>33} {'off':>6}   children started")
+    for name in pbs["on"]["runs"]:
+        on, off = pbs["on"]["runs"][name], pbs["off"]["runs"][name]
+        r_on, r_off = _rate(on["files"], on["timed_s"]), _rate(off["files"], off["timed_s"])
+        print(f"  {name:12} {r_on:10.2f} {r_off:7.2f} {r_on / r_off:7.2f}   {1000 * on['cpu_s'] / on['files']:14.0f} "
+              f"{1000 * off['cpu_s'] / off['files']:6.0f}   {on['tree_peak_rss_mib']:33.0f} "
+              f"{off['tree_peak_rss_mib']:6.0f}   {on['children_started']}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=40, help="12 MP JPEGs to generate (default 40)")
@@ -688,6 +756,9 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true",
                         help="also profile the pipeline on one thread (cProfile) and print where time goes")
     parser.add_argument("--profile-top", type=int, default=25)
+    parser.add_argument("--isolate", choices=["on", "off", "both"], default="on",
+                        help="decoders in child processes (setting isolate_decoders); 'both' runs the photobox "
+                             "phase with each, interleaved, and compares (default on)")
     parser.add_argument("--phase", choices=["photobox", "baseline", "profile"], help=argparse.SUPPRESS)
     parser.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
@@ -700,7 +771,7 @@ def main() -> None:
         files = json.loads((args.corpus / "corpus.json").read_text())["files"]
         with tempfile.TemporaryDirectory(prefix=f"bench-ingest-{args.phase}-") as tmp:
             if args.phase == "photobox":
-                result = phase_photobox(args.corpus, files, args.workers, Path(tmp))
+                result = phase_photobox(args.corpus, files, args.workers, Path(tmp), args.isolate != "off")
             elif args.phase == "baseline":
                 result = phase_baseline(args.corpus, files, Path(tmp))
             else:
@@ -718,11 +789,18 @@ def main() -> None:
         desc = ", ".join(f"{len(v)} {k.upper()} (avg {sum(v) / len(v):.1f} MiB)" for k, v in mib.items() if v)
         how = f"generated in {gen_s:.1f} s" if gen_s is not None else "reused"
         print(f"corpus: {desc}; {how} ({corpus})")
-        bases, pbs = [], []
+        bases = []
+        modes = ["on", "off"] if args.isolate == "both" else [args.isolate]
+        pbs: dict[str, list] = {m: [] for m in modes}
         for _ in range(max(1, args.rounds)):  # interleaved, so a noisy moment hits both alike
             bases.append(_run_phase(args, "baseline", corpus, Path(tmp)))
-            pbs.append(_run_phase(args, "photobox", corpus, Path(tmp)))
-        report(files, _best(pbs, "photobox"), _best(bases, "baseline"), len(pbs))
+            for mode in modes:
+                pbs[mode].append(_run_phase(args, "photobox", corpus, Path(tmp), mode))
+        for mode in modes:
+            print(f"\n===== isolate_decoders = {mode} =====")
+            report(files, _best(pbs[mode], "photobox"), _best(bases, "baseline"), len(pbs[mode]))
+        if len(modes) == 2:
+            report_isolate({m: _best(pbs[m], "photobox") for m in modes})
         if args.profile:
             subprocess.run([sys.executable, str(Path(__file__).resolve()), "--phase", "profile",
                             "--corpus", str(corpus), "--profile-top", str(args.profile_top)], check=True, cwd=ROOT)

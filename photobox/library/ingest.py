@@ -89,7 +89,11 @@ def not_media_reason(md: Any) -> str:
     return f"not a photo or video photobox can read: {md.error or 'unknown format'}"
 
 
-def _extract(path: Path, mtime: float | None) -> Any:
+def _extract(path: Path, mtime: float | None, box: Photobox | None = None) -> Any:
+    """Read the metadata; in a decoder child process when ``box`` is given (see
+    :mod:`photobox.media.sandbox`: video metadata goes through FFmpeg)."""
+    if box is not None:
+        return box.decoders.call("metadata", path, mtime=mtime)
     from photobox.media.metadata import extract
 
     return extract(path, mtime=mtime)
@@ -153,7 +157,12 @@ def ingest_temp_file(box: Photobox, tmp_path: Path, checksum: bytes, size: int, 
             return IngestResult("duplicate", existing.id, trashed=existing.trashed_at is not None)
         if size == 0:
             raise RejectedFile("empty file (0 bytes)")
-        md = _extract(tmp_path, mtime)
+        from photobox.media.sandbox import DecoderError
+
+        try:
+            md = _extract(tmp_path, mtime, box)
+        except DecoderError as exc:
+            raise RejectedFile(f"photobox could not read this file: {exc}") from exc
         if md.kind is None:
             raise RejectedFile(not_media_reason(md))
         mtime = mtime if mtime is not None else box.clock()
@@ -210,7 +219,7 @@ def ingest_library_file(box: Photobox, file_id: int) -> str:
         with box.db.transaction() as conn:
             conn.execute("UPDATE library_files SET state = 'vanished' WHERE id = ?", (file_id,))
         return "vanished"
-    md = _extract(path, st.st_mtime)
+    md = _extract(path, st.st_mtime, box)
     now = box.clock()
     with INGEST_LOCK, box.db.transaction() as conn:
         if md.kind is None:
@@ -280,7 +289,7 @@ def ingest_file_job(job: Job) -> None:
 def metadata_job(job: Job) -> None:
     """Read the metadata again (e.g. after an extractor upgrade) and redo the later stages."""
     box, asset, path = _load(job)
-    md = _extract(path, asset.mtime)
+    md = _extract(path, asset.mtime, box)
     if md.kind is None:
         raise PermanentError(not_media_reason(md))
     with box.db.transaction() as conn:
@@ -293,14 +302,15 @@ def metadata_job(job: Job) -> None:
 def thumbs_job(job: Job) -> None:
     """Thumbnail, preview and placeholder; a file that cannot be decoded fails for good."""
     from photobox.media.decode import DecodeError
-    from photobox.media.thumbs import make_thumbnails
 
     box, asset, path = _load(job)
     thumb, preview = derived_path(box, "thumb", asset.id), derived_path(box, "preview", asset.id)
     thumb.parent.mkdir(parents=True, exist_ok=True)
     preview.parent.mkdir(parents=True, exist_ok=True)
     try:
-        result = make_thumbnails(path, thumb, preview, kind=asset.kind)
+        # In a decoder child: a crash there fails this job (retried as usual), not the server.
+        # kill_when: a shutdown does not wait for a slow decode (the job is handed back).
+        result = box.decoders.call("thumbs", path, thumb, preview, kind=asset.kind, kill_when=job.should_stop)
     except (DecodeError, ValueError) as exc:
         _record_error(box, asset.id, f"cannot show this file: {exc}")
         raise PermanentError(f"cannot make a thumbnail: {exc}") from exc
@@ -335,15 +345,15 @@ def motion_job(job: Job) -> None:
     found = extract_motion_video(path, raw)
     if found:
         try:
-            playable = video.browser_playable(video.probe(raw))
+            playable = video.browser_playable(box.decoders.call("video.probe", raw))
         except Exception:
             playable = True  # let the browser try; the still is shown either way
         if playable:
             os.replace(raw, dest)
         else:
             try:
-                video.transcode(raw, dest, max_height=720, threads=min(2, box.settings.cpu_workers),
-                                should_stop=job.should_stop)
+                box.decoders.call("video.transcode", raw, dest, max_height=720,
+                                  threads=min(2, box.settings.cpu_workers), limit=None, kill_when=job.should_stop)
             finally:
                 raw.unlink(missing_ok=True)
     with box.db.transaction() as conn:
@@ -358,7 +368,7 @@ def video_job(job: Job) -> None:
 
     box, asset, path = _load(job)
     try:
-        info = video.probe(path)
+        info = box.decoders.call("video.probe", path)
     except Exception as exc:
         _record_error(box, asset.id, f"cannot read this video: {exc}")
         raise PermanentError(f"cannot read this video: {exc}") from exc
@@ -368,8 +378,8 @@ def video_job(job: Job) -> None:
         dest = derived_path(box, "video", asset.id)
         dest.parent.mkdir(parents=True, exist_ok=True)
         try:
-            video.transcode(path, dest, max_height=720, threads=min(2, box.settings.cpu_workers),
-                            should_stop=job.should_stop)
+            box.decoders.call("video.transcode", path, dest, max_height=720,
+                              threads=min(2, box.settings.cpu_workers), limit=None, kill_when=job.should_stop)
         except OSError:
             raise  # disk or I/O trouble: worth retrying later
         except Exception as exc:
