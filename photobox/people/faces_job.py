@@ -21,6 +21,7 @@ from photobox.db.sql import id_chunks
 from photobox.jobs import REGISTRY, Job
 from photobox.jobs import store as job_store
 from photobox.library.paths import derived_path
+from photobox.people import knn as face_knn
 from photobox.people.cluster import DEFAULTS, Constraints, assign_new_face
 from photobox.people.graph import (
     GRAPH_DISTANCE,
@@ -68,7 +69,10 @@ def neighbours_for(conn: apsw.Connection, dim: int):
         ids = np.full((len(queries), k), -1, dtype=np.int64)
         dists = np.full((len(queries), k), np.inf, dtype=np.float32)
         for row, q in enumerate(np.asarray(queries, dtype=np.float32)):
-            for col, (face_id, d) in enumerate(conn.execute(sql, (q.tobytes(), int(k)))):
+            # The int8 RAM mirror with exact re-rank (same answers, fast); vec0 when it cannot.
+            got = face_knn.knn(conn, dim, q, int(k))
+            hits = zip(*got) if got is not None else conn.execute(sql, (q.tobytes(), int(k)))
+            for col, (face_id, d) in enumerate(hits):
                 if d <= max_distance:
                     ids[row, col], dists[row, col] = face_id, d
         return ids, dists
@@ -238,6 +242,8 @@ def recluster_all(box: Photobox) -> dict[str, int]:
             # vec0 rows are not cascaded when a photo is deleted: drop them first, so that no
             # neighbour query (whose lists are stored) answers with a face that is gone.
             conn.execute(f"DELETE FROM {face_table(dim)} WHERE face_id NOT IN (SELECT id FROM faces)")
+        with box.db.reader() as conn:
+            face_knn.forget(conn, dim)  # after the commit: a deleted id may come back with another vector
         with box.db.reader() as stream, box.db.reader() as knn:
             present = np.fromiter((i for (i,) in knn.execute("SELECT id FROM faces ORDER BY id")), np.int64)
 
