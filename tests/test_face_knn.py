@@ -1,0 +1,163 @@
+"""The face KNN mirror (photobox.people.knn) answers exactly what the vec0 query answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from photobox.db import connect, migrate
+from photobox.people import knn as face_knn
+from photobox.people.faces_job import ensure_face_table, face_table, neighbours_for
+
+DIM = 128
+K = 65
+
+
+@pytest.fixture(autouse=True)
+def _fresh():
+    face_knn.clear()
+    face_knn.set_enabled(True)
+    face_knn.set_memory_limit(None)
+    yield
+    face_knn.clear()
+    face_knn.set_enabled(True)
+    face_knn.set_memory_limit(None)
+
+
+def _db(tmp_path, x: np.ndarray, start: int = 1):
+    conn = connect(tmp_path / "photobox.db")
+    migrate(conn)
+    with conn:
+        table = ensure_face_table(conn, DIM)
+        conn.executemany(f"INSERT INTO {table} (face_id, embedding) VALUES (?, ?)",
+                         ((start + i, v.tobytes()) for i, v in enumerate(x)))
+    return conn
+
+
+def _clustered(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Face-like data: people (tight groups) plus noise, so near-ties and close neighbours occur."""
+    centres = rng.standard_normal((max(1, n // 20), DIM)).astype(np.float32)
+    x = centres[rng.integers(0, len(centres), n)] + 0.6 * rng.standard_normal((n, DIM)).astype(np.float32)
+    return x.astype(np.float32)
+
+
+def _vec0(conn, q: np.ndarray, k: int):
+    rows = conn.execute(f"SELECT face_id, distance FROM {face_table(DIM)} WHERE embedding MATCH ? AND k = ? "
+                        "ORDER BY distance", (q.astype(np.float32).tobytes(), k)).fetchall()
+    return np.array([r[0] for r in rows], np.int64), np.array([r[1] for r in rows], np.float32)
+
+
+def _same(conn, queries: np.ndarray, k: int = K) -> None:
+    for q in queries:
+        got = face_knn.knn(conn, DIM, q, k)
+        assert got is not None, "the mirror was expected to answer"
+        ids, d = got
+        want_ids, want_d = _vec0(conn, q, k)
+        np.testing.assert_allclose(d, want_d, atol=2e-6)
+        # Same ids in the same order; only (float-rounding) ties may be ordered differently.
+        assert len(ids) == len(want_ids)
+        mismatch = ids != want_ids
+        assert np.all(np.isclose(d[mismatch], want_d[mismatch], atol=2e-6))
+        sure = want_d < want_d[-1] - 2e-6 if len(want_d) else want_d > 0
+        assert set(want_ids[sure].tolist()) <= set(ids.tolist())
+
+
+@pytest.mark.parametrize("n", [1, 50, 3000, 20000])
+def test_same_as_vec0_at_several_sizes(tmp_path, n):
+    rng = np.random.default_rng(n)
+    x = _clustered(rng, n)
+    conn = _db(tmp_path, x)
+    queries = np.concatenate([x[rng.choice(n, min(n, 15), replace=False)], _clustered(rng, 5)])
+    _same(conn, queries)
+    assert face_knn.mirror_stats()[0]["faces"] == n
+
+
+def test_after_adding_and_deleting(tmp_path):
+    rng = np.random.default_rng(7)
+    x = _clustered(rng, 4000)
+    conn = _db(tmp_path, x)
+    _same(conn, x[:5])  # builds the mirror
+    table = face_table(DIM)
+    more = _clustered(rng, 300)
+    with conn:
+        conn.executemany(f"INSERT INTO {table} (face_id, embedding) VALUES (?, ?)",
+                         ((5001 + i, v.tobytes()) for i, v in enumerate(more)))
+    _same(conn, np.concatenate([more[:5], x[5:10]]))
+    assert face_knn.mirror_stats()[0]["faces"] == 4300  # caught up without a rebuild
+    # Delete the nearest neighbours of some queries (and the newest face): answers follow.
+    gone = set()
+    for q in x[10:14]:
+        gone.update(_vec0(conn, q, 5)[0].tolist())
+    gone.add(5300)
+    with conn:
+        for fid in gone:
+            conn.execute(f"DELETE FROM {table} WHERE face_id = ?", (fid,))
+    _same(conn, x[10:20])
+    assert face_knn.mirror_stats()[0]["faces"] == 4300 - len(gone)
+    # A deleted id inserted again with another vector, after forget() (what recluster_all does).
+    face_knn.forget(conn, DIM)
+    with conn:
+        conn.execute(f"INSERT INTO {table} (face_id, embedding) VALUES (?, ?)", (5300, x[10].tobytes()))
+    _same(conn, x[10:12])
+    assert 5300 in face_knn.knn(conn, DIM, x[10], 3)[0].tolist()
+
+
+def test_uncommitted_rows_are_seen_and_rollback_leaves_nothing(tmp_path):
+    rng = np.random.default_rng(3)
+    x = _clustered(rng, 2000)
+    conn = _db(tmp_path, x)
+    _same(conn, x[:2])
+    table = face_table(DIM)
+    new = x[0] + 0.01
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute(f"INSERT INTO {table} (face_id, embedding) VALUES (?, ?)", (9999, new.tobytes()))
+    # The faces job queries inside its transaction: the new face is its own nearest.
+    ids, d = face_knn.knn(conn, DIM, new, K)
+    assert ids[0] == 9999 and d[0] < 1e-5
+    _same(conn, [new, x[1]])
+    conn.execute("ROLLBACK")
+    _same(conn, [new, x[1]])
+    assert 9999 not in face_knn.knn(conn, DIM, new, K)[0].tolist()
+    assert face_knn.mirror_stats()[0]["faces"] == 2000
+
+
+def test_other_connection_commits_are_followed(tmp_path):
+    rng = np.random.default_rng(5)
+    x = _clustered(rng, 1500)
+    conn = _db(tmp_path, x)
+    reader = connect(tmp_path / "photobox.db", readonly=True)
+    _same(reader, x[:3])
+    with conn:
+        conn.execute(f"INSERT INTO {face_table(DIM)} (face_id, embedding) VALUES (?, ?)",
+                     (7777, (x[2] * 1.5).tobytes()))
+    _same(reader, x[2:4])
+    assert face_knn.knn(reader, DIM, x[2], 2)[0].tolist()[:2] in ([3, 7777], [7777, 3])
+
+
+def test_memory_limit_and_disabled_fall_back_to_vec0(tmp_path):
+    rng = np.random.default_rng(9)
+    x = _clustered(rng, 1000)
+    conn = _db(tmp_path, x)
+    face_knn.set_memory_limit(10_000)
+    assert face_knn.knn(conn, DIM, x[0], K) is None
+    assert face_knn.mirror_stats() == []
+    face_knn.set_memory_limit(None)
+    face_knn.set_enabled(False)
+    assert face_knn.knn(conn, DIM, x[0], K) is None
+    face_knn.set_enabled(True)
+    # The clustering callback answers the same either way.
+    fn = neighbours_for(conn, DIM)
+    with_mirror = fn(x[:5], K, 0.6)
+    face_knn.set_enabled(False)
+    without = fn(x[:5], K, 0.6)
+    np.testing.assert_array_equal(with_mirror[0] >= 0, without[0] >= 0)
+    np.testing.assert_allclose(with_mirror[1], without[1], atol=2e-6)
+
+
+def test_memory_per_face(tmp_path):
+    rng = np.random.default_rng(11)
+    conn = _db(tmp_path, _clustered(rng, 5000))
+    face_knn.knn(conn, DIM, np.ones(DIM, np.float32), 5)
+    (stats,) = face_knn.mirror_stats()
+    assert stats["faces"] == 5000
+    assert stats["bytes"] <= 5000 * 1.3 * (DIM + 12)  # int8 codes + a scale + an id, some headroom
