@@ -11,13 +11,16 @@ and re-ranks them with their float32 vectors read back from the vec0 table, so t
 the vec0 answer (same ids; distances equal up to float rounding, ~1e-7).
 
 **Staying exact.** The mirror only ever ingests *committed* rows, read through its own
-read-only connection. Each query then compares the caller's view of the table (``count`` and
-``max(rowid)`` of vec0's ``<table>_rowids`` shadow table, a b-tree count) with the mirror:
-rows above the mirror's newest id (e.g. the face just inserted, uncommitted, in the faces
-job's transaction) are scored exactly as extras; any other difference (the caller sees an
-older snapshot, or rows were deleted) sends that query to the plain vec0 path. Deletes from
-the table (only :func:`~photobox.people.faces_job.recluster_all` deletes, dropping vectors of
-deleted faces) call :func:`forget`, since a deleted id inserted again would look unchanged.
+read-only connection, and catches up by id: faces only get larger ids, so one b-tree probe
+(``max(rowid)`` of vec0's ``<table>_rowids`` shadow table) tells whether there is anything
+new. A query also scores exactly every row the *caller* sees above the mirror's newest id
+(e.g. the face just inserted, uncommitted, in the faces job's transaction). A candidate the
+caller cannot read back was deleted (dropped from the mirror, and the query asked again) or
+is newer than the caller's snapshot (that query goes to vec0). A deleted row that is not a
+candidate cannot change the answer. Deleting rows and inserting the same id again with
+another vector would go unseen, so code that deletes from the table calls :func:`forget`
+after committing (only :func:`~photobox.people.faces_job.recluster_all` deletes: vectors
+of faces that are gone); no code updates a stored vector.
 
 **Bounded memory.** Mirrors of all tables together stay under :func:`set_memory_limit`
 (default 15% of physical memory); a table that does not fit is queried with vec0 (exact,
@@ -105,10 +108,14 @@ def _table(dim: int) -> str:
     return f"face_vectors_{int(dim)}"
 
 
-def _shape(conn: apsw.Connection, table: str) -> tuple[int, int]:
-    """(count, largest id) of the table's rows as ``conn`` sees them (vec0's rowids shadow table)."""
-    n, top = conn.execute(f"SELECT count(*), coalesce(max(rowid), 0) FROM {table}_rowids").fetchone()
-    return int(n), int(top)
+def _top(conn: apsw.Connection, table: str) -> int:
+    """The largest face id in the table as ``conn`` sees it (vec0's rowids shadow table: one b-tree probe)."""
+    return int(conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {table}_rowids").fetchone()[0])
+
+
+def _above(conn: apsw.Connection, table: str, top: int) -> list[int]:
+    """Face ids above ``top`` as ``conn`` sees the table (a range of the shadow table's b-tree)."""
+    return [i for (i,) in conn.execute(f"SELECT rowid FROM {table}_rowids WHERE rowid > ? ORDER BY rowid", (top,))]
 
 
 def _read(conn: apsw.Connection, table: str, ids: list[int], dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -173,21 +180,29 @@ class _FaceMirror:
         self.n = total
         self.top = max(self.top, int(ids.max()))
 
-    def sync(self) -> bool:
-        """Catch up with the committed table; False when it must be rebuilt (rows went away)."""
-        with self.reader:  # one read snapshot for the shape and the rows
-            n, top = _shape(self.reader, self.table)
-            if n == self.n and top == self.top:
-                return True
-            if top < self.top:
-                return False
-            new = [i for (i,) in self.reader.execute(f"SELECT rowid FROM {self.table}_rowids WHERE rowid > ? ORDER BY rowid",
-                                                     (self.top,))]
-            if self.n + len(new) != n:
-                return False
+    def sync(self) -> None:
+        """Add the committed rows above the mirror's newest id (faces only get larger ids)."""
+        with self.reader:  # one read snapshot
+            if _top(self.reader, self.table) <= self.top:
+                return
+            new = _above(self.reader, self.table, self.top)
             for a in range(0, len(new), _BATCH):
                 self._append(*_read(self.reader, self.table, new[a:a + _BATCH], self.dim))
-        return True
+
+    def drop_deleted(self, ids: list[int]) -> bool:
+        """Remove those of ``ids`` that the committed table no longer has; False if some still exist
+        (then the caller's view is not the committed one, e.g. an older snapshot)."""
+        with self.reader:
+            present, _ = _read(self.reader, self.table, ids, self.dim)
+        gone = np.setdiff1d(np.asarray(ids, dtype=np.int64), present)
+        if len(gone):
+            keep = ~np.isin(self.ids[:self.n], gone)
+            n = int(keep.sum())
+            for name in ("ids", "codes", "scales"):
+                arr = getattr(self, name)
+                arr[:n] = arr[:self.n][keep]
+            self.n = n
+        return len(present) == 0
 
     def build(self) -> None:
         t0 = time.perf_counter()
@@ -229,20 +244,31 @@ def _mirror(conn: apsw.Connection, dim: int) -> _FaceMirror | None:
             return None
         mirror = _mirrors.get(key)
         if mirror is None:
-            n, _ = _shape(conn, _table(dim))
-            need = _FaceMirror.estimate(n, dim)
+            try:
+                # Face ids are dense enough: the largest bounds the count without scanning.
+                need = _FaceMirror.estimate(_top(conn, _table(dim)), dim)
+            except apsw.SQLError:
+                return None
             used = sum(m.nbytes for m in _mirrors.values())
             if used + need > _limit():
                 _too_big.add(key)
                 return None
-            mirror = _mirrors[key] = _FaceMirror(key[0], int(dim))
-            mirror.build()
+            mirror = _FaceMirror(key[0], int(dim))
+            try:
+                mirror.build()
+            except apsw.SQLError:  # e.g. the table is created in a transaction not yet committed
+                mirror.close()
+                return None
+            _mirrors[key] = mirror
             return mirror
     with mirror.lock:
-        if mirror.sync():
+        try:
+            mirror.sync()
             return mirror
+        except apsw.SQLError:  # the table went away
+            pass
     forget(conn, dim)
-    return _mirror(conn, dim)
+    return None
 
 
 def knn(conn: apsw.Connection, dim: int, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -257,15 +283,22 @@ def knn(conn: apsw.Connection, dim: int, query: np.ndarray, k: int) -> tuple[np.
     norm = float(np.linalg.norm(q))
     if norm == 0 or not np.isfinite(norm):
         return None
-    with mirror.lock:
-        n, top = _shape(conn, table)
-        if top < mirror.top:
-            return None  # the caller sees an older snapshot (or rows were deleted)
-        extra = [i for (i,) in conn.execute(f"SELECT rowid FROM {table}_rowids WHERE rowid > ?", (mirror.top,))]
-        if n != mirror.n + len(extra):
-            return None
-        cand = mirror.candidates(q / norm, int(k))
-    ids, mat = _read(conn, table, cand.tolist() + extra, dim)
+    for _attempt in range(2):
+        with mirror.lock:
+            # Rows the mirror has not got (yet): the caller's own uncommitted faces, or newer commits.
+            extra = _above(conn, table, mirror.top)
+            cand = mirror.candidates(q / norm, int(k))
+        ids, mat = _read(conn, table, cand.tolist() + extra, dim)
+        if len(ids) == len(cand) + len(extra):
+            break
+        # Some candidates are gone for the caller: deleted (drop them from the mirror, ask
+        # again), or not yet visible to its older snapshot (vec0 answers this one).
+        missing = np.setdiff1d(cand, ids).tolist()
+        with mirror.lock:
+            if not mirror.drop_deleted(missing):
+                return None
+    else:
+        return None
     if not len(ids):
         return ids, np.empty(0, dtype=np.float32)
     # vec0's cosine distance: 1 - a·b / (|a| |b|), on the stored (not normalised) vectors.
