@@ -53,13 +53,18 @@ def _same(conn, queries: np.ndarray, k: int = K) -> None:
         assert got is not None, "the mirror was expected to answer"
         ids, d = got
         want_ids, want_d = _vec0(conn, q, k)
-        np.testing.assert_allclose(d, want_d, atol=2e-6)
-        # Same ids in the same order; only (float-rounding) ties may be ordered differently.
-        assert len(ids) == len(want_ids)
-        mismatch = ids != want_ids
-        assert np.all(np.isclose(d[mismatch], want_d[mismatch], atol=2e-6))
-        sure = want_d < want_d[-1] - 2e-6 if len(want_d) else want_d > 0
-        assert set(want_ids[sure].tolist()) <= set(ids.tolist())
+        _equal(ids, d, want_ids, want_d)
+
+
+def _equal(ids, d, want_ids, want_d) -> None:
+    """Same distances bit for bit; same ids except in the order of (or the cut through) exact ties."""
+    np.testing.assert_array_equal(d, want_d)
+    assert len(ids) == len(want_ids)
+    last = want_d[-1] if len(want_d) else 0
+    inside = want_d < last
+    assert set(ids[inside].tolist()) == set(want_ids[inside].tolist())
+    for dist in np.unique(want_d[inside]):
+        assert set(ids[d == dist].tolist()) == set(want_ids[want_d == dist].tolist())
 
 
 @pytest.mark.parametrize("n", [1, 50, 3000, 20000])
@@ -150,8 +155,8 @@ def test_memory_limit_and_disabled_fall_back_to_vec0(tmp_path):
     with_mirror = fn(x[:5], K, 0.6)
     face_knn.set_enabled(False)
     without = fn(x[:5], K, 0.6)
-    np.testing.assert_array_equal(with_mirror[0] >= 0, without[0] >= 0)
-    np.testing.assert_allclose(with_mirror[1], without[1], atol=2e-6)
+    for row in range(5):
+        _equal(with_mirror[0][row], with_mirror[1][row], without[0][row], without[1][row])
 
 
 def test_memory_per_face(tmp_path):
@@ -177,3 +182,25 @@ def test_table_created_in_an_open_transaction(tmp_path):
     conn.execute("COMMIT")
     ids, d = face_knn.knn(conn, DIM, v, 5)
     assert ids.tolist() == [1] and d[0] < 1e-6
+
+
+def test_distances_are_vec0s_bit_for_bit(tmp_path):
+    rng = np.random.default_rng(13)
+    conn = connect(tmp_path / "x.db")
+    for dim in (3, 128, 512):
+        x = (rng.standard_normal((300, dim)) * rng.uniform(0.01, 50, (300, 1))).astype(np.float32)
+        q = rng.standard_normal(dim).astype(np.float32)
+        want = [conn.execute("SELECT vec_distance_cosine(?, ?)", (v.tobytes(), q.tobytes())).fetchone()[0] for v in x]
+        np.testing.assert_array_equal(face_knn.vec0_cosine_distance(x, q), np.asarray(want, np.float32))
+
+
+def test_duplicates_tie_and_both_come_back(tmp_path):
+    """Duplicate photos give faces at exactly the same distance: all of them are found."""
+    rng = np.random.default_rng(17)
+    x = _clustered(rng, 3000)
+    x[100:110] = x[5]
+    conn = _db(tmp_path, x)
+    ids, d = face_knn.knn(conn, DIM, x[5], 11)
+    assert set(ids[:11].tolist()) == {6} | set(range(101, 111))
+    assert np.all(d == d[0])
+    _same(conn, [x[5], x[7]])

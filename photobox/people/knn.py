@@ -8,7 +8,9 @@ candidate margin from :mod:`photobox.search.vectors`, shared, not copied): ``dim
 a face (14 MB per 100k 128-d SFace faces, 52 MB per 100k 512-d). A query scores every row,
 keeps those whose exact score could still be in the top ``k`` given the quantization error,
 and re-ranks them with their float32 vectors read back from the vec0 table, so the answer is
-the vec0 answer (same ids; distances equal up to float rounding, ~1e-7).
+the vec0 answer: the same distances bit for bit (:func:`vec0_cosine_distance`) and the same
+ids, except that faces at exactly the same distance (duplicate photos) come by id, where vec0's
+order among them is an accident of its chunked top-k.
 
 **Staying exact.** The mirror only ever ingests *committed* rows, read through its own
 read-only connection, and catches up by id: faces only get larger ids, so one b-tree probe
@@ -130,6 +132,22 @@ def _read(conn: apsw.Connection, table: str, ids: list[int], dim: int) -> tuple[
             blobs.append(row[0])
     mat = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(found), dim)
     return np.asarray(found, dtype=np.int64), mat
+
+
+def vec0_cosine_distance(mat: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """sqlite-vec's cosine distance of each row of ``mat`` to ``q``, computed as vec0 does:
+    float32 products summed one after another in float32 (``cumsum`` is sequential, unlike
+    ``@`` or ``sum``), then ``1 - dot / (sqrt(|a|²) * sqrt(|b|²))`` in double, returned as
+    float32. Bit-identical to vec0 on this x86 build (tests compare); a C compiler that fuses
+    multiply-adds (e.g. on ARM) can differ in the last bit."""
+    mat = np.asarray(mat, dtype=np.float32)
+    q = np.asarray(q, dtype=np.float32).ravel()
+    if not len(mat):
+        return np.empty(0, dtype=np.float32)
+    dot = np.cumsum(mat * q, axis=1, dtype=np.float32)[:, -1].astype(np.float64)
+    a = np.cumsum(mat * mat, axis=1, dtype=np.float32)[:, -1].astype(np.float64)
+    b = float(np.cumsum(q * q, dtype=np.float32)[-1])
+    return (1.0 - dot / (np.sqrt(a) * np.sqrt(b))).astype(np.float32)
 
 
 def _unit(mat: np.ndarray) -> np.ndarray:
@@ -301,9 +319,6 @@ def knn(conn: apsw.Connection, dim: int, query: np.ndarray, k: int) -> tuple[np.
         return None
     if not len(ids):
         return ids, np.empty(0, dtype=np.float32)
-    # vec0's cosine distance: 1 - a·b / (|a| |b|), on the stored (not normalised) vectors.
-    q64 = q.astype(np.float64)
-    m64 = mat.astype(np.float64)
-    dist = (1.0 - (m64 @ q64) / (np.sqrt((m64 * m64).sum(axis=1)) * np.sqrt(q64 @ q64))).astype(np.float32)
-    order = np.lexsort((ids, dist))[:int(k)]
+    dist = vec0_cosine_distance(mat, q)
+    order = np.lexsort((ids, dist))[:int(k)]  # exact ties (duplicate photos): by id
     return ids[order], dist[order]
