@@ -626,7 +626,7 @@ def knn_run(n: int, dim: int, queries: int = 50, placed: int = 20) -> None:
     rss0 = rss_mb()
     face_knn.set_enabled(True)
     t0 = time.perf_counter()
-    face_knn.knn(conn, dim, sample[0], k)  # builds the mirror
+    assert face_knn.warm(conn, dim)  # builds the mirror
     build = time.perf_counter() - t0
     rss1 = rss_mb()
     (stats,) = face_knn.mirror_stats()

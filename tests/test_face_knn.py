@@ -204,3 +204,30 @@ def test_duplicates_tie_and_both_come_back(tmp_path):
     assert set(ids[:11].tolist()) == {6} | set(range(101, 111))
     assert np.all(d == d[0])
     _same(conn, [x[5], x[7]])
+
+
+def test_big_table_is_built_in_the_background(tmp_path, monkeypatch):
+    rng = np.random.default_rng(19)
+    x = _clustered(rng, 2000)
+    conn = _db(tmp_path, x)
+    monkeypatch.setattr(face_knn, "SYNC_BUILD_MAX", 100)
+    first = face_knn.knn(conn, DIM, x[0], K)  # vec0 answers while the mirror is built
+    assert face_knn.warm(conn, DIM)
+    _same(conn, x[:3])
+    assert first is None or first[0][0] == 1
+
+
+def test_mirror_that_outgrows_the_limit_is_dropped(tmp_path):
+    rng = np.random.default_rng(23)
+    x = _clustered(rng, 1000)
+    conn = _db(tmp_path, x)
+    _same(conn, x[:2])
+    face_knn.set_memory_limit(face_knn.mirror_stats()[0]["bytes"] + 1000)
+    more = _clustered(rng, 3000)
+    with conn:
+        conn.executemany(f"INSERT INTO {face_table(DIM)} (face_id, embedding) VALUES (?, ?)",
+                         ((2000 + i, v.tobytes()) for i, v in enumerate(more)))
+    assert face_knn.knn(conn, DIM, x[0], K) is None
+    assert face_knn.mirror_stats() == []
+    ids, _ = neighbours_for(conn, DIM)(x[:1], K, 0.6)  # vec0 still answers
+    assert ids[0, 0] == 1
