@@ -428,6 +428,14 @@ def rss_mb() -> float:
     return 0.0
 
 
+def anon_rss_mb() -> float:
+    """Anonymous RSS (heap, numpy arrays): without the database file's mmap'd pages."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 class RssPeak:
     """Samples RSS in a thread: the peak while a block runs, over the RSS before it."""
 
@@ -623,12 +631,12 @@ def knn_run(n: int, dim: int, queries: int = 50, placed: int = 20) -> None:
             conn.execute("ROLLBACK")
 
     vec0_s, want = timed(False)
-    rss0 = rss_mb()
+    rss0, anon0 = rss_mb(), anon_rss_mb()
     face_knn.set_enabled(True)
     t0 = time.perf_counter()
     assert face_knn.warm(conn, dim)  # builds the mirror
     build = time.perf_counter() - t0
-    rss1 = rss_mb()
+    rss1, anon1 = rss_mb(), anon_rss_mb()
     (stats,) = face_knn.mirror_stats()
     mirror_s, got = timed(True)
     # Identical: the same distances bit for bit, and the same ids but for the order of exact ties.
@@ -638,7 +646,8 @@ def knn_run(n: int, dim: int, queries: int = 50, placed: int = 20) -> None:
     place_mirror = place(True)
     print(f"{n:>8} faces, {dim}-d: KNN k={k} vec0 {vec0_s * 1000:.1f} ms, mirror {mirror_s * 1000:.2f} ms "
           f"({vec0_s / mirror_s:.0f}x; identical {same}/{len(sample)}); mirror {stats['bytes'] / 1e6:.1f} MB "
-          f"({stats['bytes'] / n * 1e5 / 1e6:.1f} MB per 100k), built in {build:.2f} s, RSS +{rss1 - rss0:.0f} MB; "
+          f"({stats['bytes'] / n * 1e5 / 1e6:.1f} MB per 100k), built in {build:.2f} s, RSS +{rss1 - rss0:.0f} MB "
+          f"(anonymous +{anon1 - anon0:.0f} MB, the rest is the file's mmap'd pages); "
           f"place_face vec0 {place_vec0 * 1000:.1f} ms, mirror {place_mirror * 1000:.1f} ms")
     face_knn.clear()
     face_knn.set_enabled(True)
