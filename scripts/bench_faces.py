@@ -655,6 +655,45 @@ def knn_run(n: int, dim: int, queries: int = 50, placed: int = 20) -> None:
     tmp.cleanup()
 
 
+def mirror_formats(n: int, dim: int, queries: int = 30) -> None:
+    """Scan cost and RAM of the in-memory formats a face mirror could use, same run, same data:
+    int8 + a scale a row (the shared CLIP kernel, what :mod:`photobox.people.knn` uses), float16
+    (converted to float32 in cache-sized blocks for BLAS) and float32. All need the re-rank
+    from SQLite anyway for vec0's exact distances, so fewer bytes a row is what counts."""
+    from photobox.search.vectors import _get_kernel, _quantize
+
+    rng = np.random.default_rng(n)
+    x = unit(rng.standard_normal((n, dim)).astype(np.float32))
+    qs = x[rng.choice(n, queries, replace=False)]
+    codes, _ = _quantize(x)
+    half = x.astype(np.float16)
+    kernel = _get_kernel(dim)  # the process's choice, as the face mirror uses it
+    buf = np.empty((4096, dim), dtype=np.float32)
+
+    def f16(q: np.ndarray) -> np.ndarray:
+        out = np.empty(n, dtype=np.float32)
+        for a in range(0, n, 4096):
+            b = min(a + 4096, n)
+            np.copyto(buf[:b - a], half[a:b], casting="unsafe")
+            np.dot(buf[:b - a], q, out=out[a:b])
+        return out
+
+    def timed(fn) -> float:
+        fn(qs[0])
+        t0 = time.perf_counter()
+        for q in qs:
+            fn(q)
+        return (time.perf_counter() - t0) / len(qs) * 1000
+
+    t8 = timed(lambda q: kernel.scores(codes, n, None, q))
+    t16 = timed(f16)
+    t32 = timed(lambda q: x @ q)
+    per = 100_000 / n / 1e6
+    print(f"{n:>8} x {dim}-d scan: int8 ({kernel.name}) {t8:.2f} ms, {(codes.nbytes + 12 * n) * per:.0f} MB per 100k; "
+          f"float16 {t16:.2f} ms, {(half.nbytes + 8 * n) * per:.0f} MB per 100k; "
+          f"float32 {t32:.2f} ms, {(x.nbytes + 8 * n) * per:.0f} MB per 100k")
+
+
 def sweep(seeds: int) -> None:
     """The defaults against their neighbours, one at a time: mean F1 of the full re-cluster
     (and incremental + full) over the hard scenarios; the defaults should be at or near the top."""
@@ -808,6 +847,10 @@ def main() -> None:
         for n in args.sizes:
             for dim in args.knn_dims:
                 knn_run(n, dim)
+        print("\nface mirror formats: scan time and RAM (same data, same run)")
+        for n in args.sizes:
+            for dim in args.knn_dims:
+                mirror_formats(n, dim)
 
 
 if __name__ == "__main__":

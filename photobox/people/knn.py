@@ -323,8 +323,9 @@ def _build(key: tuple[str, int]) -> _FaceMirror | None:
     try:
         mirror = _FaceMirror(key[0], key[1])
         mirror.build()
-        # Pick the scan kernel now (timed on these rows when there are many), not in a query.
-        _get_kernel(mirror.dim, mirror.codes[:min(mirror.n, 262144)] if mirror.n >= 65536 else None)
+        # The scan kernel is chosen now, not in a query. Not timed on these rows: the choice is
+        # the process's (CLIP search's too), which a face table should not flip.
+        _get_kernel(mirror.dim)
     except apsw.Error:  # e.g. the table is created in a transaction not yet committed
         if mirror is not None:
             mirror.close()
