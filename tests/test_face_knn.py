@@ -231,3 +231,15 @@ def test_mirror_that_outgrows_the_limit_is_dropped(tmp_path):
     assert face_knn.mirror_stats() == []
     ids, _ = neighbours_for(conn, DIM)(x[:1], K, 0.6)  # vec0 still answers
     assert ids[0, 0] == 1
+
+
+def test_least_recently_used_mirrors_make_room(tmp_path):
+    rng = np.random.default_rng(29)
+    x = _clustered(rng, 300)
+    conns = []
+    for i in range(face_knn.MAX_MIRRORS + 2):
+        (tmp_path / str(i)).mkdir()
+        conns.append(_db(tmp_path / str(i), x))
+        _same(conns[-1], x[:1])
+    assert len(face_knn.mirror_stats()) == face_knn.MAX_MIRRORS
+    _same(conns[0], x[:2])  # an evicted one is built again

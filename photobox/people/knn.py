@@ -54,6 +54,8 @@ _BATCH = 500
 #: A table with more faces gets its mirror built in a background thread (vec0 answers
 #: meanwhile) instead of making one query wait (~0.5 s a 100k faces here, more on a Pi).
 SYNC_BUILD_MAX = 200_000
+#: Mirrors kept at most (each holds a read-only connection); the least recently used goes.
+MAX_MIRRORS = 4
 
 _lock = threading.Lock()
 _mirrors: dict[tuple[str, int], _FaceMirror] = {}
@@ -192,6 +194,7 @@ class _FaceMirror:
         self.codes = np.empty((0, dim), dtype=np.int8)
         self.scales = np.empty(0, dtype=np.float32)
         self.build_seconds = 0.0
+        self.used = time.monotonic()
 
     @property
     def nbytes(self) -> int:
@@ -291,8 +294,15 @@ def _mirror(conn: apsw.Connection, dim: int) -> _FaceMirror | None:
                 top = _top(conn, _table(dim))
             except apsw.SQLError:
                 return None  # no such table (yet)
-            used = sum(m.nbytes for m in _mirrors.values())
-            if used + _FaceMirror.estimate(top, dim) > _limit():
+            # Make room: drop the least recently used mirrors (other databases, other sizes).
+            need = _FaceMirror.estimate(top, dim)
+            others = sorted(_mirrors.values(), key=lambda m: m.used)
+            while others and (len(others) >= MAX_MIRRORS or sum(m.nbytes for m in others) + need > _limit()):
+                victim = others.pop(0)
+                _mirrors.pop((victim.path, victim.dim), None)
+                victim.close()
+            used = sum(m.nbytes for m in others)
+            if used + need > _limit():
                 _too_big.add(key)
                 log.warning("face vectors of %s (%d-d) do not fit the memory limit: nearest faces come from "
                             "sqlite-vec, which is slower", key[0], dim)
@@ -303,10 +313,11 @@ def _mirror(conn: apsw.Connection, dim: int) -> _FaceMirror | None:
             threading.Thread(target=_build, args=(key,), daemon=True, name=f"face-mirror-{dim}").start()
             return None
         return _build(key)
+    mirror.used = time.monotonic()
     with mirror.lock:
         try:
             mirror.sync()
-        except apsw.SQLError:  # the table went away
+        except apsw.Error:  # the table went away, or the mirror was evicted meanwhile
             mirror = None
     if mirror is not None and mirror.nbytes <= _limit():
         return mirror
@@ -364,7 +375,10 @@ def knn(conn: apsw.Connection, dim: int, query: np.ndarray, k: int) -> tuple[np.
         # again), or not yet visible to its older snapshot (vec0 answers this one).
         missing = np.setdiff1d(cand, ids).tolist()
         with mirror.lock:
-            if not mirror.drop_deleted(missing):
+            try:
+                if not mirror.drop_deleted(missing):
+                    return None
+            except apsw.Error:  # evicted meanwhile
                 return None
     else:
         return None
