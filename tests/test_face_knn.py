@@ -243,3 +243,40 @@ def test_least_recently_used_mirrors_make_room(tmp_path):
         _same(conns[-1], x[:1])
     assert len(face_knn.mirror_stats()) == face_knn.MAX_MIRRORS
     _same(conns[0], x[:2])  # an evicted one is built again
+
+
+def test_place_face_and_recluster_give_the_same_people_with_and_without_the_mirror(tmp_path):
+    """The faces stage end to end (rows, vectors, place_face, stored graph, full re-cluster):
+    the mirror changes nothing but the speed."""
+    import importlib.util
+    from pathlib import Path
+
+    from photobox.core import Photobox
+    from photobox.people.faces_job import recluster_all
+    from photobox.settings import load_settings
+
+    spec = importlib.util.spec_from_file_location("test_face_graph", Path(__file__).with_name("test_face_graph.py"))
+    graph_tests = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(graph_tests)
+    x, _ = graph_tests.bench.make_scenario("library", np.random.default_rng(5), 0.5)
+    results = []
+    for on in (False, True):
+        face_knn.set_enabled(on)
+        box = Photobox(load_settings({"data_dir": tmp_path / f"data{on}", "workers": 2}, env={})).open()
+        try:
+            graph_tests.add_photos(box, x, np.random.default_rng(6))
+            with box.db.reader() as conn:
+                placed = conn.execute("SELECT id, person_id FROM faces ORDER BY id").fetchall()
+                lists = conn.execute("SELECT face_id, ids, distances FROM face_neighbours ORDER BY face_id").fetchall()
+            if on:
+                assert face_knn.mirror_stats()[0]["faces"] > len(x) - 10, "the mirror was used"
+            recluster_all(box)
+            with box.db.reader() as conn:
+                final = conn.execute("SELECT id, person_id FROM faces ORDER BY id").fetchall()
+            results.append((placed, lists, final))
+        finally:
+            box.close()
+    (placed0, lists0, final0), (placed1, lists1, final1) = results
+    assert placed1 == placed0
+    assert lists1 == lists0  # the stored neighbour lists, distances bit for bit
+    assert final1 == final0
