@@ -280,3 +280,40 @@ def test_place_face_and_recluster_give_the_same_people_with_and_without_the_mirr
     assert placed1 == placed0
     assert lists1 == lists0  # the stored neighbour lists, distances bit for bit
     assert final1 == final0
+
+
+def test_face_id_given_out_again_after_its_photo_was_deleted(tmp_path):
+    """vec0 rows are not cascaded: when the photo with the newest faces is deleted, SQLite gives
+    the next face the same id. The faces job replaces the left-over vector (the INSERT failed
+    before) and the mirror scores that id from SQLite from then on."""
+    from photobox.people.faces_job import store_face_vector
+
+    rng = np.random.default_rng(31)
+    x = _clustered(rng, 1000)
+    conn = connect(tmp_path / "photobox.db")
+    migrate(conn)
+    with conn:
+        for asset in (1, 2):
+            conn.execute("INSERT INTO assets (library_id, rel_path, original_name, checksum, size, mtime, kind, "
+                         "sort_ts, created_at, updated_at) VALUES (1, ?, 'a.jpg', randomblob(8), 1, 0, 'image', "
+                         "0, 0, 0)", (f"{asset}.jpg",))
+        for i, v in enumerate(x):
+            conn.execute("INSERT INTO faces (asset_id, x1, y1, x2, y2, score, model, created_at) "
+                         "VALUES (?, 0, 0, 1, 1, 1, 'm', 0)", (1 if i < 990 else 2,))
+            store_face_vector(conn, conn.last_insert_rowid(), v)
+    _same(conn, x[:2])  # the mirror holds faces 1..1000
+    with conn:
+        conn.execute("DELETE FROM assets WHERE id = 2")  # faces 991..1000 go; their vectors stay
+    far = -x[995]  # a new face unlike the old vector of its id
+    with conn:
+        conn.execute("INSERT INTO faces (asset_id, x1, y1, x2, y2, score, model, created_at) "
+                     "VALUES (1, 0, 0, 1, 1, 1, 'm', 0)")
+        fid = conn.last_insert_rowid()
+        assert fid == 991
+        store_face_vector(conn, fid, far)
+        ids, d = face_knn.knn(conn, DIM, far, K)  # uncommitted, inside the transaction
+        assert ids[0] == fid and d[0] < 1e-6
+    ids, d = face_knn.knn(conn, DIM, far, K)
+    assert ids[0] == fid and d[0] < 1e-6
+    assert fid not in face_knn.knn(conn, DIM, x[990], K)[0][:3].tolist()
+    _same(conn, [far, x[990], x[3]])

@@ -53,6 +53,20 @@ def ensure_face_table(conn: apsw.Connection, dim: int) -> str:
     return table
 
 
+def store_face_vector(conn: apsw.Connection, face_id: int, vec: np.ndarray) -> None:
+    """Store a new face's vector in ``face_vectors_<dim>`` (created if needed).
+
+    A vector left by a deleted face (vec0 rows are not cascaded with their photo) holds this
+    id when the photo with the newest faces was deleted and SQLite gave the id out again:
+    it is dropped first (the INSERT would fail), and the face mirror is told.
+    """
+    table = ensure_face_table(conn, len(vec))
+    conn.execute(f"DELETE FROM {table} WHERE face_id = ?", (face_id,))
+    if conn.changes():
+        face_knn.replaced(conn, len(vec), [face_id])
+    conn.execute(f"INSERT INTO {table} (face_id, embedding) VALUES (?, ?)", (face_id, vec.tobytes()))
+
+
 #: From this many queries at once, one block-wise pass over the table (:func:`scan_neighbours`)
 #: beats one sqlite-vec KNN per query (each of which scans the whole table too).
 SCAN_FROM = 32
@@ -173,8 +187,7 @@ def faces_job(job: Job) -> None:
                 (asset_id, x1 / w, y1 / h, x2 / w, y2 / h, float(face.score), json.dumps(marks), model_id, now))
             face_id = conn.last_insert_rowid()
             vec = np.asarray(vector, dtype=np.float32)
-            table = ensure_face_table(conn, len(vec))
-            conn.execute(f"INSERT INTO {table} (face_id, embedding) VALUES (?, ?)", (face_id, vec.tobytes()))
+            store_face_vector(conn, face_id, vec)
             new.append((face_id, vec))
         conn.execute("INSERT INTO face_scans (asset_id, model, faces, scanned_at) VALUES (?, ?, ?, ?) "
                      "ON CONFLICT (asset_id) DO UPDATE SET model = excluded.model, faces = excluded.faces, "

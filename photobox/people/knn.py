@@ -23,9 +23,11 @@ new. A query also scores exactly every row the *caller* sees above the mirror's 
 caller cannot read back was deleted (dropped from the mirror, and the query asked again) or
 is newer than the caller's snapshot (that query goes to vec0). A deleted row that is not a
 candidate cannot change the answer. Deleting rows and inserting the same id again with
-another vector would go unseen, so code that deletes from the table calls :func:`forget`
-after committing (only :func:`~photobox.people.faces_job.recluster_all` deletes: vectors
-of faces that are gone); no code updates a stored vector.
+another vector would go unseen, so code that deletes from the table says so:
+:func:`~photobox.people.faces_job.recluster_all` (vectors of faces that are gone) calls
+:func:`forget` after committing, and the faces job, which must drop such a leftover vector
+when the id of a deleted face is given to a new one, calls :func:`replaced`. No code
+updates a stored vector.
 
 **Bounded memory.** Mirrors of all tables together stay under :func:`set_memory_limit`
 (default 15% of physical memory); a table that does not fit is queried with vec0 (exact,
@@ -47,7 +49,7 @@ import numpy as np
 from photobox.db.connection import connect
 from photobox.search.vectors import _get_kernel, _pick, _quantize
 
-__all__ = ["clear", "forget", "knn", "mirror_stats", "set_enabled", "set_memory_limit", "vec0_cosine_distance",
+__all__ = ["clear", "forget", "knn", "mirror_stats", "replaced", "set_enabled", "set_memory_limit", "vec0_cosine_distance",
            "warm"]
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,7 @@ _lock = threading.Lock()
 _mirrors: dict[tuple[str, int], _FaceMirror] = {}
 _too_big: set[tuple[str, int]] = set()
 _building: set[tuple[str, int]] = set()
+_suspects: dict[tuple[str, int], set[int]] = {}  # ids whose vector was replaced (see replaced())
 _enabled = True
 _memory_limit: int | None = None
 
@@ -98,6 +101,7 @@ def clear() -> None:
             m.close()
         _mirrors.clear()
         _too_big.clear()
+        _suspects.clear()
 
 
 def forget(conn: apsw.Connection, dim: int) -> None:
@@ -125,6 +129,18 @@ def warm(conn: apsw.Connection, dim: int, timeout: float = 600.0) -> bool:
                 return False
         time.sleep(0.02)
     return False
+
+
+def replaced(conn: apsw.Connection, dim: int, face_ids: list[int]) -> None:
+    """Say that these ids of ``face_vectors_<dim>`` were deleted and inserted again with another
+    vector (in the caller's transaction, committed or not): a mirror cannot see that by ids, so
+    they are scored from SQLite in every query of this process from now on (a handful of ids:
+    only a face id reused after its photo was deleted does this)."""
+    if not conn.filename:
+        return
+    key = (os.path.realpath(conn.filename), int(dim))
+    with _lock:
+        _suspects.setdefault(key, set()).update(int(i) for i in face_ids)
 
 
 def mirror_stats() -> list[dict[str, Any]]:
@@ -371,13 +387,21 @@ def knn(conn: apsw.Connection, dim: int, query: np.ndarray, k: int) -> tuple[np.
     norm = float(np.linalg.norm(q))
     if norm == 0 or not np.isfinite(norm):
         return None
+    with _lock:
+        suspects = sorted(_suspects.get((mirror.path, mirror.dim), ()))
     for _attempt in range(2):
         with mirror.lock:
-            # Rows the mirror has not got (yet): the caller's own uncommitted faces, or newer commits.
-            extra = _above(conn, table, mirror.top)
-            cand = mirror.candidates(q / norm, int(k))
-        ids, mat = _read(conn, table, cand.tolist() + extra, dim)
-        if len(ids) == len(cand) + len(extra):
+            # Rows the mirror has not got (yet): the caller's own uncommitted faces, or newer
+            # commits; and ids whose vector was replaced (:func:`replaced`), scored as they are now.
+            extra = sorted(set(_above(conn, table, mirror.top)).union(suspects))
+            # k more per suspect: the mirror's old vector of a suspect must not take a place.
+            cand = mirror.candidates(q / norm, int(k) + len(suspects))
+        if suspects:
+            cand = np.setdiff1d(cand, np.asarray(suspects, dtype=np.int64))
+        ids, mat = _read(conn, table, cand.tolist(), dim)
+        if len(ids) == len(cand):
+            more, more_mat = _read(conn, table, extra, dim)  # those the caller does not see are just left out
+            ids, mat = np.concatenate([ids, more]), np.concatenate([mat, more_mat])
             break
         # Some candidates are gone for the caller: deleted (drop them from the mirror, ask
         # again), or not yet visible to its older snapshot (vec0 answers this one).
