@@ -2,8 +2,9 @@
 
 Why: a sqlite-vec vec0 KNN is a brute-force float32 scan of the whole table, and
 :func:`~photobox.people.faces_job.place_face` runs one per new face. ``scripts/bench faces``
-(same run, 128-d, k=65, busy 2-core x86): vec0 54 ms a query at 100k faces and 422 ms at 1M;
-the mirror 12 ms and 175 ms; a whole ``place_face`` 41 → 9 ms at 100k and 794 → 156 ms at 1M.
+(same run, 128-d, k=65, 2-core x86 shared with other work): at 100k faces vec0 23 ms a query,
+the mirror 3.5 ms, a whole ``place_face`` 22 → 4 ms; at 1M (a busier run) 422 → 175 ms a
+query and 794 → 156 ms a ``place_face``. Memory: ``dim + 12`` bytes a face.
 int8 was measured against float16 (numpy has no fast float16 path: 12x slower than int8 at
 100k) and float32 (as fast or faster on x86, 3.7x the RAM, and a Pi lacks memory bandwidth). This module keeps, per process, database file and dimension, the
 face vectors as int8 codes with one scale each (the CLIP search's quantizer, scan kernels and
