@@ -39,12 +39,17 @@ scan of the vectors) and stored (the graph read from ``face_neighbours``), with 
 growth, and whether the stored graph gives the same people; plus what keeping the graph
 costs a new face.
 
+Per-face KNN (``--skip-knn`` to leave out): at each size and ``--knn-dims``, vec0 vs the int8
+RAM mirror (:mod:`photobox.people.knn`) in the same run: latency, identical answers, mirror
+bytes and RSS, and ``place_face`` time.
+
 Speed: faces/second of detect + align + embed with realistic-cost YuNet/SFace stand-ins
 (``tests/ml/costly.py``), tiny vs fp32 vs int8 in the same run. ``--sweep``: the clustering
 defaults against their neighbours on the hard scenarios.
 
     scripts/bench faces [--seeds 3] [--scale 1.0] [--sizes 10000 100000] [--skip-quality]
                         [--skip-scale] [--skip-speed] [--threads 1] [--photos 10] [--sweep]
+                        [--skip-knn] [--knn-dims 128 512]
 """
 
 from __future__ import annotations
@@ -423,6 +428,14 @@ def rss_mb() -> float:
     return 0.0
 
 
+def anon_rss_mb() -> float:
+    """Anonymous RSS (heap, numpy arrays): without the database file's mmap'd pages."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 class RssPeak:
     """Samples RSS in a thread: the peak while a block runs, over the RSS before it."""
 
@@ -461,8 +474,10 @@ def scale_run(n: int, brute: bool) -> None:
 
     from photobox.db import connect, migrate
     from photobox.people.faces_job import ensure_face_table, neighbours_for
+    from photobox.people import knn as face_knn
     from photobox.people.graph import REVERSE_K, known_neighbours, offer_new_face, save_lists
 
+    face_knn.set_enabled(False)  # this section measures the vec0 path; knn_run compares the mirror
     rng = np.random.default_rng(n)
     x, y = make_library(n, rng)
     n = len(x)
@@ -556,6 +571,127 @@ def scale_run(n: int, brute: bool) -> None:
           f"(wider KNN + list updates); peak RSS of the process {peak_rss_mb():.0f} MB")
     conn.close()
     tmp.cleanup()
+    face_knn.set_enabled(True)
+
+
+def knn_run(n: int, dim: int, queries: int = 50, placed: int = 20) -> None:
+    """Per-face KNN (k = REVERSE_K + 1, what ``place_face`` asks) with vec0 vs the int8 RAM
+    mirror (:mod:`photobox.people.knn`) in the same run on the same SQLite file: latency,
+    whether the answers are identical, the mirror's build time, bytes and RSS growth, and
+    the whole ``place_face`` (KNN + graph lists + assignment) inside a faces-job-like
+    transaction, rolled back after each mode so both see the same library."""
+    import tempfile
+
+    from photobox.db import connect, migrate
+    from photobox.people import knn as face_knn
+    from photobox.people.faces_job import ensure_face_table, neighbours_for, place_face
+    from photobox.people.graph import GRAPH_DISTANCE, REVERSE_K
+
+    rng = np.random.default_rng(n + dim)
+    centres = unit(rng.standard_normal((max(1, n // 40), dim)).astype(np.float32))
+    x = unit(centres[rng.integers(0, len(centres), n)] + 0.05 * rng.standard_normal((n, dim)).astype(np.float32))
+    tmp = tempfile.TemporaryDirectory(prefix="bench-faces-knn-")
+    conn = connect(Path(tmp.name) / "photobox.db")
+    migrate(conn)
+    with conn:
+        conn.execute("INSERT INTO assets (library_id, rel_path, original_name, checksum, size, mtime, kind, "
+                     "sort_ts, created_at, updated_at) VALUES (1, 'a.jpg', 'a.jpg', x'00', 1, 0, 'image', 0, 0, 0)")
+        conn.executemany("INSERT INTO faces (id, asset_id, x1, y1, x2, y2, score, model, created_at) "
+                         "VALUES (?, 1, 0, 0, 1, 1, 1, 'bench', 0)", ((i + 1,) for i in range(n)))
+        table = ensure_face_table(conn, dim)
+        conn.executemany(f"INSERT INTO {table} (face_id, embedding) VALUES (?, ?)",
+                         ((i + 1, x[i].tobytes()) for i in range(n)))
+    sample = x[rng.choice(n, queries, replace=False)]
+    fresh = unit(x[rng.choice(n, placed, replace=False)] + 0.05 * rng.standard_normal((placed, dim)).astype(np.float32))
+    del x
+    knn = neighbours_for(conn, dim)
+    k = REVERSE_K + 1
+    face_knn.clear()
+
+    def timed(on: bool) -> tuple[float, list]:
+        face_knn.set_enabled(on)
+        out, t0 = [], time.perf_counter()
+        for v in sample:
+            out.append(knn(v[None], k, GRAPH_DISTANCE))
+        return (time.perf_counter() - t0) / len(sample), out
+
+    def place(on: bool) -> float:
+        face_knn.set_enabled(on)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            t0 = time.perf_counter()
+            for i, v in enumerate(fresh):
+                fid = n + 1 + i
+                conn.execute("INSERT INTO faces (id, asset_id, x1, y1, x2, y2, score, model, created_at) "
+                             "VALUES (?, 1, 0, 0, 1, 1, 1, 'bench', 0)", (fid,))
+                conn.execute(f"INSERT INTO {table} (face_id, embedding) VALUES (?, ?)", (fid, v.tobytes()))
+                place_face(conn, fid, v, dim, now=0.0)
+            return (time.perf_counter() - t0) / len(fresh)
+        finally:
+            conn.execute("ROLLBACK")
+
+    vec0_s, want = timed(False)
+    rss0, anon0 = rss_mb(), anon_rss_mb()
+    face_knn.set_enabled(True)
+    t0 = time.perf_counter()
+    assert face_knn.warm(conn, dim)  # builds the mirror
+    build = time.perf_counter() - t0
+    rss1, anon1 = rss_mb(), anon_rss_mb()
+    (stats,) = face_knn.mirror_stats()
+    mirror_s, got = timed(True)
+    # Identical: the same distances bit for bit, and the same ids but for the order of exact ties.
+    same = sum(np.array_equal(a[1], b[1]) and all(set(a[0][a[1] == t]) == set(b[0][b[1] == t]) for t in a[1][0])
+               for a, b in zip(want, got))
+    place_vec0 = place(False)
+    place_mirror = place(True)
+    print(f"{n:>8} faces, {dim}-d: KNN k={k} vec0 {vec0_s * 1000:.1f} ms, mirror {mirror_s * 1000:.2f} ms "
+          f"({vec0_s / mirror_s:.0f}x; identical {same}/{len(sample)}); mirror {stats['bytes'] / 1e6:.1f} MB "
+          f"({stats['bytes'] / n * 1e5 / 1e6:.1f} MB per 100k), built in {build:.2f} s, RSS +{rss1 - rss0:.0f} MB "
+          f"(anonymous +{anon1 - anon0:.0f} MB, the rest is the file's mmap'd pages); "
+          f"place_face vec0 {place_vec0 * 1000:.1f} ms, mirror {place_mirror * 1000:.1f} ms")
+    face_knn.clear()
+    face_knn.set_enabled(True)
+    conn.close()
+    tmp.cleanup()
+
+
+def mirror_formats(n: int, dim: int, queries: int = 30) -> None:
+    """Scan cost and RAM of the in-memory formats a face mirror could use, same run, same data:
+    int8 + a scale a row (the shared CLIP kernel, what :mod:`photobox.people.knn` uses), float16
+    (converted to float32 in cache-sized blocks for BLAS) and float32. All need the re-rank
+    from SQLite anyway for vec0's exact distances, so fewer bytes a row is what counts."""
+    from photobox.search.vectors import _get_kernel, _quantize
+
+    rng = np.random.default_rng(n)
+    x = unit(rng.standard_normal((n, dim)).astype(np.float32))
+    qs = x[rng.choice(n, queries, replace=False)]
+    codes, _ = _quantize(x)
+    half = x.astype(np.float16)
+    kernel = _get_kernel(dim)  # the process's choice, as the face mirror uses it
+    buf = np.empty((4096, dim), dtype=np.float32)
+
+    def f16(q: np.ndarray) -> np.ndarray:
+        out = np.empty(n, dtype=np.float32)
+        for a in range(0, n, 4096):
+            b = min(a + 4096, n)
+            np.copyto(buf[:b - a], half[a:b], casting="unsafe")
+            np.dot(buf[:b - a], q, out=out[a:b])
+        return out
+
+    def timed(fn) -> float:
+        fn(qs[0])
+        t0 = time.perf_counter()
+        for q in qs:
+            fn(q)
+        return (time.perf_counter() - t0) / len(qs) * 1000
+
+    t8 = timed(lambda q: kernel.scores(codes, n, None, q))
+    t16 = timed(f16)
+    t32 = timed(lambda q: x @ q)
+    per = 100_000 / n / 1e6
+    print(f"{n:>8} x {dim}-d scan: int8 ({kernel.name}) {t8:.2f} ms, {(codes.nbytes + 12 * n) * per:.0f} MB per 100k; "
+          f"float16 {t16:.2f} ms, {(half.nbytes + 8 * n) * per:.0f} MB per 100k; "
+          f"float32 {t32:.2f} ms, {(x.nbytes + 8 * n) * per:.0f} MB per 100k")
 
 
 def sweep(seeds: int) -> None:
@@ -687,6 +823,9 @@ def main() -> None:
     ap.add_argument("--brute", action=argparse.BooleanOptionalAction, default=None,
                     help="also time the old in-RAM brute-force callback (default: up to 20k faces)")
     ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--skip-knn", action="store_true")
+    ap.add_argument("--knn-dims", type=int, nargs="*", default=[128, 512],
+                    help="embedding sizes for the per-face KNN comparison (SFace: 128)")
     ap.add_argument("--sweep", action="store_true", help="only: the defaults against their neighbours")
     ap.add_argument("--threads", type=int, default=1, help="onnxruntime threads for the faces/second run")
     ap.add_argument("--photos", type=int, default=10, help="photos per faces/second row")
@@ -703,6 +842,15 @@ def main() -> None:
         print("\nscale: full re-cluster of a synthetic library stored in SQLite (sqlite-vec), same run")
         for n in args.sizes:
             scale_run(n, brute=args.brute if args.brute is not None else n <= 20_000)
+    if not args.skip_knn:
+        print("\nper-face KNN: sqlite-vec vec0 vs the int8 RAM mirror with exact re-rank, same run, same file")
+        for n in args.sizes:
+            for dim in args.knn_dims:
+                knn_run(n, dim)
+        print("\nface mirror formats: scan time and RAM (same data, same run)")
+        for n in args.sizes:
+            for dim in args.knn_dims:
+                mirror_formats(n, dim)
 
 
 if __name__ == "__main__":

@@ -259,6 +259,7 @@ REVIEWED = {
     "photobox/library/timeline.py": {"_TILE", "marks", "base", "order", "ident"},
     "photobox/people/faces_job.py": {"table", "int(dim)", "face_table(dim)", "marks"},
     "photobox/people/graph.py": {"marks", "table"},  # table: face_table(dim), an int-built name
+    "photobox/people/knn.py": {"table", "self.table"},  # _table(dim): face_vectors_<int>
     "photobox/people/store.py": {"marks", "face_table(dim)", "_PERSON"},
     "photobox/places/store.py": {"_LOST_GPS", "_VISIBLE", "lon_clause"},  # constants; lon_clause one of two
     "photobox/safety/backups.py": {"pragma"},  # one of two constant PRAGMA names

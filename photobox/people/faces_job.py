@@ -21,6 +21,7 @@ from photobox.db.sql import id_chunks
 from photobox.jobs import REGISTRY, Job
 from photobox.jobs import store as job_store
 from photobox.library.paths import derived_path
+from photobox.people import knn as face_knn
 from photobox.people.cluster import DEFAULTS, Constraints, assign_new_face
 from photobox.people.graph import (
     GRAPH_DISTANCE,
@@ -52,6 +53,20 @@ def ensure_face_table(conn: apsw.Connection, dim: int) -> str:
     return table
 
 
+def store_face_vector(conn: apsw.Connection, face_id: int, vec: np.ndarray) -> None:
+    """Store a new face's vector in ``face_vectors_<dim>`` (created if needed).
+
+    A vector left by a deleted face (vec0 rows are not cascaded with their photo) holds this
+    id when the photo with the newest faces was deleted and SQLite gave the id out again:
+    it is dropped first (the INSERT would fail), and the face mirror is told.
+    """
+    table = ensure_face_table(conn, len(vec))
+    conn.execute(f"DELETE FROM {table} WHERE face_id = ?", (face_id,))
+    if conn.changes():
+        face_knn.replaced(conn, len(vec), [face_id])
+    conn.execute(f"INSERT INTO {table} (face_id, embedding) VALUES (?, ?)", (face_id, vec.tobytes()))
+
+
 #: From this many queries at once, one block-wise pass over the table (:func:`scan_neighbours`)
 #: beats one sqlite-vec KNN per query (each of which scans the whole table too).
 SCAN_FROM = 32
@@ -68,7 +83,10 @@ def neighbours_for(conn: apsw.Connection, dim: int):
         ids = np.full((len(queries), k), -1, dtype=np.int64)
         dists = np.full((len(queries), k), np.inf, dtype=np.float32)
         for row, q in enumerate(np.asarray(queries, dtype=np.float32)):
-            for col, (face_id, d) in enumerate(conn.execute(sql, (q.tobytes(), int(k)))):
+            # The int8 RAM mirror with exact re-rank (same answers, fast); vec0 when it cannot.
+            got = face_knn.knn(conn, dim, q, int(k))
+            hits = zip(*got) if got is not None else conn.execute(sql, (q.tobytes(), int(k)))
+            for col, (face_id, d) in enumerate(hits):
                 if d <= max_distance:
                     ids[row, col], dists[row, col] = face_id, d
         return ids, dists
@@ -169,8 +187,7 @@ def faces_job(job: Job) -> None:
                 (asset_id, x1 / w, y1 / h, x2 / w, y2 / h, float(face.score), json.dumps(marks), model_id, now))
             face_id = conn.last_insert_rowid()
             vec = np.asarray(vector, dtype=np.float32)
-            table = ensure_face_table(conn, len(vec))
-            conn.execute(f"INSERT INTO {table} (face_id, embedding) VALUES (?, ?)", (face_id, vec.tobytes()))
+            store_face_vector(conn, face_id, vec)
             new.append((face_id, vec))
         conn.execute("INSERT INTO face_scans (asset_id, model, faces, scanned_at) VALUES (?, ?, ?, ?) "
                      "ON CONFLICT (asset_id) DO UPDATE SET model = excluded.model, faces = excluded.faces, "
@@ -238,6 +255,8 @@ def recluster_all(box: Photobox) -> dict[str, int]:
             # vec0 rows are not cascaded when a photo is deleted: drop them first, so that no
             # neighbour query (whose lists are stored) answers with a face that is gone.
             conn.execute(f"DELETE FROM {face_table(dim)} WHERE face_id NOT IN (SELECT id FROM faces)")
+        with box.db.reader() as conn:
+            face_knn.forget(conn, dim)  # after the commit: a deleted id may come back with another vector
         with box.db.reader() as stream, box.db.reader() as knn:
             present = np.fromiter((i for (i,) in knn.execute("SELECT id FROM faces ORDER BY id")), np.int64)
 
