@@ -48,7 +48,7 @@ import apsw
 import numpy as np
 
 from photobox.db.connection import connect
-from photobox.search.vectors import _get_kernel, _pick, _quantize
+from photobox.search.vectors import _get_kernel, _pick, _quantize, ram_share
 
 __all__ = ["clear", "forget", "knn", "mirror_stats", "replaced", "set_enabled", "set_memory_limit", "vec0_cosine_distance",
            "warm"]
@@ -87,12 +87,7 @@ def set_memory_limit(nbytes: int | None) -> None:
 
 
 def _limit() -> int:
-    if _memory_limit is not None:
-        return _memory_limit
-    try:
-        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") * 0.15)
-    except (ValueError, OSError, AttributeError):
-        return 256 << 20
+    return _memory_limit if _memory_limit is not None else ram_share(0.15, 256 << 20)
 
 
 def clear() -> None:

@@ -957,13 +957,16 @@ def set_memory_limit(nbytes: int | None) -> None:
         _too_big.clear()
 
 
-def _limit() -> int:
-    if _memory_limit is not None:
-        return _memory_limit
+def ram_share(fraction: float, fallback: int) -> int:
+    """``fraction`` of this machine's physical memory in bytes (``fallback`` where unknown)."""
     try:
-        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") * 0.4)
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") * fraction)
     except (ValueError, OSError, AttributeError):
-        return 1 << 30
+        return fallback
+
+
+def _limit() -> int:
+    return _memory_limit if _memory_limit is not None else ram_share(0.4, 1 << 30)
 
 
 def _path(conn: apsw.Connection) -> str:
