@@ -165,8 +165,16 @@ def page(conn: apsw.Connection, scope: Scope, *, before: str | None = None, limi
 def neighbors(conn: apsw.Connection, scope: Scope, asset_id: int) -> tuple[int | None, int | None]:
     """(newer, older) asset ids next to ``asset_id`` in ``scope``, for the viewer's arrows."""
     base, order, ident = _SCOPES[scope.name]
-    params = {"id": asset_id, "album": scope.album_id, "person": scope.person_id, "place": scope.place_id,
-              "country": scope.country}
+    params = {"album": scope.album_id, "person": scope.person_id, "place": scope.place_id, "country": scope.country}
+    return keyset_neighbors(conn, base, order, ident, params, asset_id)
+
+
+def keyset_neighbors(conn: apsw.Connection, base: str, order: str, ident: str, params: dict,
+                     asset_id: int) -> tuple[int | None, int | None]:
+    """(newer, older) ids next to ``asset_id`` in the listing ``SELECT … {base}`` sorted by
+    (``order``, ``ident``) descending; ``base``/``order``/``ident`` are constant SQL text,
+    ``params`` the named parameters ``base`` uses. Shared with share links' viewer."""
+    params = {**params, "id": int(asset_id)}
     current = conn.execute(f"SELECT {order} {base} AND {ident} = :id", params).fetchone()
     if current is None:
         return None, None

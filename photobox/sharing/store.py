@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import apsw
 
 from photobox.db.sql import id_chunks
-from photobox.library.timeline import _TILE, Tile, parse_cursor
+from photobox.library.timeline import _TILE, Tile, keyset_neighbors, parse_cursor
 
 __all__ = ["Share", "create_share", "find_share", "get_share", "list_shares", "revoke_share", "new_token",
            "page", "contains", "neighbors", "asset_ids", "record_view", "token_hash", "MAX_SELECTION"]
@@ -191,16 +191,7 @@ def contains(conn: apsw.Connection, share: Share, asset_id: int) -> bool:
 def neighbors(conn: apsw.Connection, share: Share, asset_id: int) -> tuple[int | None, int | None]:
     """(newer, older) ids next to ``asset_id`` within the share, for the viewer's arrows."""
     base, order, ident = _source(share)
-    params = {"album": share.album_id, "share": share.id, "id": int(asset_id)}
-    current = conn.execute(f"SELECT {order} {base} AND {ident} = :id", params).fetchone()
-    if current is None:
-        return None, None
-    params["value"] = current[0]
-    older = conn.execute(f"SELECT {ident} {base} AND ({order}, {ident}) < (:value, :id) "
-                         f"ORDER BY {order} DESC, {ident} DESC LIMIT 1", params).fetchone()
-    newer = conn.execute(f"SELECT {ident} {base} AND ({order}, {ident}) > (:value, :id) "
-                         f"ORDER BY {order} ASC, {ident} ASC LIMIT 1", params).fetchone()
-    return (newer[0] if newer else None), (older[0] if older else None)
+    return keyset_neighbors(conn, base, order, ident, {"album": share.album_id, "share": share.id}, asset_id)
 
 
 def asset_ids(conn: apsw.Connection, share: Share) -> list[int]:
