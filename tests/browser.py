@@ -53,3 +53,29 @@ def screenshot(d, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     d.save_screenshot(str(path))
     return path
+
+
+def create_owner(d, base_url: str, username: str = "alice", timeout: float = 30) -> None:
+    """Create the owner account through the first-run page and wait for the timeline."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.conftest import PASSWORD
+
+    d.get(base_url + "/setup")
+    d.find_element(By.NAME, "username").send_keys(username)
+    d.find_element(By.NAME, "password").send_keys(PASSWORD)
+    d.find_element(By.NAME, "password2").send_keys(PASSWORD + Keys.ENTER)
+    WebDriverWait(d, timeout).until(lambda drv: drv.current_url == base_url + "/")
+
+
+def upload_through_page(d, base_url: str, paths, timeout: float = 30) -> None:
+    """Pick ``paths`` on the upload page and wait until all of them are done."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    paths = list(paths)
+    d.get(base_url + "/upload")
+    d.find_element(By.ID, "pick-files").send_keys("\n".join(str(p) for p in paths))
+    WebDriverWait(d, timeout).until(lambda drv: drv.find_element(By.ID, "sum-done").text == str(len(paths)))

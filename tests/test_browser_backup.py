@@ -4,12 +4,10 @@ through HTMX with the CSRF header), at phone width."""
 
 from __future__ import annotations
 
-
 import pytest
 
 from photobox.db import connect
-from tests.browser import make_driver, quit_driver, screenshot
-from tests.conftest import PASSWORD
+from tests.browser import create_owner, make_driver, quit_driver, screenshot
 from tests.server import Server
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
@@ -24,7 +22,6 @@ def tap(d, element) -> None:
 
 def test_backup_now_and_upload_a_backup_to_restore(tmp_path):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -45,11 +42,7 @@ def test_backup_now_and_upload_a_backup_to_restore(tmp_path):
     d = make_driver(390, 844)  # a phone
     wait = WebDriverWait(d, 30)
     try:
-        d.get(server.url + "/setup")
-        d.find_element(By.NAME, "username").send_keys("alice")
-        d.find_element(By.NAME, "password").send_keys(PASSWORD)
-        d.find_element(By.NAME, "password2").send_keys(PASSWORD + Keys.ENTER)
-        wait.until(EC.url_to_be(server.url + "/"))
+        create_owner(d, server.url)
         d.get(server.url + "/settings")
         tap(d, d.find_element(By.LINK_TEXT, "Backups and restore"))
         wait.until(EC.url_to_be(server.url + "/settings/backups"))

@@ -10,8 +10,13 @@ from datetime import date, datetime
 
 import pytest
 
-from tests.browser import make_driver, quit_driver, screenshot
-from tests.conftest import PASSWORD
+from tests.browser import (
+    create_owner,
+    make_driver,
+    quit_driver,
+    screenshot,
+    upload_through_page,
+)
 from tests.gen import jpeg_bytes
 from tests.gen_dupes import _exif, _jpeg
 from tests.server import Server
@@ -72,14 +77,8 @@ def test_review_duplicates_and_memory_slideshow(server, tmp_path):
     wait = WebDriverWait(d, 30)
     box = _db(server)
     try:
-        d.get(server.url + "/setup")
-        d.find_element(By.NAME, "username").send_keys("alice")
-        d.find_element(By.NAME, "password").send_keys(PASSWORD)
-        d.find_element(By.NAME, "password2").send_keys(PASSWORD + Keys.ENTER)
-        wait.until(EC.url_to_be(server.url + "/"))
-        d.get(server.url + "/upload")
-        d.find_element(By.ID, "pick-files").send_keys("\n".join(str(p) for p in paths))
-        wait.until(lambda drv: drv.find_element(By.ID, "sum-done").text == str(len(paths)))
+        create_owner(d, server.url)
+        upload_through_page(d, server.url, paths)
 
         def count(sql):
             with box.db.reader() as conn:

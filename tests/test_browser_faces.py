@@ -14,8 +14,13 @@ import pytest
 from PIL import Image, ImageOps
 
 from photobox.db import connect
-from tests.browser import make_driver, quit_driver, screenshot
-from tests.conftest import PASSWORD
+from tests.browser import (
+    create_owner,
+    make_driver,
+    quit_driver,
+    screenshot,
+    upload_through_page,
+)
 from tests.server import Server
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
@@ -68,8 +73,6 @@ def is_blue(c) -> bool:
 def test_person_chip_shows_its_face_on_the_photo(server, tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
     photo = tmp_path / "IMG_SIDEWAYS.jpg"
@@ -77,14 +80,8 @@ def test_person_chip_shows_its_face_on_the_photo(server, tmp_path):
     d = make_driver(1280, 900)
     wait = WebDriverWait(d, 30)
     try:
-        d.get(server.url + "/setup")
-        d.find_element(By.NAME, "username").send_keys("alice")
-        d.find_element(By.NAME, "password").send_keys(PASSWORD)
-        d.find_element(By.NAME, "password2").send_keys(PASSWORD + Keys.ENTER)
-        wait.until(EC.url_to_be(server.url + "/"))
-        d.get(server.url + "/upload")
-        d.find_element(By.ID, "pick-files").send_keys(str(photo))
-        wait.until(lambda drv: drv.find_element(By.ID, "sum-done").text == "1")
+        create_owner(d, server.url)
+        upload_through_page(d, server.url, [photo])
 
         # Faces as the faces stage stores them (fractions of the upright preview).
         conn = connect(server.data_dir / "photobox.db")

@@ -9,8 +9,7 @@ import pytest
 from photobox.core import Photobox
 from photobox.library.ingest import hash_file, ingest_temp_file
 from photobox.settings import load_settings
-from tests.browser import make_driver, quit_driver, screenshot
-from tests.conftest import PASSWORD
+from tests.browser import create_owner, make_driver, quit_driver, screenshot
 from tests.gen import jpeg_bytes
 from tests.places_data import install_known
 from tests.server import Server
@@ -42,18 +41,12 @@ def server(tmp_path_factory):
 
 def test_map_draws_outline_and_markers_offline(server):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
     d = make_driver(1280, 900)
     wait = WebDriverWait(d, 30)
     try:
-        d.get(server.url + "/setup")
-        d.find_element(By.NAME, "username").send_keys("alice")
-        d.find_element(By.NAME, "password").send_keys(PASSWORD)
-        d.find_element(By.NAME, "password2").send_keys(PASSWORD + Keys.ENTER)
-        wait.until(EC.url_to_be(server.url + "/"))
+        create_owner(d, server.url)
 
         # The jobs (thumbnails, places) run in the server; the country cards appear when done.
         def countries_listed(drv):

@@ -8,8 +8,7 @@ import json
 
 import pytest
 
-from tests.browser import make_driver, quit_driver, screenshot
-from tests.conftest import PASSWORD
+from tests.browser import create_owner, make_driver, quit_driver, screenshot
 from tests.gen import jpeg_bytes
 from tests.server import Server
 
@@ -42,8 +41,6 @@ def server(tmp_path_factory):
 
 def test_installable_and_share(server, tmp_path):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
     photo = tmp_path / "shared photo.jpg"
@@ -53,11 +50,7 @@ def test_installable_and_share(server, tmp_path):
     d = make_driver(412, 915)  # a phone
     wait = WebDriverWait(d, 30)
     try:
-        d.get(server.url + "/setup")
-        d.find_element(By.NAME, "username").send_keys("alice")
-        d.find_element(By.NAME, "password").send_keys(PASSWORD)
-        d.find_element(By.NAME, "password2").send_keys(PASSWORD + Keys.ENTER)
-        wait.until(EC.url_to_be(server.url + "/"))
+        create_owner(d, server.url)
 
         # The manifest is linked, parses, and its icons load.
         href = d.find_element(By.CSS_SELECTOR, "link[rel=manifest]").get_attribute("href")

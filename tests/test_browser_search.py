@@ -11,8 +11,7 @@ import pytest
 from photobox import auth
 from photobox.db import connect
 from photobox.ml.fetch import fetch_model
-from tests.browser import make_driver, quit_driver, screenshot
-from tests.conftest import PASSWORD
+from tests.browser import create_owner, make_driver, quit_driver, screenshot
 from tests.ml.helpers import file_override, write_manifest
 from tests.ml.tinymodels import tiny_manifest, write_tiny_models
 from tests.server import Server
@@ -23,7 +22,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
 def test_search_as_you_type(tmp_path):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
     data = tmp_path / "data"
@@ -34,11 +32,7 @@ def test_search_as_you_type(tmp_path):
     server = Server(data).start()
     d = make_driver(1280, 900)
     try:
-        d.get(server.url + "/setup")
-        d.find_element(By.NAME, "username").send_keys("alice")
-        d.find_element(By.NAME, "password").send_keys(PASSWORD)
-        d.find_element(By.NAME, "password2").send_keys(PASSWORD + Keys.ENTER)
-        WebDriverWait(d, 20).until(lambda drv: drv.current_url == server.url + "/")
+        create_owner(d, server.url)
         conn = connect(data / "photobox.db")
         with conn:
             _, key = auth.create_api_key(conn, "test")

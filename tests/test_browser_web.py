@@ -6,8 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import make_driver, quit_driver, screenshot
-from tests.conftest import PASSWORD
+from tests.browser import (
+    create_owner,
+    make_driver,
+    quit_driver,
+    screenshot,
+    upload_through_page,
+)
 from tests.gen import jpeg_bytes, mp4_file
 from tests.server import Server
 
@@ -37,15 +42,9 @@ def test_upload_timeline_viewer_album_trash_restore(server, tmp_path):
     d = make_driver(1280, 900)
     wait = WebDriverWait(d, 30)
     try:
-        d.get(server.url + "/setup")
-        d.find_element(By.NAME, "username").send_keys("alice")
-        d.find_element(By.NAME, "password").send_keys(PASSWORD)
-        d.find_element(By.NAME, "password2").send_keys(PASSWORD + Keys.ENTER)
-        wait.until(EC.url_to_be(server.url + "/"))
+        create_owner(d, server.url)
 
-        d.get(server.url + "/upload")
-        d.find_element(By.ID, "pick-files").send_keys("\n".join(str(p) for p in files))
-        wait.until(lambda drv: drv.find_element(By.ID, "sum-done").text == str(len(files)))
+        upload_through_page(d, server.url, files)
         statuses = [e.text for e in d.find_elements(By.CSS_SELECTOR, ".upload-item .status")]
         assert statuses == ["uploaded"] * len(files), statuses
         screenshot(d, "upload-desktop")
