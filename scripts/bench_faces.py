@@ -68,7 +68,6 @@ import numpy as np  # noqa: E402
 
 from photobox.people import (  # noqa: E402
     ClusterParams,
-    Constraints,
     assign_new_face,
     recluster,
 )
@@ -461,6 +460,28 @@ class RssPeak:
         return self.peak - self.base
 
 
+def seeded_face_db(x: np.ndarray, prefix: str):
+    """A migrated photobox.db in a temp folder holding faces 1..n with the vectors ``x``
+    (one placeholder asset); returns (temp dir, connection, face vector table)."""
+    import tempfile
+
+    from photobox.db import connect, migrate
+    from photobox.people.faces_job import ensure_face_table
+
+    tmp = tempfile.TemporaryDirectory(prefix=prefix)
+    conn = connect(Path(tmp.name) / "photobox.db")
+    migrate(conn)
+    with conn:
+        conn.execute("INSERT INTO assets (library_id, rel_path, original_name, checksum, size, mtime, kind, "
+                     "sort_ts, created_at, updated_at) VALUES (1, 'a.jpg', 'a.jpg', x'00', 1, 0, 'image', 0, 0, 0)")
+        conn.executemany("INSERT INTO faces (id, asset_id, x1, y1, x2, y2, score, model, created_at) "
+                         "VALUES (?, 1, 0, 0, 1, 1, 1, 'bench', 0)", ((i + 1,) for i in range(len(x))))
+        table = ensure_face_table(conn, x.shape[1])
+        conn.executemany(f"INSERT INTO {table} (face_id, embedding) VALUES (?, ?)",
+                         ((i + 1, x[i].tobytes()) for i in range(len(x))))
+    return tmp, conn, table
+
+
 def scale_run(n: int, brute: bool) -> None:
     """A full re-cluster of ``n`` faces stored as photobox stores them (one SQLite file).
 
@@ -470,10 +491,7 @@ def scale_run(n: int, brute: bool) -> None:
     re-cluster). The two re-clusters must give the same people. With ``brute``, also the
     in-memory int8 brute-force callback this benchmark used before, in the same run.
     """
-    import tempfile
-
-    from photobox.db import connect, migrate
-    from photobox.people.faces_job import ensure_face_table, neighbours_for
+    from photobox.people.faces_job import neighbours_for
     from photobox.people import knn as face_knn
     from photobox.people.graph import REVERSE_K, known_neighbours, offer_new_face, save_lists
 
@@ -482,17 +500,7 @@ def scale_run(n: int, brute: bool) -> None:
     x, y = make_library(n, rng)
     n = len(x)
     p = ClusterParams()
-    tmp = tempfile.TemporaryDirectory(prefix="bench-faces-")
-    conn = connect(Path(tmp.name) / "photobox.db")
-    migrate(conn)
-    with conn:
-        conn.execute("INSERT INTO assets (library_id, rel_path, original_name, checksum, size, mtime, kind, "
-                     "sort_ts, created_at, updated_at) VALUES (1, 'a.jpg', 'a.jpg', x'00', 1, 0, 'image', 0, 0, 0)")
-        conn.executemany("INSERT INTO faces (id, asset_id, x1, y1, x2, y2, score, model, created_at) "
-                         "VALUES (?, 1, 0, 0, 1, 1, 1, 'bench', 0)", ((i + 1,) for i in range(n)))
-        table = ensure_face_table(conn, DIM)
-        conn.executemany(f"INSERT INTO {table} (face_id, embedding) VALUES (?, ?)",
-                         ((i + 1, x[i].tobytes()) for i in range(n)))
+    tmp, conn, table = seeded_face_db(x, "bench-faces-")
     sample = x[rng.choice(n, 100, replace=False)]
     if brute:
         index = BruteIndex(capacity=n)
@@ -580,27 +588,14 @@ def knn_run(n: int, dim: int, queries: int = 50, placed: int = 20) -> None:
     whether the answers are identical, the mirror's build time, bytes and RSS growth, and
     the whole ``place_face`` (KNN + graph lists + assignment) inside a faces-job-like
     transaction, rolled back after each mode so both see the same library."""
-    import tempfile
-
-    from photobox.db import connect, migrate
     from photobox.people import knn as face_knn
-    from photobox.people.faces_job import ensure_face_table, neighbours_for, place_face
+    from photobox.people.faces_job import neighbours_for, place_face
     from photobox.people.graph import GRAPH_DISTANCE, REVERSE_K
 
     rng = np.random.default_rng(n + dim)
     centres = unit(rng.standard_normal((max(1, n // 40), dim)).astype(np.float32))
     x = unit(centres[rng.integers(0, len(centres), n)] + 0.05 * rng.standard_normal((n, dim)).astype(np.float32))
-    tmp = tempfile.TemporaryDirectory(prefix="bench-faces-knn-")
-    conn = connect(Path(tmp.name) / "photobox.db")
-    migrate(conn)
-    with conn:
-        conn.execute("INSERT INTO assets (library_id, rel_path, original_name, checksum, size, mtime, kind, "
-                     "sort_ts, created_at, updated_at) VALUES (1, 'a.jpg', 'a.jpg', x'00', 1, 0, 'image', 0, 0, 0)")
-        conn.executemany("INSERT INTO faces (id, asset_id, x1, y1, x2, y2, score, model, created_at) "
-                         "VALUES (?, 1, 0, 0, 1, 1, 1, 'bench', 0)", ((i + 1,) for i in range(n)))
-        table = ensure_face_table(conn, dim)
-        conn.executemany(f"INSERT INTO {table} (face_id, embedding) VALUES (?, ?)",
-                         ((i + 1, x[i].tobytes()) for i in range(n)))
+    tmp, conn, table = seeded_face_db(x, "bench-faces-knn-")
     sample = x[rng.choice(n, queries, replace=False)]
     fresh = unit(x[rng.choice(n, placed, replace=False)] + 0.05 * rng.standard_normal((placed, dim)).astype(np.float32))
     del x
