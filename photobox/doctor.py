@@ -47,6 +47,17 @@ def _host_checks(check, report, root: Path, machine: str | None) -> None:
         report(power[0], "power", power[1])
     check("memory", lambda: hostinfo.swap_check(root))
     check("cpu", lambda: hostinfo.cpu_check(root, machine))
+    if root == Path("/") and machine is None:  # measured on this CPU, so only for the real machine
+        check("int8", _int8_check)
+
+
+def _int8_check() -> tuple[str, str]:
+    from photobox.ml.quantize import RECIPES, int8_cpu
+
+    cpu = int8_cpu()
+    if not cpu.recipes:
+        return "WARN", cpu.why
+    return "OK", f"models are quantized with {RECIPES[cpu.recipes[0]].note} ({cpu.recipes[0]}): {cpu.why}"
 
 
 def run_checks(settings: Settings, out: TextIO, *, host_root: Path = Path("/"), machine: str | None = None) -> int:

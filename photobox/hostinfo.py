@@ -249,7 +249,8 @@ def cpu_check(root: Path = Path("/"), machine: str | None = None) -> tuple[str, 
         if flags & {"avx512_vnni", "avx_vnni", "avx512vnni"}:
             return "OK", f"{machine}: AVX2 and VNNI: fast int8 models"
         if "avx2" in flags:
-            return "OK", f"{machine}: AVX2 (no VNNI): int8 models run well"
+            return "OK", (f"{machine}: AVX2 without VNNI: int8 models run, with uint8 weights (onnxruntime's "
+                          "int8-weight kernel saturates on such CPUs)")
         return "WARN", f"{machine}: no AVX2: onnxruntime's int8 kernels are slow on this CPU"
     return "OK", f"{machine}: CPU flags not checked on this architecture"
 

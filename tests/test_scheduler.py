@@ -282,3 +282,67 @@ def test_forced_enqueue_of_a_running_job_runs_it_again_after(db, clock):
     asyncio.run(sched.run_until_idle())
     assert runs == [0, 1]
     assert states(db)[("batch", "")] == "done"
+
+
+def test_a_job_whose_end_cannot_be_recorded_on_a_full_disk_is_handed_back_not_lost(db, clock, monkeypatch, caplog):
+    """The disk fills while a thumbnail job runs: recording its failure itself hits SQLITE_FULL.
+    The job must stay claimed (not lost, not a traceback), then run again once space returns."""
+    import apsw
+
+    reg = JobRegistry()
+    calls = []
+    disk = {"full": False}
+
+    def thumbs(job):
+        calls.append(job.attempt)
+        if len(calls) == 1:
+            disk["full"] = True
+            raise OSError(28, "No space left on device")
+
+    reg.register("thumbs")(thumbs)
+
+    def full_when_full(real):
+        def write(conn, *a, **kw):
+            if disk["full"]:
+                raise apsw.FullError("database or disk is full")
+            return real(conn, *a, **kw)
+        return write
+
+    for name in ("fail", "complete", "release", "claim", "heartbeat"):  # every write of the scheduler
+        monkeypatch.setattr(store, name, full_when_full(getattr(store, name)))
+    sched = make(db, clock, reg)
+    sched.enqueue_sync("thumbs", "a1")
+    with caplog.at_level("INFO"):
+        for _ in range(2):  # the disk stays full: nothing more runs, nothing is lost
+            with pytest.raises(apsw.FullError):
+                asyncio.run(sched.run_until_idle())
+            assert calls == [1] and states(db) == {("thumbs", "a1"): "running"}  # still ours
+        disk["full"] = False
+        asyncio.run(sched.run_until_idle())
+    assert calls == [1, 1]  # handed back without counting the attempt that could not be recorded
+    assert states(db) == {("thumbs", "a1"): "done"}
+    assert not [r for r in caplog.records if r.exc_info], "a full disk must not log a traceback"
+    assert any("could not be recorded" in r.getMessage() for r in caplog.records)
+
+
+def test_a_full_disk_during_dispatch_is_one_line_not_a_traceback(db, clock, monkeypatch, caplog):
+    import apsw
+
+    reg = JobRegistry()
+    reg.register("thumbs")(lambda job: None)
+    sched = make(db, clock, reg, poll_seconds=0.01)
+
+    def claim(*a, **kw):
+        raise apsw.FullError("database or disk is full")
+
+    monkeypatch.setattr(store, "claim", claim)
+
+    async def main():
+        await sched.start()
+        await asyncio.sleep(0.2)
+        await sched.stop()
+
+    with caplog.at_level("WARNING"):
+        asyncio.run(main())
+    warnings = [r for r in caplog.records if "cannot write to the database" in r.getMessage()]
+    assert len(warnings) == 1 and not [r for r in caplog.records if r.exc_info]

@@ -7,7 +7,9 @@ dies in between (kill -9, power cut) the job is queued again at the next start (
 running it twice for the same target must leave the same result (write derived files to a
 temp name and rename; upsert rows; check before inserting). A job that was running during
 three crashes is failed instead of retried, so a file that crashes a decoder cannot crash
-photobox in a loop.
+photobox in a loop. When the end of a job cannot be recorded (the disk is full, so SQLite
+cannot write), the job stays claimed by this process and is handed back to the queue at the
+next dispatch that can write: it runs again once space returns, and is never lost.
 
 Ordering: within a kind, higher priority first, then the earliest due, then the oldest.
 Kinds run side by side, each bounded by its ``concurrency``; synchronous handlers share one
@@ -32,6 +34,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import apsw
+
 from photobox.procs import process_alive
 from photobox.db import Database
 from photobox.jobs import store
@@ -43,6 +47,10 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 3600.0
 CRASH_LIMIT = 3
+
+#: SQLite errors that mean "the database cannot be written now" (a full disk, a disk gone
+#: read-only or away), not a bug: logged in one line, and the work is handed back later.
+STORAGE_ERRORS = (apsw.FullError, apsw.IOError, apsw.ReadOnlyError, apsw.CantOpenError, apsw.BusyError)
 
 
 class PermanentError(Exception):
@@ -112,6 +120,8 @@ class Scheduler:
         self._beat: asyncio.Task | None = None
         self._periodic: list[tuple[float, Callable[[], Awaitable[None]], str]] = []
         self._periodic_tasks: list[asyncio.Task] = []
+        self._unsettled: set[int] = set()  # ended, but the end could not be written (see _settle)
+        self._storage_trouble = False
 
     # -- enqueueing ------------------------------------------------------------------
 
@@ -175,6 +185,8 @@ class Scheduler:
         while not self.stopping:
             try:
                 await fn()
+            except STORAGE_ERRORS as exc:
+                log.warning("periodic task %s could not write to the database: %s", name, exc)
             except Exception:
                 log.exception("periodic task %s failed", name)
             await asyncio.sleep(seconds)
@@ -230,11 +242,15 @@ class Scheduler:
                 await asyncio.wait(pending, timeout=2)
         # Threads cannot be killed: wait for them, then release anything still marked ours.
         await asyncio.get_running_loop().run_in_executor(None, self._cpu_pool.shutdown, True)
-        with self.db.transaction() as conn:
-            for (job_id,) in conn.execute(
-                "SELECT id FROM jobs WHERE state = 'running' AND owner = ?", (self.owner,)
-            ).fetchall():
-                store.release(conn, job_id, now=self.clock())
+        try:
+            with self.db.transaction() as conn:
+                for (job_id,) in conn.execute(
+                    "SELECT id FROM jobs WHERE state = 'running' AND owner = ?", (self.owner,)
+                ).fetchall():
+                    store.release(conn, job_id, now=self.clock())
+            self._unsettled.clear()
+        except STORAGE_ERRORS as exc:  # the next start takes them back (their owner is gone by then)
+            log.warning("could not hand back unfinished jobs (%s); the next start will", exc)
         self._main = self._beat = None
 
     # -- dispatching -----------------------------------------------------------------
@@ -245,6 +261,11 @@ class Scheduler:
             self._wake.clear()
             try:
                 await self.run_pending()
+                self._storage_trouble = False
+            except STORAGE_ERRORS as exc:  # e.g. a full disk: say it once, try again next round
+                if not self._storage_trouble:
+                    log.warning("the scheduler cannot write to the database (%s); it keeps trying", exc)
+                self._storage_trouble = True
             except Exception:  # a broken DB moment must not kill the scheduler
                 log.exception("scheduler dispatch failed")
             try:
@@ -255,15 +276,20 @@ class Scheduler:
     async def _heartbeat_loop(self) -> None:
         while not self.stopping:
             await asyncio.sleep(self.lease_seconds / 3)
-            if self._running:
+            if self._running or self._unsettled:
                 until = self.clock() + self.lease_seconds
-                await self.db.write(lambda conn: store.heartbeat(conn, self.owner, lease_until=until))
+                try:
+                    await self.db.write(lambda conn: store.heartbeat(conn, self.owner, lease_until=until))
+                except STORAGE_ERRORS as exc:
+                    log.warning("could not extend the jobs' lease: %s", exc)
 
     async def run_pending(self) -> int:
         """Claim due jobs up to each kind's free slots and start them; return how many."""
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
             self._wake = asyncio.Event()
+        if self._unsettled:
+            await self._hand_back_unsettled()
         started = 0
         for spec in self.registry:
             limit = spec.concurrency if spec.concurrency is not None else self.cpu_workers
@@ -301,7 +327,7 @@ class Scheduler:
             else:
                 await loop.run_in_executor(self._cpu_pool, spec.handler, job)
         except (Stopping, asyncio.CancelledError):
-            await self.db.write(lambda conn: store.release(conn, job.id, now=self.clock()))
+            await self._settle(job, lambda conn: store.release(conn, job.id, now=self.clock()))
         except PermanentError as exc:
             await self._record_failure(job, str(exc) or type(exc).__name__, retry=False)
         except Exception as exc:
@@ -310,7 +336,7 @@ class Scheduler:
             text = f"{type(exc).__name__}: {exc}\n" + "".join(traceback.format_tb(exc.__traceback__)[-3:])
             await self._record_failure(job, text, retry=job.attempt < max_attempts)
         else:
-            await self.db.write(lambda conn: store.complete(conn, job.id, now=self.clock()))
+            await self._settle(job, lambda conn: store.complete(conn, job.id, now=self.clock()))
         finally:
             self._running.pop(job.id, None)
             self._per_kind[spec.kind] -= 1
@@ -321,4 +347,29 @@ class Scheduler:
         retry_at = None
         if retry:
             retry_at = now + min(self.backoff_seconds * 2 ** (job.attempt - 1), MAX_BACKOFF_SECONDS)
-        await self.db.write(lambda conn: store.fail(conn, job.id, text, now=now, retry_at=retry_at))
+        await self._settle(job, lambda conn: store.fail(conn, job.id, text, now=now, retry_at=retry_at))
+
+    async def _settle(self, job: Job, record: Callable[[apsw.Connection], None]) -> None:
+        """Write how ``job`` ended; when the database cannot take it, keep the job for a hand-back."""
+        try:
+            await self.db.write(record)
+        except STORAGE_ERRORS as exc:
+            log.warning("job %s %s:%s ended, but that could not be recorded (%s); it is handed back to the queue "
+                        "once the database can be written again", job.id, job.kind, job.target, exc)
+            self._unsettled.add(job.id)
+
+    async def _hand_back_unsettled(self) -> None:
+        """Queue again, without counting the attempt, the jobs whose end could not be recorded."""
+        ids = sorted(self._unsettled)
+        now = self.clock()
+
+        def release(conn: apsw.Connection) -> None:
+            for job_id in ids:
+                store.release(conn, job_id, now=now)
+
+        try:
+            await self.db.write(release)
+        except STORAGE_ERRORS:  # still full: keep them, try again next round
+            return
+        self._unsettled.difference_update(ids)
+        log.info("handed %d job(s) back to the queue after the database could be written again", len(ids))

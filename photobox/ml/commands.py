@@ -16,7 +16,9 @@ from typing import TextIO
 
 from photobox.ml import FETCH_COMMAND
 from photobox.ml.fetch import FetchError, UnpinnedError, fetch_model
-from photobox.ml.registry import InstalledStateError, Manifest, get_manifest, list_manifests, load_installed
+from photobox.ml.registry import (
+    InstalledModel, InstalledStateError, Manifest, get_manifest, list_manifests, load_installed,
+)
 from photobox.settings import Settings
 
 __all__ = ["cmd_models_fetch", "cmd_models_list", "doctor_check", "models_dir", "source_override_from_dir"]
@@ -185,4 +187,24 @@ def doctor_check(settings: Settings) -> tuple[str, str]:
     missing = [f"{m.name}/{k}" for m in clips for k in m.files if not m.path(k, models_dir(settings)).is_file()]
     if missing:
         return "FAIL", f"installed model files are missing ({', '.join(missing)}); run `{FETCH_COMMAND}` again"
-    return "OK", ", ".join(f"{m.name} ({m.revision}, {'int8' if m.quantization else 'as published'})" for m in clips)
+    from photobox.ml.quantize import int8_cpu, recipe_of
+
+    cpu = int8_cpu()
+    recipes = {m.name: recipe_of(m.quantization) for m in installed.values()}
+    unfit = [name for name, recipe in recipes.items() if recipe and not cpu.fits(recipe)]
+    if unfit:
+        return "WARN", (f"{', '.join(unfit)} were quantized for another CPU and compute inexactly on this one "
+                        f"({cpu.why}); run `{FETCH_COMMAND}` to quantize them again")
+    return "OK", ", ".join(f"{m.name} ({m.revision}, {_precision(m)})" for m in clips)
+
+
+def _precision(model: InstalledModel) -> str:
+    """"int8 (u8)", "fp32: int8 was not exact enough here" or "as published"."""
+    from photobox.ml.quantize import recipe_of
+
+    recipe = recipe_of(model.quantization)
+    if recipe:
+        return f"int8 ({recipe})"
+    if "int8_refused_on" in model.checks:
+        return "fp32: no int8 version was close enough on this CPU"
+    return "as published"

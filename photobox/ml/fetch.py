@@ -35,7 +35,9 @@ from typing import Any
 import numpy as np
 
 from photobox import __version__
-from photobox.ml.quantize import QuantizationError, compare, quantize_file, resolve_options
+from photobox.ml.quantize import (
+    RECIPES, Int8Cpu, QuantizationError, compare, int8_cpu, quantize_file, recipe_of, resolve_options,
+)
 from photobox.ml.registry import (
     InstalledFile, InstalledModel, InstalledStateError, Manifest, get_manifest, load_installed,
     models_lock, save_installed,
@@ -150,22 +152,48 @@ def _sources(manifest: Manifest, override: Mapping[str, str] | None) -> dict[str
     return {key: str(override.get(key) or spec.url) for key, spec in manifest.files.items()}
 
 
+#: Quantization options that do not depend on the CPU: a change means new int8 files.
+_STABLE_OPTIONS = ("per_channel", "op_types", "nodes_to_exclude")
+
+
 def _quant_settings(options: Mapping[str, Any]) -> dict[str, Any]:
-    """The part of the quantization options that decides the int8 files (for idempotency)."""
+    """The part of the quantization options that decides the int8 files (for the revision)."""
     return {k: options[k] for k in ("weight_type", "per_channel", "reduce_range", "op_types", "nodes_to_exclude")}
 
 
+def _recipe_plan(options: Mapping[str, Any], cpu: Int8Cpu) -> list[dict[str, Any]]:
+    """The quantization options to try in order: the manifest's pinned weight type, or this CPU's recipes."""
+    if options["weight_type"] is not None:
+        return [dict(options)]
+    return [dict(options, weight_type=RECIPES[name].weight_type, reduce_range=RECIPES[name].reduce_range)
+            for name in cpu.recipes]
+
+
+def _quantization_current(record: InstalledModel, options: Mapping[str, Any], cpu: Int8Cpu) -> bool:
+    """Whether the record's int8 files (or its fp32 fallback) are what a fetch on this CPU would install."""
+    if not any(f.quantized for f in record.files.values()):
+        # int8 was refused on this CPU class at install time: fp32 is the right answer here.
+        return record.checks.get("int8_refused_on") == cpu.cls
+    recorded = record.quantization or {}
+    if any(recorded.get(k) != options[k] for k in _STABLE_OPTIONS):
+        return False
+    if options["weight_type"] is not None:
+        return recorded.get("weight_type") == options["weight_type"]
+    return cpu.fits(recipe_of(recorded) or "")
+
+
 def _up_to_date(record: InstalledModel | None, manifest: Manifest, models_dir: Path, options: Mapping[str, Any],
-                verify: bool) -> bool:
+                verify: bool, cpu: Int8Cpu) -> bool:
     if record is None or set(record.files) != set(manifest.files):
         return False
+    fallback = "int8_refused_on" in record.checks
     for key, spec in manifest.files.items():
         have = record.files[key]
         if spec.sha256 is not None and have.original_sha256 != spec.sha256:
             return False
         if spec.sha256 is None and not (have.trusted_on_first_use and have.url == spec.url):
             return False
-        if have.quantized != spec.quantize:
+        if have.quantized != spec.quantize and not (fallback and spec.quantize):
             return False
         path = models_dir / have.path
         try:
@@ -175,10 +203,8 @@ def _up_to_date(record: InstalledModel | None, manifest: Manifest, models_dir: P
             return False
         if verify and sha256_file(path) != have.sha256:
             return False
-    if any(f.quantized for f in record.files.values()):
-        recorded = record.quantization or {}
-        if {k: recorded.get(k) for k in _quant_settings(options)} != _quant_settings(options):
-            return False
+    if any(spec.quantize for spec in manifest.files.values()):
+        return _quantization_current(record, options, cpu)
     return True
 
 
@@ -207,23 +233,21 @@ def _provisional(manifest: Manifest, models_dir: Path, folder: Path, files: Mapp
 
 
 def _smoke_test(manifest: Manifest, models_dir: Path, folder: Path, originals: Mapping[str, Path],
-                final: Mapping[str, Path], progress: Progress | None) -> tuple[dict[str, Any], list[str]]:
+                final: Mapping[str, Path], progress: Progress | None) -> dict[str, float]:
     """Load and run the towers once; compare int8 towers with their fp32 originals.
 
-    Returns ``(checks, warnings)``.
+    Returns ``{"<key>_int8_cosine": cosine}`` for each int8 tower.
 
     Raises:
-        FetchError: a tower does not load, does not match the manifest, or its int8
-            version is too far from the original.
+        FetchError: a tower does not load or does not match the manifest.
+        QuantizationError: an int8 tower does not run on this CPU.
     """
     if manifest.task != "clip":
         return _smoke_test_faces(manifest, originals, final, progress)
     from photobox.ml.clip import ClipModel
     from photobox.ml.session import ModelError
 
-    options = resolve_options(manifest.quantize_options)
-    checks: dict[str, Any] = {}
-    warnings: list[str] = []
+    checks: dict[str, float] = {}
     if progress:
         progress("check", 0, None)
     model = ClipModel(_provisional(manifest, models_dir, folder, final), models_dir, threads=1, text_cache_size=0)
@@ -244,52 +268,88 @@ def _smoke_test(manifest: Manifest, models_dir: Path, folder: Path, originals: M
                 feed = {tower.input_name: ids.astype(tower.input_dtype)}
                 if tower.wants_mask:
                     feed["attention_mask"] = mask.astype(tower.input_dtype)
-            cosine = compare(originals[key], final[key], feed, tower.output_name)
-            checks[f"{key}_int8_cosine"] = round(cosine, 5)
-            warnings += _judge_int8(f"the int8 {key} model of {manifest.name}", cosine, options,
-                                    "search quality may suffer")
-    except (ModelError, QuantizationError) as exc:
+            checks[f"{key}_int8_cosine"] = round(compare(originals[key], final[key], feed, tower.output_name), 5)
+    except ModelError as exc:
         raise FetchError(str(exc)) from exc
     finally:
         model.unload()
-    return checks, warnings
-
-
-def _judge_int8(what: str, cosine: float, options: Mapping[str, Any], consequence: str) -> list[str]:
-    """Warnings for an int8 model whose output is ``cosine`` close to its original's.
-
-    Raises:
-        FetchError: below ``min_cosine``: the quantized model is not used.
-    """
-    if cosine < options["min_cosine"]:
-        raise FetchError(f"{what} is too far from the original (cosine {cosine:.3f} < {options['min_cosine']}); "
-                         f"set \"quantize\": false for it in the manifest")
-    if cosine < options["warn_cosine"]:
-        return [f"{what} differs from the original more than usual (cosine {cosine:.3f}); {consequence}"]
-    return []
+    return checks
 
 
 def _smoke_test_faces(manifest: Manifest, originals: Mapping[str, Path], final: Mapping[str, Path],
-                      progress: Progress | None) -> tuple[dict[str, Any], list[str]]:
+                      progress: Progress | None) -> dict[str, float]:
     """A face detector or recogniser: run it once as photobox will; compare int8 with fp32."""
     from photobox.ml.faces import check_model
     from photobox.ml.session import ModelError
 
-    options = resolve_options(manifest.quantize_options)
-    checks: dict[str, Any] = {}
-    warnings: list[str] = []
+    checks: dict[str, float] = {}
     if progress:
         progress("check", 0, None)
     try:
         feed, output = check_model(manifest, final["model"])
         if final["model"] != originals["model"]:
-            cosine = compare(originals["model"], final["model"], feed, output)
-            checks["model_int8_cosine"] = round(cosine, 5)
-            warnings += _judge_int8(f"the int8 model of {manifest.name}", cosine, options,
-                                    "face recognition may suffer")
-    except (ModelError, QuantizationError) as exc:
+            checks["model_int8_cosine"] = round(compare(originals["model"], final["model"], feed, output), 5)
+    except ModelError as exc:
         raise FetchError(str(exc)) from exc
-    return checks, warnings
+    return checks
+
+
+def _quantize_and_check(manifest: Manifest, models_dir: Path, staging: Path, originals: Mapping[str, Path],
+                        options: Mapping[str, Any], cpu: Int8Cpu, progress: Progress | None
+                        ) -> tuple[dict[str, Path], dict[str, Any] | None, dict[str, Any], list[str]]:
+    """Quantize with each recipe this CPU allows until one matches fp32 closely; fp32 when none does.
+
+    Returns ``(final files, quantization record or None, checks, warnings)``.
+    """
+    quantizable = [key for key, spec in manifest.files.items() if spec.quantize]
+    if not quantizable:
+        return dict(originals), None, _smoke_test(manifest, models_dir, staging, originals, originals, progress), []
+    consequence = "search quality may suffer" if manifest.task == "clip" else "face recognition may suffer"
+    tried: list[str] = []
+    usable: list[tuple[float, dict[str, Path], dict[str, Any], dict[str, Any]]] = []
+    for opts in _recipe_plan(options, cpu):
+        recipe = recipe_of(opts) or "?"
+        final = dict(originals)
+        record: dict[str, Any] = {}
+        for key in quantizable:
+            if progress:
+                progress(f"quantize {key}", 0, None)
+            final[key] = staging / f"{key}.int8-{recipe}.onnx"
+            try:
+                record = quantize_file(originals[key], final[key], opts)
+            except QuantizationError as exc:
+                raise FetchError(f"{manifest.name}: {exc}") from exc
+        try:
+            checks = _smoke_test(manifest, models_dir, staging, originals, final, progress)
+        except QuantizationError as exc:  # an int8 operator without a kernel on this CPU
+            tried.append(f"{recipe}: {exc}")
+            continue
+        worst = min(checks.values(), default=1.0)
+        tried.append(f"{recipe}: cosine {worst:.4f}")
+        if worst >= options["min_cosine"]:
+            usable.append((worst, final, dict(record, cpu=cpu.cls), checks))
+        if worst >= max(options["warn_cosine"], options["min_cosine"]):
+            break
+    if usable:
+        worst, final, record, checks = max(usable, key=lambda u: u[0])
+        for path in staging.glob("*.int8-*.onnx"):
+            if path not in final.values():
+                path.unlink()
+        for key in quantizable:  # the chosen files get their plain names
+            final[key] = final[key].rename(staging / f"{key}.int8.onnx")
+        warnings = []
+        if worst < options["warn_cosine"]:
+            warnings.append(f"the int8 version of {manifest.name} ({record['recipe']} on {cpu.cls}) differs from the "
+                            f"original more than usual (cosine {worst:.3f}); {consequence}")
+        return final, record, dict(checks, int8_tried="; ".join(tried)), warnings
+    for path in staging.glob("*.int8-*.onnx"):
+        path.unlink()
+    checks = _smoke_test(manifest, models_dir, staging, originals, originals, progress)
+    warning = (f"{manifest.name}: no int8 version is close enough to the original on this CPU ({cpu.why}; "
+               f"{'; '.join(tried)}; the floor is {options['min_cosine']}), so the fp32 original is used: "
+               f"slower and larger, but exact")
+    log.warning(warning)
+    return dict(originals), None, dict(checks, int8_refused_on=cpu.cls, int8_tried="; ".join(tried)), [warning]
 
 
 def _clean_staging(models_dir: Path) -> None:
@@ -346,7 +406,8 @@ def fetch_model(name: str, models_dir: Path, *, source_override: Mapping[str, st
             log.error("%s; moved it to %s and starting afresh", exc, backup.name)
             installed = {}
         record = installed.get(manifest.name)
-        if _up_to_date(record, manifest, models_dir, options, verify_installed):
+        cpu = int8_cpu()
+        if _up_to_date(record, manifest, models_dir, options, verify_installed, cpu):
             assert record is not None
             # Same files, but the manifest's text changed (e.g. a pin was added for a file
             # trusted on first use): keep the record in step without downloading anything.
@@ -373,12 +434,13 @@ def fetch_model(name: str, models_dir: Path, *, source_override: Mapping[str, st
                 f"{manifest.name}: no sha256 is known for {', '.join(unpinned)}, so photobox cannot verify the "
                 f"download. Add the published sha256 to the manifest, or accept the files as downloaded now with "
                 f"--trust-on-first-use (their hashes are then recorded and checked from then on).")
-        return _install(manifest, models_dir, installed, sources, expected, options, progress=progress,
+        return _install(manifest, models_dir, installed, sources, expected, options, cpu, progress=progress,
                         keep_originals=keep_originals, timeout=timeout)
 
 
 def _install(manifest: Manifest, models_dir: Path, installed: dict[str, InstalledModel], sources: Mapping[str, str],
-             expected: Mapping[str, str | None], options: Mapping[str, Any], *, progress: Progress | None,
+             expected: Mapping[str, str | None], options: Mapping[str, Any], cpu: Int8Cpu, *,
+             progress: Progress | None,
              keep_originals: bool, timeout: float) -> FetchResult:
     staging = models_dir / f".staging-{manifest.name}-{secrets.token_hex(4)}"
     staging.mkdir(parents=True)
@@ -404,22 +466,8 @@ def _install(manifest: Manifest, models_dir: Path, installed: dict[str, Installe
             originals[key] = dest
             hashes[key] = (sha, size)
 
-        final: dict[str, Path] = {}
-        quantization = None
-        for key, spec in manifest.files.items():
-            if not spec.quantize:
-                final[key] = originals[key]
-                continue
-            if progress:
-                progress(f"quantize {key}", 0, None)
-            dest = staging / f"{key}.int8.onnx"
-            try:
-                quantization = quantize_file(originals[key], dest, options)
-            except QuantizationError as exc:
-                raise FetchError(f"{manifest.name}: {exc}") from exc
-            final[key] = dest
-
-        checks, more = _smoke_test(manifest, models_dir, staging, originals, final, progress)
+        final, quantization, checks, more = _quantize_and_check(manifest, models_dir, staging, originals, options,
+                                                                cpu, progress)
         warnings += more
         if not keep_originals:
             for key, path in originals.items():
@@ -432,7 +480,7 @@ def _install(manifest: Manifest, models_dir: Path, installed: dict[str, Installe
 
         revision = hashlib.sha256(json.dumps(
             {"originals": {k: h[0] for k, h in sorted(hashes.items())},
-             "quantization": _quant_settings(options) if quantization else None}, sort_keys=True).encode()
+             "quantization": _quant_settings(quantization) if quantization else None}, sort_keys=True).encode()
         ).hexdigest()[:12]
         target = models_dir / manifest.name / revision
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ import onnx
 import pytest
 
 from photobox.ml.fetch import ChecksumError, FetchError, UnpinnedError, fetch_model
+from photobox.ml.quantize import RECIPES, Int8Cpu, int8_cpu
 from photobox.ml.registry import load_installed
 from tests.ml.helpers import file_override, leftovers, serve, write_manifest
 from tests.ml.tinymodels import tiny_manifest
@@ -35,7 +36,10 @@ def test_fetch_from_file_urls_quantizes_and_records(installed, models_dir: Path,
         assert not f.trusted_on_first_use
     tok = record.files["tokenizer"]
     assert not tok.quantized and tok.sha256 == tok.original_sha256 == tiny.sha256("tokenizer")
-    assert record.quantization["weight_type"] == "QInt8" and record.quantization["per_channel"] is True
+    recipe = int8_cpu().recipes[0]  # the fastest recipe that is exact on this CPU
+    assert record.quantization["recipe"] == recipe and record.quantization["cpu"] == int8_cpu().cls
+    assert record.quantization["weight_type"] == RECIPES[recipe].weight_type
+    assert record.quantization["per_channel"] is True
     assert record.quantization["op_types"] == ["MatMul"]
     assert record.checks["image_int8_cosine"] > 0.99 and record.checks["text_int8_cosine"] > 0.99
     # The fp32 originals are not kept, and nothing but the install folder and the record remain.
@@ -194,13 +198,42 @@ def test_a_manifest_only_change_updates_the_record_without_downloading(installed
     assert load_installed(models_dir)["tiny-clip"].manifest.description == "Better words."
 
 
-def test_quantized_model_too_far_from_original_is_refused(models_dir, tmp_path, tiny):
+def test_int8_too_far_from_the_original_falls_back_to_fp32(models_dir, tmp_path, tiny):
     manifest = tiny_manifest(tiny)
     manifest["quantize_options"]["min_cosine"] = 1.01  # impossible: every int8 model "drifts"
     write_manifest(tmp_path / "m", manifest)
-    with pytest.raises(FetchError, match="too far from the original"):
-        fetch_model("tiny-clip", models_dir, source_override=file_override(tiny), manifests_dir=tmp_path / "m")
-    assert leftovers(models_dir) == []
+    result = fetch_model("tiny-clip", models_dir, source_override=file_override(tiny), manifests_dir=tmp_path / "m")
+    record = result.record
+    assert result.status == "installed" and record.quantization is None
+    assert not record.files["image"].quantized and record.files["image"].sha256 == tiny.sha256("image")
+    assert record.checks["int8_refused_on"] == int8_cpu().cls
+    tried = record.checks["int8_tried"]
+    assert all(f"{recipe}: cosine" in tried for recipe in int8_cpu().recipes)  # every exact recipe was tried
+    assert any("fp32 original is used" in w for w in result.warnings)
+    assert not list((models_dir / record.dir).glob("*.int8*"))  # no int8 leftovers
+    # fp32 is the right answer on this CPU: fetching again does nothing.
+    again = fetch_model("tiny-clip", models_dir, source_override=file_override(tiny), manifests_dir=tmp_path / "m")
+    assert again.status == "already-installed"
+
+
+def test_a_recipe_that_is_inexact_on_a_new_cpu_is_quantized_again(models_dir, tmp_path, tiny, monkeypatch):
+    """The data folder moves from a CPU where int8 weights are exact to one where they saturate."""
+    import photobox.ml.fetch as fetch
+
+    manifest = tiny_manifest(tiny)
+    manifest["quantize_options"]["warn_cosine"] = 0.5  # take s8 whatever this CPU makes of it
+    write_manifest(tmp_path / "m", manifest)
+    monkeypatch.setattr(fetch, "int8_cpu", lambda: Int8Cpu("arm64/s8,u8,s7", ("s8", "u8", "s7"), "test"))
+    first = fetch_model("tiny-clip", models_dir, source_override=file_override(tiny), manifests_dir=tmp_path / "m")
+    assert first.record.quantization["recipe"] == "s8"
+    monkeypatch.setattr(fetch, "int8_cpu", lambda: Int8Cpu("x86_64/u8,s7", ("u8", "s7"), "test"))
+    second = fetch_model("tiny-clip", models_dir, source_override=file_override(tiny), manifests_dir=tmp_path / "m")
+    assert second.status == "installed" and second.record.quantization["recipe"] == "u8"
+    assert second.record.quantization["cpu"] == "x86_64/u8,s7"
+    # u8 is exact everywhere: moving back to the first CPU keeps it.
+    monkeypatch.setattr(fetch, "int8_cpu", lambda: Int8Cpu("arm64/s8,u8,s7", ("s8", "u8", "s7"), "test"))
+    third = fetch_model("tiny-clip", models_dir, source_override=file_override(tiny), manifests_dir=tmp_path / "m")
+    assert third.status == "already-installed"
 
 
 def test_quantize_none_installs_fp32_as_published(models_dir, tmp_path, tiny):

@@ -249,7 +249,7 @@ def face_manifests(files: TinyFaceFiles, *, base_url: str = "https://models.inva
             "preprocess": {"size": pre["size"], "interpolation": "bilinear", "mean": pre["mean"], "std": pre["std"],
                            "channels": pre.get("channels", "rgb")},
             "quantize": "dynamic-int8",
-            "quantize_options": {"weight_type": "QInt8", "per_channel": True, "op_types": ["MatMul"]},
+            "quantize_options": {"per_channel": True, "op_types": ["MatMul"]},
             **extra,
         }
 

@@ -200,7 +200,7 @@ def tiny_manifest(files: TinyModelFiles, *, name: str = "tiny-clip", base_url: s
         "input_names": {"image": "image", "text": "text"},
         "output_names": {"image": "embedding", "text": "embedding"},
         "quantize": "dynamic-int8",
-        "quantize_options": {"weight_type": "QInt8", "per_channel": True, "op_types": ["MatMul"]},
+        "quantize_options": {"per_channel": True, "op_types": ["MatMul"]},
     }
     manifest.update(overrides)
     return manifest
