@@ -33,7 +33,7 @@ import math
 import time
 from collections import deque
 
-__all__ = ["GuessThrottle", "address_key", "device_key", "session_key", "share_key"]
+__all__ = ["GuessThrottle", "address_key", "device_key", "session_key", "share_key", "try_again"]
 
 _ADDRESS = "addr:"
 
@@ -62,6 +62,12 @@ def session_key(session_token: str) -> str:
 def share_key(share_id: int) -> str:
     """The key of a share link's password."""
     return f"share:{share_id}"
+
+
+def try_again(seconds: int) -> str:
+    """The sentence a refused form shows (its answer also carries ``Retry-After``)."""
+    minutes = max(1, math.ceil(seconds / 60))
+    return f"Try again in {minutes} minute{'s' if minutes > 1 else ''}."
 
 
 class GuessThrottle:

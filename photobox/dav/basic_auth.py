@@ -108,7 +108,8 @@ async def resolve_basic(box: Photobox, scope: Scope, credentials: str) -> Auth |
         guesses.failed(guess_key)
         known.pop(key, None)
         return None
-    guesses.succeeded(guess_key)
+    if hit is None:  # a known credential did not use the address's budget: leave its count alone
+        guesses.succeeded(guess_key)
     known.pop(key, None)
     if len(known) >= _KNOWN_MAX:
         del known[next(iter(known))]

@@ -31,7 +31,7 @@ from photobox.library.paths import derived_path, original_path
 from photobox.library.storage import safe_file_name
 from photobox.sharing import redact, store
 from photobox.sharing.limits import TokenBucket
-from photobox.throttle import GuessThrottle, share_key
+from photobox.throttle import GuessThrottle, share_key, try_again
 from photobox.web.files import _parse_range, file_blocks, serve_file, stream_zip
 from photobox.web.render import page
 from photobox.web.security import client_address, ensure_anon_cookie, is_secure
@@ -179,7 +179,7 @@ async def public_unlock(request: Request, token: FromPath[str], data: Annotated[
     wait = guesses.retry_after(key)
     if wait:
         response = _public_page(request, "share_password.html", share=share, token=token,
-                                error=f"Too many wrong passwords. Try again in {wait // 60 + 1} minutes.")
+                                error="Too many wrong passwords. " + try_again(wait))
         response.status_code = 429
         response.headers["Retry-After"] = str(wait)
         return response

@@ -206,10 +206,8 @@ def scope_allows(scopes: str, method: str, path: str) -> bool:
 def _full_path(scope: Scope) -> str:
     """The request's path; for ``/dav`` the raw one (Litestar runs middleware after routing, and
     the mount cut ``scope["path"]`` to the rest)."""
-    raw = scope.get("raw_path") or b""
-    if raw == b"/dav" or raw.startswith((b"/dav/", b"/dav?")):
-        return raw.split(b"?", 1)[0].decode("latin-1")
-    return scope.get("path", "")
+    raw = (scope.get("raw_path") or b"").split(b"?", 1)[0].decode("latin-1")
+    return raw if _is_dav(raw) else scope.get("path", "")
 
 
 async def guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:

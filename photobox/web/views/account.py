@@ -117,7 +117,7 @@ async def login_submit(request: Request, data: Annotated[LoginForm, Form]) -> Re
     target = local_path(data.next)
     wait = guesses.retry_after(key)
     if wait:
-        response = page(request, "login.html", error=f"Too many failed logins. Try again in {wait // 60 + 1} minutes.",
+        response = page(request, "login.html", error="Too many failed logins. " + throttle.try_again(wait),
                         username=data.username, next=target, status_code=429)
         response.headers["Retry-After"] = str(wait)
         return response

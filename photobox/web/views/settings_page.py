@@ -98,7 +98,7 @@ async def change_password(request: Request, data: Annotated[PasswordForm, Form])
     guesses: throttle.GuessThrottle = request.app.state.password_throttle
     wait = guesses.retry_after(key)
     if wait:
-        response = await _render(request, error=f"Too many wrong passwords. Try again in {wait // 60 + 1} minutes.",
+        response = await _render(request, error="Too many wrong passwords. " + throttle.try_again(wait),
                                  status_code=429)
         response.headers["Retry-After"] = str(wait)
         return response
