@@ -119,11 +119,14 @@ class GuessThrottle:
         self._failures.pop(key, None)
 
     def _forget(self, now: float) -> None:
-        """Make room for a key: drop expired keys, else the one quiet the longest."""
-        for key in [k for k, q in self._failures.items() if not q or q[-1] <= now - self.window]:
-            del self._failures[key]
-        while len(self._failures) >= self.max_keys:
-            del self._failures[next(iter(self._failures))]
+        """Make room for a key: drop the expired keys, else the one quiet the longest. The dict is
+        ordered by last failure, so both are at its front (no scan of the whole table)."""
+        while self._failures:
+            first = next(iter(self._failures))
+            if self._failures[first] and self._failures[first][-1] > now - self.window \
+                    and len(self._failures) < self.max_keys:
+                break
+            del self._failures[first]
 
     def __len__(self) -> int:
         return len(self._failures)
