@@ -1,4 +1,4 @@
-"""The owner account, sessions, API keys, CSRF tokens and login throttling.
+"""The owner account, sessions, API keys, CSRF tokens and known devices.
 
 photobox has one owner (``users.id = 1``). Browser sessions and API keys are random
 tokens; only their SHA-256 is stored. Passwords are hashed with argon2id.
@@ -10,7 +10,6 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections import deque
 from dataclasses import dataclass
 
 import apsw
@@ -18,9 +17,11 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 __all__ = [
-    "ApiKey", "LoginThrottle", "Session", "User", "authenticate", "check_csrf", "create_api_key",
+    "ApiKey", "Session", "User", "authenticate", "check_csrf", "create_api_key", "device_id", "new_device_token",
     "create_owner", "create_session", "delete_session", "find_api_key", "find_session",
-    "get_owner", "list_api_keys", "revoke_api_key", "set_password", "MIN_PASSWORD_LENGTH",
+    "get_owner", "list_api_keys", "parse_scopes", "revoke_api_key", "set_password", "verify_password",
+    "API_KEY_SCOPES",
+    "MIN_PASSWORD_LENGTH",
 ]
 
 MIN_PASSWORD_LENGTH = 8
@@ -105,16 +106,21 @@ def set_password(conn: apsw.Connection, username: str | None, password_hash: str
     return get_owner(conn)  # type: ignore[return-value]
 
 
+def verify_password(password_hash: str, password: str) -> bool:
+    """Whether ``password`` matches an argon2 hash (slow on purpose: call it from a thread)."""
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
 def authenticate(conn: apsw.Connection, username: str, password: str) -> User | None:
     """The owner if the name and password match (constant work either way), else None."""
     row = conn.execute("SELECT id, username, password_hash FROM users WHERE id = 1").fetchone()
     if row is None:
         return None
     ok_name = hmac.compare_digest(row[1].casefold().encode(), username.strip().casefold().encode())
-    try:
-        ok_pw = _hasher.verify(row[2], password)
-    except (VerificationError, InvalidHashError):
-        ok_pw = False
+    ok_pw = verify_password(row[2], password)
     return User(row[0], row[1]) if ok_name and ok_pw else None
 
 
@@ -162,9 +168,37 @@ def delete_session(conn: apsw.Connection, token: str) -> None:
 
 # -- API keys ------------------------------------------------------------------------
 
+#: API key scopes. ``all``: everything the owner can do. ``read``: look, never change (GET/HEAD
+#: under ``/api/``; PROPFIND/GET/HEAD under ``/dav``). ``upload``: what a phone backup app needs
+#: (upload, resumable uploads, checksum check, server info; WebDAV writes and listings) and
+#: nothing else: a leaked upload key cannot read the library. Enforced by
+#: :func:`photobox.web.security.scope_allows`.
+API_KEY_SCOPES = ("all", "read", "upload")
+
+
+def parse_scopes(text: str) -> str:
+    """The canonical form of a comma-separated scope list (``"upload, READ"`` → ``"read,upload"``).
+
+    Raises ValueError for an empty list or an unknown scope: a key must never end up with more
+    rights than asked for because a name was mistyped.
+    """
+    choices = ", ".join(API_KEY_SCOPES)
+    granted = {part.strip().lower() for part in text.split(",")}
+    if granted <= {""}:
+        raise ValueError(f"choose an API key scope: {choices}")
+    unknown = sorted(granted - set(API_KEY_SCOPES))
+    if unknown:
+        raise ValueError(f"unknown API key scope {', '.join(repr(u) for u in unknown)}: choose {choices}")
+    return "all" if "all" in granted else ",".join(s for s in API_KEY_SCOPES if s in granted)
+
+
 def create_api_key(conn: apsw.Connection, name: str, *, scopes: str = "all", now: float | None = None) -> tuple[ApiKey, str]:
-    """Create a key; returns (record, secret). The secret is not stored and cannot be shown again."""
+    """Create a key; returns (record, secret). The secret is not stored and cannot be shown again.
+
+    Raises ValueError for unknown scopes (:func:`parse_scopes`).
+    """
     now = time.time() if now is None else now
+    scopes = parse_scopes(scopes)
     name = name.strip()[:100] or "API key"
     secret = API_KEY_PREFIX + secrets.token_urlsafe(32)
     prefix = secret[: len(API_KEY_PREFIX) + 6]
@@ -218,45 +252,22 @@ def check_csrf(expected: str | None, given: str | None) -> bool:
     return bool(expected) and bool(given) and hmac.compare_digest(expected.encode(), given.encode())
 
 
-# -- login throttling ----------------------------------------------------------------
+# -- known devices -------------------------------------------------------------------
 
-class LoginThrottle:
-    """At most ``limit`` failed logins per client address in ``window`` seconds.
+def new_device_token(secret_key: bytes) -> str:
+    """A value for the ``pb_device`` cookie, given to a browser after a right password: it makes
+    that browser a known device, with its own password-guess budget (:mod:`photobox.throttle`)."""
+    device = secrets.token_urlsafe(12)
+    return f"{device}.{_device_mac(secret_key, device)}"
 
-    In memory: photobox is one process, and a restart clearing the counters costs an
-    attacker a reboot of the Pi per few guesses. A global cap (10× the per-address one)
-    slows attacks spread across many addresses.
-    """
 
-    def __init__(self, limit: int = 5, window: float = 900.0, clock=time.monotonic) -> None:
-        self.limit = limit
-        self.window = window
-        self.clock = clock
-        self._failures: dict[str, deque[float]] = {}
-        self._all: deque[float] = deque()
+def device_id(secret_key: bytes, token: str | None) -> str | None:
+    """The device id of a ``pb_device`` cookie, or None when it is missing or not one photobox made."""
+    device, _, mac = (token or "").partition(".")
+    if not device or len(token or "") > 128 or not hmac.compare_digest(mac.encode(), _device_mac(secret_key, device).encode()):
+        return None
+    return device
 
-    def _trim(self, q: deque[float], now: float) -> None:
-        while q and q[0] <= now - self.window:
-            q.popleft()
 
-    def retry_after(self, addr: str) -> int:
-        """Seconds until ``addr`` may try again (0: now)."""
-        now = self.clock()
-        q = self._failures.get(addr, deque())
-        self._trim(q, now)
-        self._trim(self._all, now)
-        if len(q) >= self.limit:
-            return int(q[0] + self.window - now) + 1
-        if len(self._all) >= self.limit * 10:
-            return int(self._all[0] + self.window - now) + 1
-        return 0
-
-    def failed(self, addr: str) -> None:
-        now = self.clock()
-        self._failures.setdefault(addr, deque()).append(now)
-        self._all.append(now)
-        if len(self._failures) > 10_000:  # bound memory under a spray of addresses
-            self._failures.pop(next(iter(self._failures)))
-
-    def succeeded(self, addr: str) -> None:
-        self._failures.pop(addr, None)
+def _device_mac(secret_key: bytes, device: str) -> str:
+    return hmac.new(secret_key, b"device:" + device.encode(), hashlib.sha256).hexdigest()[:32]

@@ -52,9 +52,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("session_days", 30, int, "A login stays valid this many days after its last use."),
     Setting("secure_cookies", "auto", str,
             "Mark cookies Secure: 'auto' (when the request came over HTTPS, also via X-Forwarded-Proto "
-            "from a trusted local proxy), 'always' or 'never'."),
+            "from a proxy on this box or in trusted_proxies), 'always' or 'never'."),
     Setting("login_attempts", 5, int,
-            "Failed logins allowed per client address in 15 minutes before logins from it are refused."),
+            "Wrong passwords allowed in 15 minutes before more tries are refused: per client address (per "
+            "browser for one the owner logged in with before, which nobody else can lock), for the login "
+            "page and WebDAV together; per link for share-link passwords."),
+    Setting("trusted_proxies", "", str,
+            "Addresses or networks of reverse proxies (e.g. 127.0.0.1 for one on this box) whose "
+            "X-Forwarded-For, X-Forwarded-Host and X-Forwarded-Proto headers photobox believes; empty = none, "
+            "every client is the address it connects from."),
     Setting("log_level", "info", str, "Log level: debug, info, warning or error."),
     Setting("ml_threads", 0, int,
             "Threads per ML model session (onnxruntime intra-op); 0 = number of CPU cores."),
@@ -113,6 +119,7 @@ class Settings:
     session_days: int
     secure_cookies: str
     login_attempts: int
+    trusted_proxies: str
     log_level: str
     ml_threads: int
     ml_idle_seconds: int
@@ -195,6 +202,12 @@ def load_settings(
     resolved = {name: _coerce(_BY_NAME[name], value) for name, value in values.items()}
     if resolved["secure_cookies"] not in {"auto", "always", "never"}:
         raise SettingsError("setting 'secure_cookies' must be auto, always or never")
+    from photobox.web.proxy import parse_networks
+
+    try:
+        parse_networks(resolved["trusted_proxies"])
+    except ValueError as exc:
+        raise SettingsError(f"setting 'trusted_proxies': {exc}") from None
     tile = resolved["map_tile_url"]
     if tile and not (tile.startswith("https://") and "{z}" in tile and "{x}" in tile and "{y}" in tile):
         raise SettingsError("setting 'map_tile_url' must be an https:// URL with {z}, {x} and {y}, or empty")

@@ -145,15 +145,3 @@ def test_session_cookie_secure_behind_https_proxy(client):
                     headers={"x-forwarded-proto": "https"}, follow_redirects=False)
     # TestClient's peer is "testclient", not loopback: the header is not trusted.
     assert "Secure" not in r.headers["set-cookie"]
-
-
-def test_login_throttle_unit():
-    now = [0.0]
-    t = auth.LoginThrottle(limit=2, window=60, clock=lambda: now[0])
-    t.failed("1.2.3.4")
-    assert t.retry_after("1.2.3.4") == 0
-    t.failed("1.2.3.4")
-    assert t.retry_after("1.2.3.4") > 0
-    assert t.retry_after("5.6.7.8") == 0
-    now[0] = 61
-    assert t.retry_after("1.2.3.4") == 0

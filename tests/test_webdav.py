@@ -153,7 +153,7 @@ def test_mkcol_delete_move_codes(app_and_key, c):
     assert move("/dav/upload/a/", "/dav/upload/a/inner/").status_code == 409
     assert move("/dav/upload/nope.jpg", "/dav/upload/n.jpg").status_code == 404
     assert move("/dav/upload/", "/dav/upload2/").status_code == 403
-    assert move("/dav/upload/a/p.jpg", "http://elsewhere.example/etc/x.jpg").status_code == 400
+    assert move("/dav/upload/a/p.jpg", "http://testserver.local/etc/x.jpg").status_code == 400
     # Overwrite (default T) replaces the entry: 204, and the replaced photo stays an asset.
     assert move("/dav/upload/a/p.jpg", "http://testserver.local/dav/upload/q.jpg").status_code == 204
     assert c.request("DELETE", "/dav/upload/").status_code == 403
@@ -162,6 +162,25 @@ def test_mkcol_delete_move_codes(app_and_key, c):
     with box.db.reader() as conn:
         assert conn.execute("SELECT count(*) FROM assets WHERE trashed_at IS NULL").fetchone()[0] == 2
         assert conn.execute("SELECT count(*) FROM dav_entries").fetchone()[0] == 1
+
+
+def test_destination_on_another_server_is_502(c):
+    """RFC 4918 9.9.4: a MOVE/COPY to another server answers 502 and changes nothing. The scheme
+    may differ (https at a reverse proxy, http here), and a path-only Destination is this server."""
+    c.put("/dav/upload/src.jpg", content=gen.jpeg_bytes(seed=15))
+    for method in ("MOVE", "COPY"):
+        for elsewhere in ("http://elsewhere.example/dav/upload/x.jpg", "https://testserver.local.evil/dav/upload/x.jpg",
+                          "//elsewhere.example/dav/upload/x.jpg", "ftp://testserver.local/dav/upload/x.jpg",
+                          "http://testserver.local:8443/dav/upload/x.jpg"):
+            r = c.request(method, "/dav/upload/src.jpg", headers={"Destination": elsewhere})
+            assert r.status_code == 502, (method, elsewhere, r.status_code)
+    bad_port = c.request("MOVE", "/dav/upload/src.jpg", headers={"Destination": "http://testserver.local:x/a.jpg"})
+    assert bad_port.status_code == 400
+    listed = c.request("PROPFIND", "/dav/upload/", headers={"Depth": "1"}).text
+    assert _hrefs(listed) == ["/dav/upload/", "/dav/upload/src.jpg"]
+    assert c.request("COPY", "/dav/upload/src.jpg",
+                     headers={"Destination": "https://TestServer.local/dav/upload/c.jpg"}).status_code == 201
+    assert c.request("MOVE", "/dav/upload/c.jpg", headers={"Destination": "/dav/upload/m.jpg"}).status_code == 201
 
 
 def test_paths_unicode_and_refusals(c):

@@ -211,9 +211,11 @@ def test_traversal_refused(server, dav, tmp_path):
                  "/dav/upload/a%00b.jpg", "/dav/upload/..%5c..%5cx.jpg"):
         assert _raw(server, "PUT", path) in (400, 404), path
         assert _raw(server, "PROPFIND", path, {"Depth": "0"}) in (400, 404), path
-    for dest in ("/dav/upload/../x", "/dav/upload/%2e%2e/x", "http://evil.example/etc/x", "/etc/passwd",
-                 "//evil.example/dav/../etc", "/dav/../../x", "/dav/x"):
+    for dest in ("/dav/upload/../x", "/dav/upload/%2e%2e/x", "/etc/passwd", "/dav/../../x", "/dav/x",
+                 f"http://127.0.0.1:{server.port}/etc/x", f"//127.0.0.1:{server.port}/dav/../etc"):
         assert _raw(server, "MOVE", "/dav/upload/safe", {"Destination": dest}) in (400, 403), dest
+    for dest in ("http://evil.example/etc/x", "//evil.example/dav/../etc"):  # another server: RFC 4918 9.9.4
+        assert _raw(server, "MOVE", "/dav/upload/safe", {"Destination": dest}) == 502, dest
     assert _raw(server, "PUT", "/dav/outside.jpg") == 403
     assert dav.isdir("upload/safe")
     assert not any(p.name in ("passwd", "x.jpg") for p in (server.data_dir / "library").rglob("*"))

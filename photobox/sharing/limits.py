@@ -1,9 +1,9 @@
 """Rate limits for the public share routes: a token bucket per client address.
 
-In memory, like :class:`photobox.auth.LoginThrottle`: photobox is one process. A grid page
+In memory, like :class:`photobox.throttle.GuessThrottle`: photobox is one process. A grid page
 fetches up to a page of thumbnails at once, so the bucket is deep (a burst of ``burst``
 requests) and refills at ``rate`` requests a second; a scraper walking ids is slowed to that
-rate, and wrong share passwords have their own, much stricter throttle.
+rate, and wrong share passwords count in the much stricter password budget, per link.
 """
 
 from __future__ import annotations

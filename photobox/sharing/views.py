@@ -31,9 +31,10 @@ from photobox.library.paths import derived_path, original_path
 from photobox.library.storage import safe_file_name
 from photobox.sharing import redact, store
 from photobox.sharing.limits import TokenBucket
+from photobox.throttle import GuessThrottle, share_key, try_again
 from photobox.web.files import _parse_range, file_blocks, serve_file, stream_zip
 from photobox.web.render import page
-from photobox.web.security import ensure_anon_cookie, is_secure
+from photobox.web.security import client_address, ensure_anon_cookie, is_secure
 
 __all__ = ["ROUTES"]
 
@@ -46,18 +47,17 @@ EXPIRY_DAYS = (0, 1, 7, 30, 365)
 
 # -- limits (per app, made on first use) ------------------------------------------------------
 
-def limits(app) -> tuple[TokenBucket, auth.LoginThrottle]:
-    """(requests bucket, wrong-password throttle) of this app; tests may replace them."""
+def limits(app) -> tuple[TokenBucket, GuessThrottle]:
+    """(requests bucket, wrong-password throttle) of this app; tests may replace the bucket.
+    The throttle is the app's one password budget (photobox.throttle), keyed per link here."""
     state = app.state
     if "share_bucket" not in state:
         state.share_bucket = TokenBucket()
-    if "share_password_throttle" not in state:
-        state.share_password_throttle = auth.LoginThrottle(limit=5, window=900)
-    return state.share_bucket, state.share_password_throttle
+    return state.share_bucket, state.password_throttle
 
 
 def _addr(request: Request) -> str:
-    return request.client.host if request.client else "?"
+    return client_address(request.scope)
 
 
 def _too_many(wait: float, what: str) -> HTTPException:
@@ -172,31 +172,27 @@ async def public_unlock(request: Request, token: FromPath[str], data: Annotated[
     """The password form: a right password sets a cookie for this link only."""
     box = request.app.state.photobox
     share = await _open_share(request, token)
-    _, throttle = limits(request.app)
-    addr = _addr(request)
-    wait = throttle.retry_after(addr)
+    _, guesses = limits(request.app)
+    # Per link, from every address together: a short share password must not get more guesses
+    # from more addresses, and a right password on another link must not reset this one's count.
+    key = share_key(share.id)
+    wait = guesses.retry_after(key)
     if wait:
         response = _public_page(request, "share_password.html", share=share, token=token,
-                                error=f"Too many wrong passwords. Try again in {wait // 60 + 1} minutes.")
+                                error="Too many wrong passwords. " + try_again(wait))
         response.status_code = 429
         response.headers["Retry-After"] = str(wait)
         return response
     if not share.has_password:
         return Redirect(f"/s/{token}", status_code=303)
 
-    def check() -> bool:
-        try:
-            return auth._hasher.verify(share.password_hash, data.password)
-        except Exception:
-            return False
-
-    if not await asyncio.to_thread(check):
-        throttle.failed(addr)
+    if not await asyncio.to_thread(auth.verify_password, share.password_hash, data.password):
+        guesses.failed(key)
         response = _public_page(request, "share_password.html", share=share, token=token,
                                 error="That is not the password of this link.")
         response.status_code = 401
         return response
-    throttle.succeeded(addr)
+    guesses.succeeded(key)
     response = Redirect(f"/s/{token}", status_code=303)
     response.set_cookie(_cookie_name(share), _unlock_value(box.secret_key, share), path=f"/s/{token}",
                         max_age=7 * 86400, httponly=True, samesite="lax", secure=is_secure(request))

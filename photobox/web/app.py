@@ -30,6 +30,7 @@ from photobox.core import Photobox
 from photobox.library.storage import DiskFullError
 from photobox.resources import STATIC_DIR, TEMPLATES_DIR
 from photobox.settings import Settings, load_settings
+from photobox.throttle import GuessThrottle
 from photobox.web.api import assets as api_assets
 from photobox.web.api import server as api_server
 from photobox.web import dav
@@ -122,7 +123,8 @@ def create_app(settings: Settings | None = None, *, photobox: Photobox | None = 
         lifespan=[lifespan],
         middleware=[SecurityHeadersMiddleware(), storage_gate.StorageGateMiddleware(), AuthMiddleware()],
         guards=[guard],
-        state=State({"photobox": box, "login_throttle": auth.LoginThrottle(limit=box.settings.login_attempts)}),
+        # One budget for every way a password is tried (login, WebDAV, share links): photobox.throttle.
+        state=State({"photobox": box, "password_throttle": GuessThrottle(limit=box.settings.login_attempts)}),
         template_config=TemplateConfig(directory=TEMPLATES_DIR, engine=JinjaTemplateEngine),
         plugins=[HTMXPlugin()],
         openapi_config=OpenAPIConfig(

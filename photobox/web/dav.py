@@ -29,7 +29,7 @@ import unicodedata
 import uuid
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 from litestar import Request, Response, asgi
 from litestar.exceptions import ClientException
@@ -42,6 +42,7 @@ from photobox.library import assets as asset_sql
 from photobox.library.ingest import RejectedFile, ingest_temp_file
 from photobox.library.paths import original_path
 from photobox.library.storage import DiskFullError, TempWriter
+from photobox.web import proxy
 from photobox.web.files import serve_file
 
 if TYPE_CHECKING:
@@ -141,13 +142,38 @@ def _request_path(request: Request) -> tuple[str, ...]:
 
 
 def _destination(request: Request) -> tuple[str, ...]:
-    """The path a MOVE/COPY goes to. Only its path counts: the scheme and host often differ
-    behind a reverse proxy (https outside, http inside), and any path is checked like the
-    request's own, so a Destination can only ever name a place in this tree."""
+    """The path a MOVE/COPY goes to, checked like the request's own path. It must name this
+    server (another one answers 502, RFC 4918 9.9.4): a path alone does, and so does a URL with
+    the host (and port) the client sent in ``Host``, or from a trusted proxy in
+    ``X-Forwarded-Host``. The scheme may differ: https at a reverse proxy, http here."""
     value = request.headers.get("destination")
     if not value:
         raise DavError(400, "send the Destination header")
-    return parse_path(urlsplit(_utf8(value.encode("latin-1"))).path)
+    parts = urlsplit(_utf8(value.encode("latin-1")))
+    if (parts.scheme or parts.netloc) and not _this_server(request, parts):
+        raise DavError(502, "the Destination is on another server: photobox moves and copies only within itself")
+    return parse_path(parts.path)
+
+
+def _host_port(netloc: str, default: int) -> tuple[str, int] | None:
+    try:
+        parts = urlsplit("//" + netloc)
+        return (parts.hostname or "").rstrip("."), parts.port or default
+    except ValueError:  # a port that is no number
+        return None
+
+
+def _this_server(request: Request, parts: SplitResult) -> bool:
+    if parts.scheme not in ("", "http", "https"):
+        return False
+    default = 443 if parts.scheme == "https" else 80
+    wanted = _host_port(parts.netloc, default)
+    if wanted is None:
+        raise DavError(400, "the Destination header has a bad port")
+    hosts = [request.headers.get("host", "")]
+    if proxy.from_trusted_proxy(request.scope, request.app.state.photobox.settings.trusted_proxies):
+        hosts += proxy.forwarded_header(request.scope, b"x-forwarded-host")[:1]  # the first: what the client asked
+    return any(_host_port(host, default) == wanted for host in hosts if host)
 
 
 def _in_upload(path: tuple[str, ...]) -> bool:

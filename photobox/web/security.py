@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import secrets
 import time
-import time
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING, Any
@@ -28,15 +27,19 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from photobox import auth
+from photobox.web import proxy
 
 if TYPE_CHECKING:
     from photobox.core import Photobox
 
 __all__ = ["Auth", "AuthMiddleware", "SecurityHeadersMiddleware", "SESSION_COOKIE", "ANON_COOKIE",
-           "guard", "is_secure", "csrf_token_for", "local_path", "from_this_site", "scope_allows", "API_KEY_SCOPES"]
+           "DEVICE_COOKIE", "client_address", "guard", "is_secure", "csrf_token_for", "local_path", "from_this_site",
+           "scope_allows"]
 
 SESSION_COOKIE = "pb_session"
 ANON_COOKIE = "pb_anon"
+#: Marks a browser the owner logged in with (``auth.new_device_token``): see photobox.throttle.
+DEVICE_COOKIE = "pb_device"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _FORM_CSRF_MAX_BYTES = 1 << 20
 
@@ -82,9 +85,7 @@ def _api_key_from(scope: Scope) -> str | None:
 def _basic_for_dav(scope: Scope) -> str | None:
     """The credentials of an ``Authorization: Basic`` header, only on ``/dav`` (WebDAV clients):
     elsewhere a browser could replay cached Basic credentials in a cross-site form post."""
-    # The raw path: Litestar runs middleware after routing, and the /dav mount cut scope["path"].
-    path = scope.get("raw_path") or scope.get("path", "").encode()
-    if not (path == b"/dav" or path.startswith(b"/dav/") or path.startswith(b"/dav?")):
+    if not _is_dav(_full_path(scope)):
         return None
     authz = _header(scope, b"authorization")
     return authz[6:] if authz and authz[:6].lower() == "basic " else None
@@ -166,19 +167,30 @@ async def _given_csrf(connection: ASGIConnection) -> str | None:
     return None
 
 
-#: API key scopes. ``all``: everything the owner can do. ``read``: safe (GET/HEAD) requests
-#: under ``/api/``. ``upload``: what a phone backup app needs (upload, resumable uploads,
-#: checksum check, server info) and nothing else: a leaked upload key cannot read the library.
-API_KEY_SCOPES = ("all", "read", "upload")
 _UPLOAD_ROUTES = {("POST", "/api/assets"), ("POST", "/api/assets/check"), ("POST", "/api/uploads"),
                   ("GET", "/api/server"), ("GET", "/api/me")}
+#: WebDAV methods by scope (photobox answers these under /dav, see photobox.web.dav). ``read``
+#: looks and downloads and changes nothing. ``upload`` is what an auto-upload app needs: list
+#: the folder to skip files it sent, make folders, PUT, rename a temporary name (MOVE/COPY),
+#: set times, lock, forget a name (DELETE never touches a photo); but never GET, which would
+#: hand out the bytes of originals.
+_DAV_READ = frozenset({"OPTIONS", "GET", "HEAD", "PROPFIND"})
+_DAV_UPLOAD = frozenset({"OPTIONS", "HEAD", "PROPFIND", "PROPPATCH", "MKCOL", "PUT", "DELETE", "MOVE", "COPY",
+                         "LOCK", "UNLOCK"})
+
+
+def _is_dav(path: str) -> bool:
+    return path == "/dav" or path.startswith("/dav/")
 
 
 def scope_allows(scopes: str, method: str, path: str) -> bool:
-    """Whether an API key with ``scopes`` (comma-separated) may make this request."""
+    """Whether an API key with ``scopes`` (comma-separated, see :data:`auth.API_KEY_SCOPES`) may
+    make this request. ``path`` is the full path (``/dav/...`` for WebDAV, not the mount's rest)."""
     granted = {s.strip() for s in (scopes or "").split(",") if s.strip()}
     if "all" in granted:
         return True
+    if _is_dav(path):
+        return ("read" in granted and method in _DAV_READ) or ("upload" in granted and method in _DAV_UPLOAD)
     if not path.startswith("/api/"):
         return False  # HTML pages and their forms are for the browser session
     if "read" in granted and method in SAFE_METHODS:
@@ -191,14 +203,23 @@ def scope_allows(scopes: str, method: str, path: str) -> bool:
     return False
 
 
+def _full_path(scope: Scope) -> str:
+    """The request's path; for ``/dav`` the raw one (Litestar runs middleware after routing, and
+    the mount cut ``scope["path"]`` to the rest)."""
+    raw = (scope.get("raw_path") or b"").split(b"?", 1)[0].decode("latin-1")
+    return raw if _is_dav(raw) else scope.get("path", "")
+
+
 async def guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
     """The app-wide guard: authentication (unless public), API key scopes, and CSRF (for unsafe methods)."""
     public = bool(handler.opt.get("public"))
     a: Auth | None = connection.scope.get("auth")
     if not public and a is None:
         raise NotAuthorizedException("log in first")
-    if not public and a is not None and a.kind == "api_key" and not scope_allows(
-            a.scopes, connection.scope.get("method", "GET"), connection.scope.get("path", "")):
+    # Every key is held to its scope, whichever header carried it (Bearer, X-API-Key, or the
+    # Basic password of a WebDAV app); the owner's own password has scope "all".
+    if not public and a is not None and a.api_key_id is not None and not scope_allows(
+            a.scopes, connection.scope.get("method", "GET"), _full_path(connection.scope)):
         raise PermissionDeniedException(f"this API key's scope ({a.scopes}) does not allow this request")
     if connection.scope.get("method", "GET") in SAFE_METHODS or connection.scope["type"] != "http":
         return
@@ -243,16 +264,22 @@ def local_path(target: str | None, default: str = "/") -> str:
     return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
+def client_address(scope: Scope) -> str:
+    """The client's address, seen through a trusted reverse proxy (:mod:`photobox.web.proxy`)."""
+    return proxy.client_address(scope, scope["litestar_app"].state.photobox.settings.trusted_proxies)
+
+
 def is_secure(connection: ASGIConnection) -> bool:
     """Whether to mark cookies Secure (setting ``secure_cookies``)."""
-    mode = connection.app.state.photobox.settings.secure_cookies
-    if mode != "auto":
-        return mode == "always"
+    settings = connection.app.state.photobox.settings
+    if settings.secure_cookies != "auto":
+        return settings.secure_cookies == "always"
     if connection.url.scheme == "https":
         return True
     client = connection.client.host if connection.client else ""
-    # Trust X-Forwarded-Proto only from a reverse proxy on the same machine.
-    return client in {"127.0.0.1", "::1"} and connection.headers.get("x-forwarded-proto") == "https"
+    # Trust X-Forwarded-Proto only from a reverse proxy on the same machine or a trusted one.
+    local_or_trusted = client in {"127.0.0.1", "::1"} or proxy.from_trusted_proxy(connection.scope, settings.trusted_proxies)
+    return local_or_trusted and connection.headers.get("x-forwarded-proto") == "https"
 
 
 CSP = (

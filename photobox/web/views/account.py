@@ -10,11 +10,13 @@ from litestar.params import Body, FromQuery
 from litestar.response import Redirect, Response
 from msgspec import Struct
 
-from photobox import auth
+from photobox import auth, throttle
 from photobox.web.render import page
-from photobox.web.security import SESSION_COOKIE, ensure_anon_cookie, is_secure, local_path
+from photobox.web.security import DEVICE_COOKIE, SESSION_COOKIE, client_address, ensure_anon_cookie, is_secure, local_path
 
 PUBLIC = {"public": True}
+#: How long a browser stays a known device after its last login.
+DEVICE_DAYS = 400
 
 
 class SetupForm(Struct):
@@ -43,7 +45,20 @@ def _login_response(request: Request, token: str, target: str) -> Response:
         SESSION_COOKIE, token, max_age=box.settings.session_days * 86400, path="/",
         httponly=True, samesite="lax", secure=is_secure(request),
     )
+    # This browser is now a known device: its own guess budget, which nobody else's failures
+    # can use up (photobox.throttle). Only the login form reads it, and it outlives a logout.
+    device = request.cookies.get(DEVICE_COOKIE)
+    if auth.device_id(box.secret_key, device) is None:
+        device = auth.new_device_token(box.secret_key)
+    response.set_cookie(DEVICE_COOKIE, device, max_age=DEVICE_DAYS * 86400, path="/login", httponly=True,
+                        samesite="strict", secure=is_secure(request))
     return response
+
+
+def guess_key(request: Request) -> str:
+    """Whose budget a wrong owner password is counted against: the known device, else the address."""
+    device = auth.device_id(request.app.state.photobox.secret_key, request.cookies.get(DEVICE_COOKIE))
+    return throttle.device_key(device) if device else throttle.address_key(client_address(request.scope))
 
 
 async def _owner(request: Request):
@@ -78,7 +93,7 @@ async def setup_submit(request: Request, data: Annotated[SetupForm, Form]) -> Re
     except ValueError:
         return Redirect("/login", status_code=303)
     ua = request.headers.get("user-agent", "")
-    addr = request.client.host if request.client else ""
+    addr = client_address(request.scope)
     token = await box.db.write(lambda c: auth.create_session(c, user, days=box.settings.session_days, user_agent=ua, remote_addr=addr))
     return _login_response(request, token, "/")
 
@@ -96,12 +111,13 @@ async def login_page(request: Request, next: FromQuery[str] = "/") -> Response:
 @post("/login", opt=PUBLIC, include_in_schema=False)
 async def login_submit(request: Request, data: Annotated[LoginForm, Form]) -> Response:
     box = request.app.state.photobox
-    throttle: auth.LoginThrottle = request.app.state.login_throttle
-    addr = request.client.host if request.client else "?"
+    guesses: throttle.GuessThrottle = request.app.state.password_throttle
+    addr = client_address(request.scope)
+    key = guess_key(request)
     target = local_path(data.next)
-    wait = throttle.retry_after(addr)
+    wait = guesses.retry_after(key)
     if wait:
-        response = page(request, "login.html", error=f"Too many failed logins. Try again in {wait // 60 + 1} minutes.",
+        response = page(request, "login.html", error="Too many failed logins. " + throttle.try_again(wait),
                         username=data.username, next=target, status_code=429)
         response.headers["Retry-After"] = str(wait)
         return response
@@ -112,10 +128,10 @@ async def login_submit(request: Request, data: Annotated[LoginForm, Form]) -> Re
 
     user = await asyncio.to_thread(check)
     if user is None:
-        throttle.failed(addr)
+        guesses.failed(key)
         return page(request, "login.html", error="Wrong user name or password.", username=data.username,
                     next=target, status_code=401)
-    throttle.succeeded(addr)
+    guesses.succeeded(key)
     ua = request.headers.get("user-agent", "")
     token = await box.db.write(lambda c: auth.create_session(c, user, days=box.settings.session_days, user_agent=ua, remote_addr=addr))
     return _login_response(request, token, target)

@@ -13,9 +13,10 @@ from litestar.params import Body, FromPath
 from litestar.response import Redirect, Response
 from msgspec import Struct
 
-from photobox import auth
+from photobox import auth, throttle
 from photobox.library import libraries
 from photobox.web.render import page
+from photobox.web.security import client_address
 
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 
@@ -69,9 +70,10 @@ async def settings_page(request: Request) -> Response:
 
 @post("/settings/api-keys", include_in_schema=False)
 async def create_key(request: Request, data: Annotated[NewKeyForm, Form]) -> Response:
-    from photobox.web.security import API_KEY_SCOPES
-
-    scopes = data.scopes if data.scopes in API_KEY_SCOPES else "all"
+    try:
+        scopes = auth.parse_scopes(data.scopes)
+    except ValueError as exc:  # never guess: an unknown scope used to become "all"
+        return await _render(request, error=f"No key was made: {exc}.", status_code=400, block="api_keys")
     _, secret = await request.app.state.photobox.db.write(lambda c: auth.create_api_key(c, data.name, scopes=scopes))
     return await _render(request, new_secret=secret)
 
@@ -89,13 +91,26 @@ async def revoke_key(request: Request, key_id: FromPath[int]) -> Response:
 async def change_password(request: Request, data: Annotated[PasswordForm, Form]) -> Response:
     box = request.app.state.photobox
     user = request.scope["user"]
+    # The current password is a password try too: the session's own budget (a stolen session
+    # must not guess it freely; an attacker's failures elsewhere do not block the owner here).
+    a = request.scope["auth"]
+    key = throttle.session_key(a.session_token) if a.session_token else throttle.address_key(client_address(request.scope))
+    guesses: throttle.GuessThrottle = request.app.state.password_throttle
+    wait = guesses.retry_after(key)
+    if wait:
+        response = await _render(request, error="Too many wrong passwords. " + throttle.try_again(wait),
+                                 status_code=429)
+        response.headers["Retry-After"] = str(wait)
+        return response
 
     def check() -> bool:
         with box.db.reader() as conn:
             return auth.authenticate(conn, user.username, data.current) is not None
 
     if not await asyncio.to_thread(check):
+        guesses.failed(key)
         return await _render(request, error="The current password is wrong.", status_code=400)
+    guesses.succeeded(key)
     try:
         auth.validate_credentials(user.username, data.password)
     except ValueError as exc:
