@@ -194,6 +194,6 @@ def add_commands(sub, command) -> None:
                  "will do)", cmd_rebuild)
     rb.add_argument("--sidecar", default=None, help="a sidecar export to re-apply (e.g. backups/photobox-….json)")
     rb.add_argument("--no-wait", action="store_true", help="leave the indexing to the server")
-    v = command(sub, "verify", "re-check the originals' checksums and look for missing and orphaned files "
-                "(reports only)", cmd_verify)
-    v.add_argument("--slice", action="store_true", help="one time-limited slice instead of a whole pass")
+    v = command(sub, "verify", "re-check every original's checksum (a fresh, whole pass) and look for missing and "
+                "orphaned files (reports only)", cmd_verify)
+    v.add_argument("--slice", action="store_true", help="one time-limited slice of the scheduled pass instead")
