@@ -371,9 +371,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"photobox: {exc}", file=sys.stderr)
         return 2
     except RuntimeError as exc:
-        from photobox.safety.mounts import StorageMissingError  # backup: a clear message, no traceback
+        from photobox.safety.backups import BackupError  # a clear message, no traceback
+        from photobox.safety.mounts import StorageMissingError
 
-        if not isinstance(exc, StorageMissingError):
+        if isinstance(exc, StorageMissingError):
+            print(f"photobox: storage missing: {exc}", file=sys.stderr)
+        elif isinstance(exc, BackupError):
+            print(f"photobox: {exc}", file=sys.stderr)
+        else:
             raise
-        print(f"photobox: storage missing: {exc}", file=sys.stderr)
         return 2
