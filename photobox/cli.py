@@ -35,6 +35,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except SchemaTooNewError as exc:
         print(f"photobox {__version__} cannot open {settings.db_path}: {exc}", file=sys.stderr)
         return 2
+    refusal, lock = _claim_server(settings)
+    if refusal:
+        print(f"photobox: not started: {refusal}", file=sys.stderr)
+        return 2
     # The app is built in granian's worker process from PHOTOBOX_* (create_app without
     # arguments), so hand every resolved setting over through the environment.
     os.environ.update(settings.to_env())
@@ -52,7 +56,43 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=settings.log_level,
         respawn_failed_workers=True,
     ).serve()
+    if lock is not None:
+        lock.release()
     return 0
+
+
+def _claim_server(settings: Settings):
+    """Take the data folder's server lock (held until this process ends; the worker works
+    under it) and check the port; return (why not to start or None, the lock).
+
+    granian listens with SO_REUSEPORT, so a second server on the same port would start
+    silently and share the connections with the first (two libraries answering in turn).
+    """
+    import socket
+
+    from photobox.safety.restore import ServerLock
+
+    lock = None
+    data = settings.data_dir.resolve()
+    if data.is_dir():  # a missing disk: the worker waits for it and takes the lock then
+        lock = ServerLock(data)
+        if not lock.acquire():
+            holder = lock.holder()
+            return (f"another photobox server{f' (pid {holder})' if holder else ''} is already using the data "
+                    f"folder {data}"), None
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(settings.host, settings.port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+        with socket.socket(family, kind, proto) as probe:
+            # SO_REUSEADDR (not SO_REUSEPORT): a listener of any program on the port makes bind fail.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        if lock is not None:
+            lock.release()
+        return (f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc} (another photobox or "
+                f"another program is using that port; choose another with --port)"), None
+    return None, lock
 
 
 def cmd_set_password(args: argparse.Namespace) -> int:
@@ -310,7 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.set_defaults(func=func)
         return p
 
-    command(sub, "serve", "serve the web app (granian, one worker)", cmd_serve)
+    command(sub, "serve", "serve the web app (granian, one worker); refuses to start when another server uses "
+            "the data folder or the port is taken", cmd_serve)
     user_sub = command(sub, "user", "manage the owner account").add_subparsers(
         dest="user_command", metavar="ACTION", required=True)
     sp = command(user_sub, "set-password", "set the owner's password (creates the owner if missing)", cmd_set_password)

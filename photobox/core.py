@@ -131,6 +131,8 @@ class Photobox:
                 self._server_lock = lock
             else:
                 lock.release()
+        elif self.serving and lock.held_by_parent():  # granian's worker under `photobox serve`'s lock
+            restore.apply_staged_restore(self.data_dir, now=self.clock())
         elif self.serving:
             log.error("another photobox server is already using %s", self.data_dir)
         self.db.open(before_upgrade=self._backup_before_upgrade)

@@ -9,7 +9,9 @@ start, or the CLI when no server runs) applies it: it takes a restore point of t
 database into ``backups/pre-restore-….db``, checkpoints and closes the current WAL, removes
 the stale ``-wal``/``-shm`` files (an old WAL replayed onto another database would corrupt
 it), then renames the staged file into place. "No server running" is an exclusive
-``flock`` on ``.photobox-server.lock`` that the server holds for its whole life.
+``flock`` on ``.photobox-server.lock`` that the server holds for its whole life: ``photobox
+serve`` takes it before it starts granian (and refuses to start when it cannot), and its
+worker process, which opens the database, works under its parent's lock.
 """
 
 from __future__ import annotations
@@ -58,6 +60,19 @@ class ServerLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+    def holder(self) -> int | None:
+        """The process id the holder wrote into the lock file (None: unknown)."""
+        try:
+            text = self.path.read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        return int(text) if text.isdigit() else None
+
+    def held_by_parent(self) -> bool:
+        """Whether the lock is held by this process's parent: ``photobox serve`` takes the
+        lock before granian starts its worker, and holds it for the worker's whole life."""
+        return self.holder() == os.getppid() and server_running(self.path.parent)
 
 
 def server_running(data_dir: Path) -> bool:
