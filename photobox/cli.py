@@ -95,16 +95,22 @@ def _claim_server(settings: Settings):
     return None, lock
 
 
+def ask_password() -> str | None:
+    """Ask for a new password twice on the terminal; None (after saying why) if they differ."""
+    password = getpass.getpass("New password: ")
+    if password != getpass.getpass("Again: "):
+        print("The passwords differ.", file=sys.stderr)
+        return None
+    return password
+
+
 def cmd_set_password(args: argparse.Namespace) -> int:
     from photobox import auth
     from photobox.core import Photobox
 
     password = os.environ.get("PHOTOBOX_NEW_PASSWORD") if args.password_from_env else None
-    if password is None:
-        password = getpass.getpass("New password: ")
-        if password != getpass.getpass("Again: "):
-            print("The passwords differ.", file=sys.stderr)
-            return 2
+    if password is None and (password := ask_password()) is None:
+        return 2
     try:
         auth.validate_credentials(args.username or "owner", password)
     except ValueError as exc:
