@@ -43,8 +43,12 @@ class Photobox:
         self.settings = settings
         load_plugins(settings.plugins)
         self.data_dir = settings.data_dir.resolve()
+        from photobox.places import gazetteer
+
+        #: The places (GeoNames) file: reference data, ATTACHed to every connection, not backed up.
+        self.places_path = settings.db_path.with_name(gazetteer.FILE_NAME)
         self.db = Database(settings.db_path, busy_timeout_ms=settings.db_busy_timeout_ms,
-                           readers=settings.read_connections)
+                           readers=settings.read_connections, attach={gazetteer.ALIAS: self.places_path})
         self.clock = clock
         self.scheduler = Scheduler(
             self.db, registry, context=self, cpu_workers=settings.cpu_workers,

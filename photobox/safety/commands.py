@@ -58,6 +58,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
     except (BackupError, OSError) as exc:
         return _fail(f"not restored: {exc}")
     print(f"{args.file}: a photobox database, integrity ok, schema {info['schema']}, {info['assets']} photos/videos")
+    from photobox.places.gazetteer import FILE_NAME, file_info
+
+    if file_info(data / FILE_NAME) is None:  # reference data is not in backups (photobox.places.gazetteer)
+        print(f"Backups do not hold the places (GeoNames) data, and this data folder has no {FILE_NAME}: photos "
+              "keep the places they had, but new ones get none until you run `photobox places install`.")
     if restore.server_running(data):
         print("The photobox server is running, so the restore is staged: it replaces the database at the next "
               "start (e.g. `sudo systemctl restart photobox`). The current database is kept as a restore point "
