@@ -30,6 +30,7 @@ from pathlib import Path
 import apsw
 
 from photobox.places.geocoder import to_xyz
+from photobox.safety.backups import fsync_dir
 
 __all__ = ["ALIAS", "FILE_NAME", "build", "file_info", "move_out_of_main"]
 
@@ -55,14 +56,6 @@ CREATE TABLE geo_dataset (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
 PRAGMA user_version = 1;
 """
 _BATCH = 5000
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def build(dest: Path, rows: Iterable[tuple], *, info: dict) -> int:
@@ -117,7 +110,7 @@ def build(dest: Path, rows: Iterable[tuple], *, info: dict) -> int:
     with open(tmp, "rb+") as f:
         os.fsync(f.fileno())
     os.replace(tmp, dest)
-    _fsync_dir(dest.parent)
+    fsync_dir(dest.parent)
     return count
 
 

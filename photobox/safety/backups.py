@@ -45,8 +45,8 @@ from photobox.jobs import REGISTRY, Job
 if TYPE_CHECKING:
     from photobox.core import Photobox
 
-__all__ = ["BackupError", "BackupFile", "apply_retention", "clean_partials", "copy_database", "list_backups",
-           "make_backup", "queue_backup_if_due", "verify_database_file"]
+__all__ = ["BackupError", "BackupFile", "apply_retention", "clean_partials", "copy_database", "fsync_dir",
+           "list_backups", "make_backup", "queue_backup_if_due", "verify_database_file"]
 
 log = logging.getLogger(__name__)
 
@@ -87,15 +87,15 @@ def _parse_stamp(name: str) -> float | None:
     return float(calendar.timegm(time.strptime(m[1] + m[2], "%Y%m%d%H%M%S")))
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
+def fsync_dir(folder: Path) -> None:
+    """Put a rename in ``folder`` on disk (its directory entry); filesystems that cannot fsync
+    a directory (exFAT, network mounts) are not an error."""
+    with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def verify_database_file(path: Path, *, full: bool = False) -> dict:
@@ -262,7 +262,7 @@ def copy_database(source: Path, dest: Path, *, pages_per_step: int = 4096, pause
             Path(str(tmp) + "-journal").unlink(missing_ok=True)
             raise
         os.replace(tmp, dest)
-    _fsync_dir(dest.parent)
+    fsync_dir(dest.parent)
     return dest
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import apsw
 
-from photobox.safety.backups import BackupError, copy_database, verify_database_file
+from photobox.safety.backups import BackupError, copy_database, fsync_dir, verify_database_file
 
 __all__ = ["STAGED_NAME", "ServerLock", "apply_staged_restore", "server_running", "stage_restore", "staged_info"]
 
@@ -107,14 +107,6 @@ def staged_info(data_dir: Path) -> dict | None:
     return {"path": str(path), "size": st.st_size, "staged_at": st.st_mtime}
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def apply_staged_restore(data_dir: Path, *, now: float | None = None) -> Path | None:
     """Apply a staged restore, if any; return the restore point made (or None).
 
@@ -160,6 +152,6 @@ def apply_staged_restore(data_dir: Path, *, now: float | None = None) -> Path | 
     for suffix in ("-wal", "-shm", "-journal"):
         (data_dir / f"photobox.db{suffix}").unlink(missing_ok=True)
     os.replace(staged, db)
-    _fsync_dir(data_dir)
+    fsync_dir(data_dir)
     log.warning("restored the database from a staged backup; the previous one is kept as %s", point)
     return point
