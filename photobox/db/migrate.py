@@ -16,6 +16,7 @@ add the next number instead.
 from __future__ import annotations
 
 import importlib
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -26,6 +27,8 @@ import apsw
 
 __all__ = ["MIGRATIONS_DIR", "Migration", "SchemaTooNewError", "available", "migrate", "refuse_newer",
            "schema_version"]
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -141,4 +144,7 @@ def _compact_if_mostly_free(conn: apsw.Connection) -> None:
     pages = conn.execute("PRAGMA page_count").fetchone()[0]
     free = conn.execute("PRAGMA freelist_count").fetchone()[0]
     if pages and free / pages >= _COMPACT_SHARE:
-        conn.execute("VACUUM")
+        try:
+            conn.execute("VACUUM")
+        except apsw.Error as exc:  # e.g. no room for the copy VACUUM makes: the free pages get reused later
+            log.warning("could not compact the database after the upgrade: %s", exc)
