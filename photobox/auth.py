@@ -19,8 +19,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 __all__ = [
     "ApiKey", "Session", "User", "authenticate", "check_csrf", "create_api_key", "device_id", "new_device_token",
     "create_owner", "create_session", "delete_session", "find_api_key", "find_session",
-    "get_owner", "list_api_keys", "parse_scopes", "revoke_api_key", "set_password", "verify_password",
-    "API_KEY_SCOPES",
+    "close_setup", "get_owner", "list_api_keys", "parse_scopes", "revoke_api_key", "set_password", "setup_closed",
+    "verify_password", "API_KEY_SCOPES",
     "MIN_PASSWORD_LENGTH",
 ]
 
@@ -65,6 +65,23 @@ def get_owner(conn: apsw.Connection) -> User | None:
     """The owner account, or None before first-run setup."""
     row = conn.execute("SELECT id, username FROM users WHERE id = 1").fetchone()
     return User(*row) if row else None
+
+
+_SETUP_CLOSED = "setup_closed"
+
+
+def close_setup(conn: apsw.Connection, reason: str) -> None:
+    """Keep the first-run setup page closed while there is no owner (``photobox rebuild``:
+    a library full of photos must not go to the first visitor on the network); the owner
+    is then made on the box with ``photobox user set-password``."""
+    conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                 (_SETUP_CLOSED, reason))
+
+
+def setup_closed(conn: apsw.Connection) -> str | None:
+    """Why the web setup page is closed (see :func:`close_setup`), or None."""
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (_SETUP_CLOSED,)).fetchone()
+    return row[0] if row else None
 
 
 def validate_credentials(username: str, password: str) -> None:

@@ -35,6 +35,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except SchemaTooNewError as exc:
         print(f"photobox {__version__} cannot open {settings.db_path}: {exc}", file=sys.stderr)
         return 2
+    refusal, lock = _claim_server(settings)
+    if refusal:
+        print(f"photobox: not started: {refusal}", file=sys.stderr)
+        return 2
     # The app is built in granian's worker process from PHOTOBOX_* (create_app without
     # arguments), so hand every resolved setting over through the environment.
     os.environ.update(settings.to_env())
@@ -52,7 +56,52 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=settings.log_level,
         respawn_failed_workers=True,
     ).serve()
+    if lock is not None:
+        lock.release()
     return 0
+
+
+def _claim_server(settings: Settings):
+    """Take the data folder's server lock (held until this process ends; the worker works
+    under it) and check the port; return (why not to start or None, the lock).
+
+    granian listens with SO_REUSEPORT, so a second server on the same port would start
+    silently and share the connections with the first (two libraries answering in turn).
+    """
+    import socket
+
+    from photobox.safety.restore import ServerLock
+
+    lock = None
+    data = settings.data_dir.resolve()
+    if data.is_dir():  # a missing disk: the worker waits for it and takes the lock then
+        lock = ServerLock(data)
+        if not lock.acquire():
+            holder = lock.holder()
+            return (f"another photobox server{f' (pid {holder})' if holder else ''} is already using the data "
+                    f"folder {data}"), None
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(settings.host, settings.port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+        with socket.socket(family, kind, proto) as probe:
+            # SO_REUSEADDR (not SO_REUSEPORT): a listener of any program on the port makes bind fail.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        if lock is not None:
+            lock.release()
+        return (f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc} (another photobox or "
+                f"another program is using that port; choose another with --port)"), None
+    return None, lock
+
+
+def ask_password() -> str | None:
+    """Ask for a new password twice on the terminal; None (after saying why) if they differ."""
+    password = getpass.getpass("New password: ")
+    if password != getpass.getpass("Again: "):
+        print("The passwords differ.", file=sys.stderr)
+        return None
+    return password
 
 
 def cmd_set_password(args: argparse.Namespace) -> int:
@@ -60,11 +109,8 @@ def cmd_set_password(args: argparse.Namespace) -> int:
     from photobox.core import Photobox
 
     password = os.environ.get("PHOTOBOX_NEW_PASSWORD") if args.password_from_env else None
-    if password is None:
-        password = getpass.getpass("New password: ")
-        if password != getpass.getpass("Again: "):
-            print("The passwords differ.", file=sys.stderr)
-            return 2
+    if password is None and (password := ask_password()) is None:
+        return 2
     try:
         auth.validate_credentials(args.username or "owner", password)
     except ValueError as exc:
@@ -310,7 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.set_defaults(func=func)
         return p
 
-    command(sub, "serve", "serve the web app (granian, one worker)", cmd_serve)
+    command(sub, "serve", "serve the web app (granian, one worker); refuses to start when another server uses "
+            "the data folder or the port is taken", cmd_serve)
     user_sub = command(sub, "user", "manage the owner account").add_subparsers(
         dest="user_command", metavar="ACTION", required=True)
     sp = command(user_sub, "set-password", "set the owner's password (creates the owner if missing)", cmd_set_password)
@@ -371,9 +418,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"photobox: {exc}", file=sys.stderr)
         return 2
     except RuntimeError as exc:
-        from photobox.safety.mounts import StorageMissingError  # backup: a clear message, no traceback
+        from photobox.safety.backups import BackupError  # a clear message, no traceback
+        from photobox.safety.mounts import StorageMissingError
 
-        if not isinstance(exc, StorageMissingError):
+        if isinstance(exc, StorageMissingError):
+            print(f"photobox: storage missing: {exc}", file=sys.stderr)
+        elif isinstance(exc, BackupError):
+            print(f"photobox: {exc}", file=sys.stderr)
+        else:
             raise
-        print(f"photobox: storage missing: {exc}", file=sys.stderr)
         return 2

@@ -10,7 +10,6 @@ import secrets
 import time
 from pathlib import Path
 
-from photobox.backup import backup_database
 from photobox.library.storage import clean_temp, recover_placements
 from photobox.db import Database
 from photobox.db.sql import meta_value
@@ -44,8 +43,12 @@ class Photobox:
         self.settings = settings
         load_plugins(settings.plugins)
         self.data_dir = settings.data_dir.resolve()
+        from photobox.places import gazetteer
+
+        #: The places (GeoNames) file: reference data, ATTACHed to every connection, not backed up.
+        self.places_path = settings.db_path.with_name(gazetteer.FILE_NAME)
         self.db = Database(settings.db_path, busy_timeout_ms=settings.db_busy_timeout_ms,
-                           readers=settings.read_connections)
+                           readers=settings.read_connections, attach={gazetteer.ALIAS: self.places_path})
         self.clock = clock
         self.scheduler = Scheduler(
             self.db, registry, context=self, cpu_workers=settings.cpu_workers,
@@ -123,15 +126,17 @@ class Photobox:
         removed = clean_temp(self.path("tmp"))
         if removed:
             log.warning("removed %d partial upload(s) left by an interrupted run", removed)
+        if backups.clean_partials(self.path("backups")):  # a backup still being written is left alone
+            log.warning("removed partial backup file(s) left by an interrupted backup")
         lock = restore.ServerLock(self.data_dir)
         if lock.acquire():  # no server runs on this folder: safe to swap the database file
             restore.apply_staged_restore(self.data_dir, now=self.clock())
-            if backups.clean_partials(self.path("backups")):
-                log.warning("removed partial backup file(s) left by an interrupted backup")
             if self.serving:
                 self._server_lock = lock
             else:
                 lock.release()
+        elif self.serving and lock.held_by_parent():  # granian's worker under `photobox serve`'s lock
+            restore.apply_staged_restore(self.data_dir, now=self.clock())
         elif self.serving:
             log.error("another photobox server is already using %s", self.data_dir)
         self.db.open(before_upgrade=self._backup_before_upgrade)
@@ -162,8 +167,18 @@ class Photobox:
             log.warning("removed %d library file(s) whose upload was interrupted before it was recorded", removed)
 
     def _backup_before_upgrade(self, conn, current: int, target: int) -> None:
-        # beets takes a backup before data migrations; a schema change is the riskiest moment.
+        """Copy the database (verified, like every backup) before a migration changes it.
+
+        beets takes a backup before data migrations; a schema change is the riskiest moment,
+        so when the copy fails (a damaged database, a full disk) nothing is migrated.
+        """
+        from photobox.safety.backups import BackupError, copy_database
+
         stamp = time.strftime("%Y%m%d-%H%M%S")
         dest = self.path("backups", f"pre-upgrade-v{current}-to-v{target}-{stamp}.db")
         log.warning("upgrading the database from schema %d to %d; backup first: %s", current, target, dest)
-        backup_database(conn, dest)
+        try:
+            copy_database(self.db.path, dest)
+        except BackupError as exc:
+            raise BackupError(f"the database was not upgraded from schema {current} to {target}: the backup "
+                              f"before the upgrade failed: {exc}") from None

@@ -387,6 +387,95 @@ def test_cli_rebuild_from_files_and_sidecar(settings, tmp_path):
         box.close()
 
 
+def test_rebuild_keeps_the_web_setup_closed_until_the_owner_is_set_on_the_box(settings, tmp_path):
+    """After a rebuild nobody owns the library; the first visitor on the LAN must not become its
+    owner. The setup page stays closed (403, says what to run) until `user set-password`."""
+    from litestar.testing import TestClient
+
+    from photobox import auth
+    from photobox.web.app import create_app
+    from tests.conftest import PASSWORD, csrf_from
+
+    box = Photobox(settings).open()
+    import_files(box, tmp_path, 2)
+    box.close()
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(settings.db_path) + suffix).unlink(missing_ok=True)
+    r = subprocess.run([sys.executable, "-m", "photobox", "rebuild", "--data-dir", str(settings.data_dir)], cwd=ROOT,
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stderr
+    assert "run `photobox user set-password`" in r.stdout
+    assert "API keys" in r.stdout and "share links" in r.stdout and "WebDAV" in r.stdout  # what is not back
+    with TestClient(app=create_app(settings)) as client:
+        login = client.get("/login", follow_redirects=True)
+        assert login.status_code == 403 and "photobox user set-password" in login.text
+        page = client.get("/setup")
+        assert page.status_code == 403 and 'name="password2"' not in page.text
+        # Even a valid anonymous CSRF token (a form opened before, a script) creates nobody.
+        client.cookies.set("pb_anon", "a" * 32)
+        token = auth.anonymous_csrf_token(client.app.state.photobox.secret_key, "a" * 32)
+        sneaky = client.post("/setup", data={"username": "mallory", "password": PASSWORD, "password2": PASSWORD,
+                                             "csrf_token": token}, follow_redirects=False)
+        assert sneaky.status_code == 403 and "photobox user set-password" in sneaky.text
+        with client.app.state.photobox.db.reader() as conn:
+            assert auth.get_owner(conn) is None and conn.execute("SELECT count(*) FROM assets").fetchone()[0] == 2
+    r = run_cli("user", "set-password", "--username", "olivia", "--password-from-env", "--data-dir",
+                str(settings.data_dir), env={"PHOTOBOX_NEW_PASSWORD": PASSWORD})
+    assert r.returncode == 0, r.stderr
+    with TestClient(app=create_app(settings)) as client:
+        page = client.get("/login")
+        assert page.status_code == 200
+        ok = client.post("/login", data={"username": "olivia", "password": PASSWORD, "next": "/",
+                                         "csrf_token": csrf_from(page.text)}, follow_redirects=False)
+        assert ok.status_code == 303 and ok.headers["location"] == "/"
+
+
+def test_rebuild_asks_for_the_owner_on_a_terminal(settings, tmp_path):
+    import pty
+
+    from photobox import auth
+    from tests.conftest import PASSWORD
+
+    settings.data_dir.mkdir(parents=True)
+    (settings.data_dir / "library").mkdir()
+    import select
+
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "photobox", "rebuild", "--data-dir", str(settings.data_dir)],
+                            cwd=ROOT, stdin=secondary, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True)
+    os.close(secondary)
+    seen = b""
+
+    def answer(prompt: bytes, text: str) -> None:  # getpass flushes typed-ahead input: wait for each prompt
+        nonlocal seen
+        deadline = time.monotonic() + 120
+        while prompt not in seen:
+            assert time.monotonic() < deadline and proc.poll() is None, seen
+            if select.select([proc.stderr], [], [], 1)[0]:
+                seen += os.read(proc.stderr.fileno(), 4096)
+        seen = seen.split(prompt, 1)[1]
+        os.write(primary, f"{text}\n".encode())
+
+    try:
+        os.write(primary, b"olivia\n")
+        answer(b"New password: ", PASSWORD)
+        answer(b"Again: ", PASSWORD)
+        out, err = proc.communicate(timeout=300)
+        out = out.decode()
+    finally:
+        os.close(primary)
+    assert proc.returncode == 0, err
+    assert "owner olivia created" in out and "user set-password` on this machine" not in out
+    box = Photobox(settings).open()
+    try:
+        with box.db.reader() as conn:
+            assert auth.authenticate(conn, "olivia", PASSWORD) is not None
+    finally:
+        box.close()
+
+
 def test_restore_over_a_damaged_database_keeps_its_files(box, tmp_path, settings):
     import_files(box, tmp_path, 1)
     backup = backups.make_backup(box)

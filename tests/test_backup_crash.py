@@ -12,6 +12,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from photobox.core import Photobox
 from photobox.db import connect
 from photobox.safety import backups
@@ -66,7 +68,7 @@ def test_kill_9_during_backup_leaves_no_partial_and_next_backup_works(settings, 
 
     box = Photobox(settings).open()  # the restart
     try:
-        assert not list(folder.glob("*.partial")), "leftovers are cleaned up at start"
+        assert not list(folder.glob("*partial*")), "leftovers (and their journals) are cleaned up at start"
         with box.db.reader() as conn:
             assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
             assert conn.execute("SELECT count(*) FROM albums WHERE name = 'keep me'").fetchone()[0] == 1
@@ -121,3 +123,70 @@ def test_kill_9_the_server_during_its_scheduled_backup(settings):
     conn = connect(settings.db_path, readonly=True)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()
+
+
+def test_leftovers_of_a_killed_cli_backup_go_at_the_next_backup_while_the_server_runs(settings):
+    """The server holds the folder, so no start-up clean-up runs; the next backup removes
+    what the killed one left (.partial and SQLite's .partial-journal), and never what a
+    backup still being written owns."""
+    from tests.server import Server
+
+    box = Photobox(settings).open()
+    with box.db.transaction() as conn:
+        conn.execute("CREATE TABLE ballast (id INTEGER PRIMARY KEY, pad BLOB)")
+        conn.executemany("INSERT INTO ballast (pad) VALUES (randomblob(8000))", [()] * 3000)
+    box.close()
+    folder = settings.data_dir / "backups"
+    server = Server(settings.data_dir, env={"PHOTOBOX_BACKUP_INTERVAL_HOURS": "0"}).start()
+    try:
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "PHOTOBOX_PLUGINS": "tests.plugins.slow_backup"}
+        slow = subprocess.Popen([sys.executable, "-m", "photobox", "backup", "--data-dir", str(settings.data_dir)],
+                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+        try:
+            deadline = time.monotonic() + 120
+            while not any(p.stat().st_size > 2 * 1024 * 1024 for p in folder.glob("*.partial")):
+                assert slow.poll() is None and time.monotonic() < deadline, slow.stderr.read()
+                time.sleep(0.01)
+            # A second, living backup writer: its files must survive the clean-up below.
+            live = subprocess.Popen([sys.executable, "-m", "photobox", "backup", "--data-dir",
+                                     str(settings.data_dir), "--to", str(folder / "elsewhere.db")],
+                                    cwd=ROOT, env={**env, "PHOTOBOX_TEST_BACKUP_PAUSE": "0.2"}, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, start_new_session=True)
+            while not (folder / "elsewhere.db.partial").exists():
+                assert live.poll() is None and time.monotonic() < deadline, live.stderr.read()
+                time.sleep(0.01)
+            os.killpg(slow.pid, signal.SIGKILL)
+            slow.wait(30)
+            left = sorted(p.name for p in folder.iterdir() if p.name.startswith("photobox-"))
+            assert any(n.endswith(".partial-journal") for n in left), left  # what kill -9 leaves
+            r = subprocess.run([sys.executable, "-m", "photobox", "backup", "--data-dir", str(settings.data_dir)],
+                               cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                               text=True, timeout=300)
+            assert r.returncode == 0, r.stderr
+            assert live.poll() is None and (folder / "elsewhere.db.partial").exists(), \
+                "a backup in progress keeps its file"
+            assert live.wait(300) == 0, live.stderr.read()
+        finally:
+            for proc in (slow, locals().get("live")):
+                if proc is not None and proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+    finally:
+        server.stop()
+    assert not [p.name for p in folder.iterdir() if "partial" in p.name]
+    made = backups.list_backups(folder)
+    assert len(made) == 2 and {b.scheduled for b in made} == {True, False}  # the new one and elsewhere.db
+    assert all(b.sidecar is not None for b in made)
+
+
+def test_a_backup_whose_export_fails_gets_no_final_name(box, tmp_path):
+    """The export is written before the rename: a backup under its final name is complete."""
+    dest = tmp_path / "b.db"
+    (tmp_path / "b.json.partial").mkdir()  # the export cannot be written there
+    with pytest.raises(IsADirectoryError):
+        backups.make_backup(box, dest)
+    assert not dest.exists() and not (tmp_path / "b.db.partial").exists()
+    (tmp_path / "b.json.partial").rmdir()
+    made = backups.make_backup(box, dest)
+    assert made == dest and dest.with_suffix(".json").is_file()

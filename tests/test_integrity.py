@@ -139,6 +139,38 @@ def test_cli_verify_reports_and_exits_1(box, tmp_path, settings):
     assert "1 missing" in r.stdout and "missing" in r.stdout.splitlines()[1]
 
 
+
+def test_verify_checks_every_original_even_after_a_slice_left_a_pass_open(settings, tmp_path, clock):
+    """A server slice stopped mid-pass; `photobox verify` then flips no byte past unseen:
+    without --slice it is a fresh, whole pass (it used to finish the open pass only)."""
+    box = Photobox(settings, clock=clock).open()
+    ids = import_files(box, tmp_path, 6)
+    integrity._BATCH = 2
+    try:
+        settings.integrity_days = 3  # 6 assets over 3 days: a slice does 2
+        assert integrity.run_slice(box)["checked"] == 2
+        with box.db.reader() as conn:
+            assert integrity.load_state(conn)["pass_started_at"] is not None  # the pass stays open
+        first = paths(box)[ids[0]]  # checked by that slice, before the cursor
+        data = bytearray(first.read_bytes())
+        data[len(data) // 2] ^= 0x01  # one flipped bit
+        first.write_bytes(bytes(data))
+    finally:
+        integrity._BATCH = 100
+        box.close()
+    r = subprocess.run([sys.executable, "-m", "photobox", "verify", "--data-dir", str(settings.data_dir)], cwd=ROOT,
+                       capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "checked 6 originals" in r.stdout and "1 changed" in r.stdout
+    assert str(first.relative_to(settings.data_dir / "library")) in r.stdout
+    box = Photobox(settings, clock=clock).open()
+    try:
+        with box.db.reader() as conn:
+            state = integrity.load_state(conn)
+        assert state["pass_started_at"] is None and state["last_pass_checked"] == 6  # recorded as a whole pass
+    finally:
+        box.close()
+
 # -- the data folder at start -------------------------------------------------------------
 
 def test_new_folder_is_created_and_marked(settings):

@@ -10,7 +10,8 @@ import random
 import pytest
 
 from photobox.places import geocoder
-from photobox.places.data import DEFAULT_SOURCE, ChecksumMismatch, load, read_cities
+from photobox.places import gazetteer
+from photobox.places.data import ChecksumMismatch, read_cities
 from photobox.places.geocoder import haversine_km, nearest
 from photobox.places.jobs import install
 from tests.gen import jpeg_bytes
@@ -155,8 +156,8 @@ def test_empty_file_keeps_old_gazetteer(box, tmp_path):
     path = tmp_path / "empty.csv"
     path.write_bytes(b"lat,lon,name,admin1,admin2,cc\n")
     with pytest.raises(ValueError):
-        with box.db.transaction() as conn:
-            load(conn, read_cities(path), source=DEFAULT_SOURCE, sha256="x")
+        gazetteer.build(box.places_path, read_cities(path), info={"sha256": "x"})
+    assert not box.path("places.db.new").exists()
     with box.db.reader() as conn:
         assert conn.execute("SELECT count(*) FROM geo_cities").fetchone()[0] == len(KNOWN)
 

@@ -186,3 +186,24 @@ def test_upgraded_library_served(tmp_path):
     # The photo trashed in January 2025 is past trash_days and may be purged; the others stay.
     assert conn.execute("SELECT count(*) FROM assets WHERE trashed_at IS NULL").fetchone()[0] == 3
     conn.close()
+
+
+def test_upgrade_of_a_damaged_database_is_refused_by_the_verified_backup(settings, old_library):
+    """The pre-upgrade copy goes through the one verified copier: a database whose copy fails
+    its check is not migrated (the old copier copied the damage and the upgrade went on)."""
+    conn = apsw.Connection(str(old_library))
+    conn.execute("CREATE TABLE ballast (id INTEGER PRIMARY KEY, pad BLOB)")
+    conn.executemany("INSERT INTO ballast (pad) VALUES (randomblob(1000))", [()] * 400)
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.close()
+    pages = old_library.stat().st_size // page_size
+    with open(old_library, "r+b") as f:  # a ballast leaf page (the newest pages) turns to garbage
+        f.seek((pages - 20) * page_size)
+        f.write(b"\xa5" * page_size)
+    r = cli("backup", "--data-dir", str(settings.data_dir))  # any command opens (and would migrate) it
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "not upgraded from schema 6" in r.stderr and "damaged" in r.stderr and "Traceback" not in r.stderr
+    conn = apsw.Connection(str(old_library), flags=apsw.SQLITE_OPEN_READONLY)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == FIRST_RELEASE_SCHEMA
+    conn.close()
+    assert not list((settings.data_dir / "backups").iterdir()), "no copy, not even a partial one"

@@ -9,12 +9,18 @@ https://sqlite.org/lang_transaction.html). Other processes (the CLI) wait on the
 Readers come from a small pool of read-only connections; in WAL mode they never block the
 writer nor each other. The async helpers run the SQL in threads (apsw releases the GIL
 while SQLite works) so the event loop stays free.
+
+Read-only reference files (the places file) are ATTACHed to every connection under a
+schema name. Such a file is replaced by renaming a new one over it, never written in place,
+so each connection checks the file's identity when it is checked out (one ``stat``) and
+re-attaches after a swap; until then it reads the old file, which stays whole.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import queue
 import threading
 import time
@@ -22,6 +28,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import apsw
 
@@ -31,6 +38,10 @@ from photobox.db.migrate import MIGRATIONS_DIR, migrate, refuse_newer
 __all__ = ["Database", "QueryTimeout"]
 
 T = TypeVar("T")
+
+
+#: The schema names reference files may be attached under, with their constant SQL.
+_ATTACH_SQL = {"geo": ("ATTACH DATABASE ? AS geo", "DETACH DATABASE geo")}
 
 
 class QueryTimeout(RuntimeError):
@@ -44,8 +55,14 @@ class Database:
     :meth:`write` / :meth:`read` from async code (web handlers, scheduler).
     """
 
-    def __init__(self, path: Path | str, *, busy_timeout_ms: int = 5000, readers: int = 4) -> None:
+    def __init__(self, path: Path | str, *, busy_timeout_ms: int = 5000, readers: int = 4,
+                 attach: dict[str, Path] | None = None) -> None:
         self.path = Path(path)
+        #: Schema name → read-only database file ATTACHed to every connection (when it exists).
+        self.attach = dict(attach or {})
+        if unknown := set(self.attach) - set(_ATTACH_SQL):
+            raise ValueError(f"no ATTACH statement for {sorted(unknown)}")
+        self._attached: dict[int, dict[str, tuple | None]] = {}
         self._busy_timeout_ms = busy_timeout_ms
         self._write_lock = threading.RLock()
         self._writer: apsw.Connection | None = None
@@ -70,13 +87,41 @@ class Database:
         self._writer = connect(self.path, busy_timeout_ms=self._busy_timeout_ms)
         with self._write_lock:
             migrate(self._writer, migrations, before_upgrade=before_upgrade)
+            self._refresh_attached(self._writer)
         return self
+
+    def _refresh_attached(self, conn: apsw.Connection) -> None:
+        """(Re-)ATTACH each reference file whose identity changed since ``conn`` attached it
+        (installed, replaced or removed); called outside any transaction."""
+        if not self.attach:
+            return
+        seen = self._attached.setdefault(id(conn), {})
+        for alias, path in self.attach.items():
+            try:
+                st = os.stat(path)
+                ident = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+            except OSError:
+                ident = None
+            if seen.get(alias) == ident:
+                continue
+            attach_sql, detach_sql = _ATTACH_SQL[alias]
+            try:
+                if seen.get(alias) is not None:
+                    conn.execute(detach_sql)
+                    seen[alias] = None
+                if ident is not None:
+                    # Read-only, by URI: the file is only ever replaced whole (see the module doc).
+                    conn.execute(attach_sql, (f"file:{quote(str(path))}?mode=ro",))
+                    seen[alias] = ident
+            except apsw.Error:  # a statement still open on it: keep reading the old file, retry next time
+                continue
 
     def close(self) -> None:
         """Close all connections; waits for running statements in the pools to finish."""
         if self._closed:
             return
         self._closed = True
+        self._attached.clear()
         self._read_pool.shutdown(wait=True)
         self._write_pool.shutdown(wait=True)
         while True:
@@ -118,6 +163,7 @@ class Database:
         with self._write_lock:
             conn = self._writer
             if not conn.in_transaction:
+                self._refresh_attached(conn)
                 if durable:
                     conn.execute("PRAGMA synchronous=FULL")
                 conn.execute("BEGIN IMMEDIATE")
@@ -143,6 +189,7 @@ class Database:
         ``time_limit_ms`` the running statement is interrupted and :class:`QueryTimeout` raised.
         """
         conn = self._checkout()
+        self._refresh_attached(conn)
         deadline = None
         if time_limit_ms is not None:
             deadline = time.monotonic() + time_limit_ms / 1000

@@ -2,7 +2,12 @@
 
 Files are named ``NNNN_description.sql`` in ``photobox/db/migrations/``. Each runs in the
 same transaction as the ``PRAGMA user_version`` bump that records it (sqlite-utils'
-``migrations.py`` does the same), so a crash leaves the schema at a whole version.
+``migrations.py`` does the same), so a crash leaves the schema at a whole version. A
+migration that moves data to another file has a data step (:data:`DATA_STEPS`) that runs
+just before its SQL, outside the transaction; it must be safe to run again (a crash after
+it and before the SQL's commit runs it again at the next start). When an upgrade leaves
+most of the file free (a dropped table), it is compacted with VACUUM, since backups copy
+free pages too.
 A database with a higher version than this code knows is refused, as rclip's ``db.py``
 does: an older photobox must not write to a newer schema. Never edit an applied migration;
 add the next number instead.
@@ -10,6 +15,8 @@ add the next number instead.
 
 from __future__ import annotations
 
+import importlib
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -21,8 +28,15 @@ import apsw
 __all__ = ["MIGRATIONS_DIR", "Migration", "SchemaTooNewError", "available", "migrate", "refuse_newer",
            "schema_version"]
 
+log = logging.getLogger(__name__)
+
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+#: Data steps by migration name: ``"module:function"``, called with the connection before
+#: that migration's SQL (imported only when the migration is pending).
+DATA_STEPS = {"places_file": "photobox.places.gazetteer:move_out_of_main"}
+#: VACUUM after an upgrade when at least this share of the file is free pages.
+_COMPACT_SHARE = 0.25
 
 
 class SchemaTooNewError(RuntimeError):
@@ -109,6 +123,9 @@ def migrate(
         before_upgrade(conn, current, latest)
     for migration in pending:
         sql = migration.path.read_text()
+        if migration.name in DATA_STEPS and current > 0:
+            module, _, function = DATA_STEPS[migration.name].partition(":")
+            getattr(importlib.import_module(module), function)(conn)
         with conn:  # a savepoint: the DDL and the version bump commit together or not at all
             conn.execute(sql)
             conn.execute(f"PRAGMA user_version = {int(migration.version)}")
@@ -116,4 +133,18 @@ def migrate(
                 "INSERT INTO schema_migrations(version, name, applied_at) VALUES (?, ?, ?)",
                 (migration.version, migration.name, time.time()),
             )
+    if pending and current > 0:
+        _compact_if_mostly_free(conn)
     return pending
+
+
+def _compact_if_mostly_free(conn: apsw.Connection) -> None:
+    """VACUUM when an upgrade freed most of the file (free pages are copied by every backup
+    and, in a small library, would not be reused for a long time)."""
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+    if pages and free / pages >= _COMPACT_SHARE:
+        try:
+            conn.execute("VACUUM")
+        except apsw.Error as exc:  # e.g. no room for the copy VACUUM makes: the free pages get reused later
+            log.warning("could not compact the database after the upgrade: %s", exc)

@@ -72,28 +72,22 @@ def cmd_status(settings: Settings, out: TextIO) -> int:
 
 
 def doctor_check(settings: Settings) -> tuple[str, str]:
-    """``photobox doctor``'s line: is the gazetteer installed (read-only look at the database)."""
-    from photobox.db import connect
+    """``photobox doctor``'s line: is the gazetteer installed (a read-only look at the places file)."""
+    from photobox.places.gazetteer import FILE_NAME, file_info
 
-    if not settings.db_path.exists():
-        return "WARN", "no database yet"
-    conn = connect(settings.db_path, readonly=True)
-    try:
-        has_table = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'geo_cities'").fetchone()
-        info = installed(conn) if has_table else None
-    finally:
-        conn.close()
+    info = file_info(settings.db_path.with_name(FILE_NAME))
     if info is None:
-        return "WARN", "not installed: photos get no town or country (run `photobox places install`)"
-    return "OK", f"{info['cities']} towns from {info['source']}"
+        return "WARN", (f"not installed ({FILE_NAME} is not in the data folder): photos get no town or country "
+                        "(run `photobox places install`)")
+    return "OK", f"{info['cities']} towns from {info['source']} ({FILE_NAME}, not in backups)"
 
 
 def add_commands(command, sub, common_settings) -> None:
     """Wire ``places install`` and ``places status`` into the CLI parser."""
     places = command(sub, "places", "offline places (reverse geocoding of GPS positions)").add_subparsers(
         dest="places_command", metavar="ACTION", required=True)
-    inst = command(places, "install", "download (sha256-checked) and load the GeoNames cities data, "
-                   "then geocode photos", lambda a: cmd_install(common_settings(a), _stdout(), source=a.source,
+    inst = command(places, "install", "download (sha256-checked) and load the GeoNames cities data into "
+                   "places.db (not part of backups), then geocode photos", lambda a: cmd_install(common_settings(a), _stdout(), source=a.source,
                                                                 sha256=a.sha256, force=a.force, wait=not a.no_wait))
     inst.add_argument("--from", dest="source", type=Path, default=None,
                       help="load this file instead of downloading (the pinned archive, or a cities CSV with --sha256)")

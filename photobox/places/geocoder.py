@@ -1,12 +1,12 @@
 """Offline reverse geocoding: GPS position → nearest town (city, region, country).
 
-Cities live in ``geo_cities`` with an R*Tree (``geo_cities_xyz``) over their position as a
-3-D unit vector. A great-circle radius r around a point is a cap of the sphere, and that
-cap lies inside the axis-aligned cube of half-side ``chord(r) = 2·sin(r / 2R)`` around the
-point's vector. So one box query returns every city within r, the exact haversine distance
-ranks them, and nothing special happens at the antimeridian (179.9° and -179.9° are close
-vectors) or the poles (every longitude meets at one vector), where a latitude/longitude
-box breaks.
+Cities live in ``geo_cities`` (in the places file, :mod:`photobox.places.gazetteer`) with an
+R*Tree (``geo_cities_xyz``) over their position as a 3-D unit vector. A great-circle radius
+r around a point is a cap of the sphere, and that cap lies inside the axis-aligned cube of
+half-side ``chord(r) = 2·sin(r / 2R)`` around the point's vector. So one box query returns
+every city within r, the exact haversine distance ranks them, and nothing special happens
+at the antimeridian (179.9° and -179.9° are close vectors) or the poles (every longitude
+meets at one vector), where a latitude/longitude box breaks.
 
 The search widens in steps (:data:`RADII_KM`): a city found within the current radius is
 the nearest one (a closer one would be in the same box), so dense regions answer from a
@@ -103,8 +103,12 @@ def nearest(conn: apsw.Connection, lat: float, lon: float, *, max_km: float = MA
 
 
 def installed(conn: apsw.Connection) -> dict | None:
-    """What gazetteer is loaded (source, sha256, rows, when), or None before ``places install``."""
-    row = conn.execute("SELECT value FROM meta WHERE key = 'places_dataset'").fetchone()
+    """What gazetteer is loaded (source, sha256, rows, when), or None before ``places install``
+    (no places file attached: see :mod:`photobox.places.gazetteer`)."""
+    try:
+        row = conn.execute("SELECT value FROM geo_dataset WHERE key = 'places_dataset'").fetchone()
+    except apsw.SQLError:  # no such table: the places file is not there
+        return None
     return json.loads(row[0]) if row else None
 
 

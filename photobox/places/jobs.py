@@ -18,7 +18,8 @@ from photobox.jobs import REGISTRY, Job, Stopping
 from photobox.jobs import store as job_store
 from photobox.library.ingest import STAGES, Stage
 from photobox.places import store
-from photobox.places.data import DEFAULT_SOURCE, Source, download, load, read_cities, verify
+from photobox.places import gazetteer
+from photobox.places.data import DEFAULT_SOURCE, Source, download, read_cities, verify
 from photobox.places.geocoder import installed
 
 if TYPE_CHECKING:
@@ -89,12 +90,14 @@ async def queue_geocoding(box: Photobox) -> None:
 
 def install(box: Photobox, *, source: Source = DEFAULT_SOURCE, path: Path | None = None,
             sha256: str | None = None, force: bool = False) -> dict:
-    """Download (or take ``path``), verify the sha256 pin, load the gazetteer in one
-    transaction and queue geocoding of the whole library; return the dataset info.
+    """Download (or take ``path``), verify the sha256 pin, load the gazetteer into a new places
+    file and swap it in, then queue geocoding of the whole library; return the dataset info.
 
-    A second call with the same pin does nothing unless ``force``. A file given by ``path``
-    is checked against ``sha256`` (default: the pin of ``source``); a ``.csv`` is read as is,
-    anything else as the source's archive.
+    The load holds no lock of photobox.db (it writes its own file); what changes photobox.db
+    afterwards is done in short transactions, so uploads and jobs go on meanwhile. A second
+    call with the same pin does nothing unless ``force``. A file given by ``path`` is checked
+    against ``sha256`` (default: the pin of ``source``); a ``.csv`` is read as is, anything
+    else as the source's archive.
 
     Raises:
         ChecksumMismatch: the bytes are not the pinned ones (nothing is changed).
@@ -114,17 +117,29 @@ def install(box: Photobox, *, source: Source = DEFAULT_SOURCE, path: Path | None
         verify(path, expected)
     member = None if path.suffix.lower() == ".csv" else source.member
     try:
-        with box.db.transaction() as conn:
-            count = load(conn, read_cities(path, member), source=source, sha256=expected, now=box.clock())
-            if current is not None and current.get("sha256") != expected:
-                conn.execute("DELETE FROM asset_places")  # derived data: redo it with the new gazetteer
-            spec = box.scheduler.registry.get("places.all")
-            job_store.enqueue(conn, "places.all", "", now=box.clock(), priority=spec.priority if spec else 5,
-                              max_attempts=box.settings.job_max_attempts, force=True)
+        count = gazetteer.build(box.places_path, read_cities(path, member),
+                                info={"source": source.name, "url": source.url, "sha256": expected,
+                                      "licence": source.licence, "installed_at": box.clock()})
     finally:
         if downloaded is not None:
             downloaded.unlink(missing_ok=True)
+    if current is not None and current.get("sha256") != expected:
+        _forget_places(box)  # derived data: redo it with the new gazetteer
+    spec = box.scheduler.registry.get("places.all")
+    with box.db.transaction() as conn:
+        job_store.enqueue(conn, "places.all", "", now=box.clock(), priority=spec.priority if spec else 5,
+                          max_attempts=box.settings.job_max_attempts, force=True)
     box.scheduler.notify()
     log.info("places: installed %d cities from %s", count, source.name)
     with box.db.reader() as conn:
         return installed(conn) or {}
+
+
+def _forget_places(box: Photobox) -> None:
+    """Delete every photo's place, BATCH rows per transaction (other writers get in between)."""
+    while True:
+        with box.db.transaction() as conn:
+            conn.execute("DELETE FROM asset_places WHERE asset_id IN (SELECT asset_id FROM asset_places LIMIT ?)",
+                         (BATCH,))
+            if conn.changes() == 0:
+                return

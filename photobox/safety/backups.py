@@ -4,10 +4,17 @@ A backup is taken with SQLite's backup API from a read-only connection that hold
 transaction for the whole copy, so it is a consistent snapshot while the app keeps writing
 (WAL readers never block the writer). It is written as ``<name>.partial``, checked with
 ``PRAGMA quick_check`` and its schema version, fsync'd, and only then renamed into place:
-every ``photobox-*.db`` in ``backups/`` is complete and was verified when made. A crash
-mid-copy leaves only a ``.partial`` file, which :func:`clean_partials` removes at the next
-start. Next to each backup, a JSON sidecar export (:mod:`photobox.safety.sidecar`) made
-from the backup itself says in plain text what the user did (albums, favourites, people…).
+every ``photobox-*.db`` in ``backups/`` is complete and was verified when made. Next to
+each backup, a JSON sidecar export (:mod:`photobox.safety.sidecar`) made from the verified
+copy says in plain text what the user did (albums, favourites, people…); it is written
+*before* the copy gets its final name, so a backup under its final name has its export.
+
+A crash mid-copy leaves a ``.partial`` file (and SQLite's ``.partial-journal``, and maybe a
+``.json.partial``); :func:`clean_partials` removes them at every start and before every
+backup. A backup in progress ``flock``s its ``.partial`` for its whole life, so clean-up in
+another process (the CLI next to the server) never removes a copy still being written.
+Every copy of the database (scheduled, ``photobox backup``, pre-upgrade, pre-restore,
+staging a restore) goes through :func:`copy_database`.
 
 Retention keeps the newest backup of each of the last ``backup_daily_keep`` days that have
 one, and the first backup of each of the last ``backup_monthly_keep`` months. Backups made
@@ -17,10 +24,15 @@ before a schema upgrade or a restore (``pre-*.db``) are never deleted automatica
 from __future__ import annotations
 
 import calendar
+import contextlib
+import fcntl
 import logging
 import os
 import re
+import shutil
+import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,8 +45,8 @@ from photobox.jobs import REGISTRY, Job
 if TYPE_CHECKING:
     from photobox.core import Photobox
 
-__all__ = ["BackupError", "BackupFile", "apply_retention", "clean_partials", "copy_database", "list_backups",
-           "make_backup", "queue_backup_if_due", "verify_database_file"]
+__all__ = ["BackupError", "BackupFile", "apply_retention", "clean_partials", "copy_database", "fsync_dir",
+           "list_backups", "make_backup", "queue_backup_if_due", "verify_database_file"]
 
 log = logging.getLogger(__name__)
 
@@ -75,15 +87,15 @@ def _parse_stamp(name: str) -> float | None:
     return float(calendar.timegm(time.strptime(m[1] + m[2], "%Y%m%d%H%M%S")))
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
+def fsync_dir(folder: Path) -> None:
+    """Put a rename in ``folder`` on disk (its directory entry); filesystems that cannot fsync
+    a directory (exFAT, network mounts) are not an error."""
+    with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def verify_database_file(path: Path, *, full: bool = False) -> dict:
@@ -132,22 +144,104 @@ def verify_database_file(path: Path, *, full: bool = False) -> dict:
     return {"schema": version, "assets": assets, "check": "ok"}
 
 
-def copy_database(source: Path, dest: Path, *, pages_per_step: int = 4096, pause: float = 0.0) -> Path:
-    """Copy the live database ``source`` to ``dest`` consistently, verify it, then rename.
+#: ``.partial`` files being written by this process (their flock alone cannot tell: a
+#: second open file description of ours would conflict with it, and closing it would drop
+#: SQLite's POSIX locks on that file).
+_claimed: set[str] = set()
+_claimed_lock = threading.Lock()
 
-    The source connection holds ONE read transaction for the whole copy, so the copy is a
-    single snapshot and concurrent writers (other connections) neither block nor restart
-    it (https://sqlite.org/c3ref/backup_finish.html: a step inside an open read
-    transaction uses it). ``pause`` sleeps between steps (tests make a slow backup).
+
+@contextlib.contextmanager
+def _claim(partial: Path) -> Iterator[None]:
+    """Own ``partial`` while a copy is written to it: registered in this process and
+    ``flock``-ed against others (released when the process dies, so a kill -9 leaves a
+    file that the next clean-up may remove). A leftover of a dead backup is emptied.
 
     Raises:
-        BackupError: the copy failed its check (the partial file is removed).
+        BackupError: another backup is writing this very file now.
+    """
+    key = str(partial)
+    with _claimed_lock:
+        if key in _claimed:
+            raise BackupError(f"another backup is writing {partial.name} now")
+        _claimed.add(key)
+    fd = None
+    try:
+        while fd is None:
+            fd = os.open(partial, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise BackupError(f"another backup is writing {partial.name} now") from None
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(partial))
+            except FileNotFoundError:
+                same = False
+            if not same:  # a clean-up removed the leftover between our open and our lock
+                os.close(fd)
+                fd = None
+        os.ftruncate(fd, 0)
+        Path(key + "-journal").unlink(missing_ok=True)  # a stale hot journal must never touch the new copy
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)  # after every SQLite connection to the file is closed (see _claimed)
+        with _claimed_lock:
+            _claimed.discard(key)
+
+
+def _owner_partial(leftover: Path) -> Path:
+    """The database ``.partial`` whose claim covers ``leftover`` (its journal, its export)."""
+    name = leftover.name
+    if name.endswith("-journal"):
+        name = name[:-len("-journal")]
+    if name.endswith(".json.partial"):
+        name = name[:-len(".json.partial")] + ".db.partial"
+    return leftover.with_name(name)
+
+
+def _remove_unless_claimed(path: Path, owner: Path) -> bool:
+    """Delete ``path`` unless a backup (this process or another) is writing ``owner`` now;
+    the owner's lock is held while deleting, so a backup cannot start on it meanwhile."""
+    with _claimed_lock:
+        if str(owner) in _claimed:
+            return False
+        try:
+            fd = os.open(owner, os.O_RDONLY)
+        except FileNotFoundError:
+            fd = None
+        try:
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            path.unlink()
+            return True
+        except (BlockingIOError, FileNotFoundError):
+            return False
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+
+def copy_database(source: Path, dest: Path, *, pages_per_step: int = 4096, pause: float = 0.0,
+                  before_rename: Callable[[Path], None] | None = None) -> Path:
+    """Copy the live database ``source`` to ``dest`` consistently, verify it, then rename.
+
+    The one copier of photobox.db: backups, the pre-upgrade and pre-restore copies and a
+    staged restore all come through here. It checks the free space first, and the source
+    connection holds ONE read transaction for the whole copy, so the copy is a single
+    snapshot and concurrent writers (other connections) neither block nor restart it
+    (https://sqlite.org/c3ref/backup_finish.html: a step inside an open read transaction
+    uses it). The copy is fsync'd and checked (:func:`verify_database_file`), then
+    ``before_rename(partial)`` runs (the JSON export), then the rename and a directory
+    fsync. ``pause`` sleeps between steps (tests make a slow backup).
+
+    Raises:
+        BackupError: not enough space, another backup writes the same file, or the copy
+            failed its check (nothing is left under the final name, the partial is removed).
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".partial")
-    tmp.unlink(missing_ok=True)
-    import shutil
-
     needed = Path(source).stat().st_size
     wal = Path(str(source) + "-wal")
     needed += wal.stat().st_size if wal.exists() else 0
@@ -155,6 +249,24 @@ def copy_database(source: Path, dest: Path, *, pages_per_step: int = 4096, pause
     if free < needed + 64 * 1024 * 1024:
         raise BackupError(f"not enough free space in {dest.parent} for a backup: {needed / 1048576:.0f} MiB "
                           f"needed, {free / 1048576:.0f} MiB free")
+    with _claim(tmp):
+        try:
+            _copy_pages(source, tmp, pages_per_step=pages_per_step, pause=pause)
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            verify_database_file(tmp)
+            if before_rename is not None:
+                before_rename(tmp)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # disk full, I/O error, a failed check: keep nothing half-made
+            Path(str(tmp) + "-journal").unlink(missing_ok=True)
+            raise
+        os.replace(tmp, dest)
+    fsync_dir(dest.parent)
+    return dest
+
+
+def _copy_pages(source: Path, tmp: Path, *, pages_per_step: int, pause: float) -> None:
     src = connect(source, readonly=True)
     try:
         src.execute("BEGIN")
@@ -170,34 +282,29 @@ def copy_database(source: Path, dest: Path, *, pages_per_step: int = 4096, pause
         finally:
             target.close()
         src.execute("COMMIT")
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # disk full, I/O error: keep nothing half-made
-        raise
     finally:
         src.close()
-    try:
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        verify_database_file(tmp)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, dest)
-    _fsync_dir(dest.parent)
-    return dest
 
 
 def clean_partials(folder: Path) -> int:
-    """Delete ``*.partial`` files left in ``folder`` by an interrupted backup; return how many."""
+    """Delete what interrupted backups left in ``folder``; return how many files.
+
+    That is ``*.partial`` copies and exports, SQLite's ``*.partial-journal`` beside them,
+    and exports (``photobox-*.json``) whose backup never got its name. A file belonging to
+    a backup still being written, here or in another process, is left alone.
+    """
     removed = 0
     if not folder.is_dir():
         return 0
-    for path in folder.glob("*.partial"):
+    leftovers = [*folder.glob("*.partial"), *folder.glob("*.partial-journal")]
+    leftovers += [p for p in folder.glob(f"{PREFIX}*.json") if _parse_stamp(p.with_suffix(".db").name) is not None
+                  and not p.with_suffix(".db").exists()]
+    for path in leftovers:
+        owner = _owner_partial(path) if path.suffix != ".json" else path.with_suffix(".db.partial")
         try:
-            path.unlink()
-            removed += 1
+            removed += _remove_unless_claimed(path, owner)
         except OSError as exc:  # pragma: no cover - permissions
-            log.error("could not remove the partial backup %s: %s", path, exc)
+            log.error("could not remove the leftover backup file %s: %s", path, exc)
     return removed
 
 
@@ -257,11 +364,15 @@ def make_backup(box: Photobox, dest: Path | None = None, *, sidecar: bool = True
     from photobox.safety import sidecar as sidecar_mod
 
     folder = box.path("backups")
+    if clean_partials(folder):
+        log.warning("removed partial backup file(s) left by an interrupted backup")
     if dest is None:
         stamp = _stamp(box.clock())
         dest = folder / f"{PREFIX}{stamp}.db"
         n = 1
-        while dest.exists():  # two backups in one second: never overwrite one
+        # Two backups in one second (the CLI next to the server): never overwrite one, nor
+        # write into one still being made.
+        while dest.exists() or dest.with_name(dest.name + ".partial").exists():
             dest = folder / f"{PREFIX}{stamp}-{n}.db"
             n += 1
     else:
@@ -269,10 +380,12 @@ def make_backup(box: Photobox, dest: Path | None = None, *, sidecar: bool = True
         if dest.exists():
             raise BackupError(f"{dest} exists; choose a new file name")
     started = time.monotonic()
+
+    def export(partial: Path) -> None:  # the export exists before the backup has its name
+        sidecar_mod.export_file(partial, dest.with_suffix(".json"))
+
     copy_database(box.db.path, dest, pause=STEP_PAUSE if pause is None else pause,
-                  pages_per_step=64 if (pause or STEP_PAUSE) else 4096)
-    if sidecar:
-        sidecar_mod.export_file(dest, dest.with_suffix(".json"))
+                  pages_per_step=64 if (pause or STEP_PAUSE) else 4096, before_rename=export if sidecar else None)
     log.info("backup %s made in %.1fs (%d bytes)", dest, time.monotonic() - started, dest.stat().st_size)
     if retention and dest.parent == folder:
         for old in apply_retention(folder, daily_keep=box.settings.backup_daily_keep,
@@ -284,7 +397,7 @@ def make_backup(box: Photobox, dest: Path | None = None, *, sidecar: bool = True
 @REGISTRY.register("backup", concurrency=1, priority=80, max_attempts=3)
 def backup_job(job: Job) -> None:
     """Job ``backup``: make one scheduled backup. At-least-once: a rerun after a crash makes
-    a new, whole backup; the interrupted one left only a ``.partial`` that is cleaned up."""
+    a new, whole backup; the interrupted one left only ``.partial`` files, cleaned up first."""
     make_backup(job.context)
 
 

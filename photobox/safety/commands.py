@@ -58,6 +58,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
     except (BackupError, OSError) as exc:
         return _fail(f"not restored: {exc}")
     print(f"{args.file}: a photobox database, integrity ok, schema {info['schema']}, {info['assets']} photos/videos")
+    from photobox.places.gazetteer import FILE_NAME, file_info
+
+    if file_info(data / FILE_NAME) is None:  # reference data is not in backups (photobox.places.gazetteer)
+        print(f"Backups do not hold the places (GeoNames) data, and this data folder has no {FILE_NAME}: photos "
+              "keep the places they had, but new ones get none until you run `photobox places install`.")
     if restore.server_running(data):
         print("The photobox server is running, so the restore is staged: it replaces the database at the next "
               "start (e.g. `sudo systemctl restart photobox`). The current database is kept as a restore point "
@@ -119,9 +124,52 @@ def cmd_sidecar_apply(args: argparse.Namespace) -> int:
     return 0
 
 
+#: What a rebuild cannot bring back: the export holds what the user did to photos, not secrets
+#: (keys and links are stored only as hashes) nor what phones uploaded under which name.
+NOT_REBUILT = ("Not brought back by a rebuild: the owner account (set it with `photobox user set-password`), API keys "
+               "(make new ones under Settings and give them to your phone apps and scripts), share links (share "
+               "again: old links stop working), and the WebDAV listing of uploaded file names (a phone app that "
+               "uploads \"only new\" files sends them again once; photobox recognises every one and stores no "
+               "second copy).")
+
+
+def _rebuild_owner(box) -> bool:
+    """Close the web setup page of the rebuilt database while it has no owner (the first
+    visitor on the network would otherwise get every photo), and make the owner here when
+    a person is at a terminal. Returns whether an owner exists."""
+    from photobox import auth
+    from photobox.cli import ask_password
+
+    with box.db.transaction(durable=True) as conn:
+        if auth.get_owner(conn) is not None:
+            return True
+        auth.close_setup(conn, "This photobox was rebuilt from its files.")
+    if not sys.stdin.isatty():
+        return False
+    print("The web setup page stays closed after a rebuild. Set the owner's password now (Ctrl-C to do it later "
+          "with `photobox user set-password`).", flush=True)
+    try:
+        username = input("User name [owner]: ").strip() or "owner"
+        if (password := ask_password()) is None:
+            return False
+        auth.validate_credentials(username, password)
+    except (KeyboardInterrupt, EOFError):
+        print(file=sys.stderr)
+        return False
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return False
+    hashed = auth.hash_password(password)
+    with box.db.transaction(durable=True) as conn:
+        auth.set_password(conn, username, hashed)
+    print(f"owner {username} created")
+    return True
+
+
 def cmd_rebuild(args: argparse.Namespace) -> int:
     """A new database from the files: re-add library folders (from the sidecar), index the
-    originals in ``library/`` in place, scan external folders, then re-apply the sidecar."""
+    originals in ``library/`` in place, scan external folders, then re-apply the sidecar.
+    The web setup page stays closed: the owner is made on the box (:func:`_rebuild_owner`)."""
     from photobox.cli import _process_jobs
     from photobox.safety import integrity, sidecar
 
@@ -133,6 +181,7 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
             return _fail(str(exc))
     box = _open(args, allow_new=True)
     try:
+        has_owner = _rebuild_owner(box)
         if data is not None:
             with box.db.transaction() as conn:
                 sidecar.apply(conn, {"libraries": data.get("libraries", [])}, now=box.clock())
@@ -149,6 +198,10 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
             _print_apply(stats, args.sidecar)
     finally:
         box.close()
+    print(NOT_REBUILT)
+    if not has_owner:
+        print("photobox has no owner yet, and its web setup page stays closed: run `photobox user set-password` "
+              "on this machine, then log in.")
     return 0
 
 
@@ -191,9 +244,10 @@ def add_commands(sub, command) -> None:
                  cmd_sidecar_apply)
     ap.add_argument("file")
     rb = command(sub, "rebuild", "make a new database from the files (when photobox.db is lost and no backup "
-                 "will do)", cmd_rebuild)
+                 "will do); the owner is set on this machine (asked here, or `photobox user set-password`), never "
+                 "on the web setup page", cmd_rebuild)
     rb.add_argument("--sidecar", default=None, help="a sidecar export to re-apply (e.g. backups/photobox-….json)")
     rb.add_argument("--no-wait", action="store_true", help="leave the indexing to the server")
-    v = command(sub, "verify", "re-check the originals' checksums and look for missing and orphaned files "
-                "(reports only)", cmd_verify)
-    v.add_argument("--slice", action="store_true", help="one time-limited slice instead of a whole pass")
+    v = command(sub, "verify", "re-check every original's checksum (a fresh, whole pass) and look for missing and "
+                "orphaned files (reports only)", cmd_verify)
+    v.add_argument("--slice", action="store_true", help="one time-limited slice of the scheduled pass instead")

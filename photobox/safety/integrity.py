@@ -140,21 +140,17 @@ def run_slice(box: Photobox, *, budget_seconds: float | None = None, spread: boo
     """Do one slice of the current pass (starting a pass if none runs); return its counts.
 
     Args:
-        budget_seconds: stop after this long (default ``integrity_slice_seconds``; None in
-            :func:`run_pass` means no limit).
+        budget_seconds: stop after this long (default ``integrity_slice_seconds``; 0 or less
+            means no limit).
         spread: do at most the pass's share for today (remaining ÷ days left); off for the CLI.
     """
     budget = box.settings.integrity_slice_seconds if budget_seconds is None else budget_seconds
     deadline = time.monotonic() + budget if budget and budget > 0 else math.inf
     now = box.clock()
-    counts = {"checked": 0, "ok": 0, "missing": 0, "changed": 0, "unreadable": 0, "skipped": 0, "orphan": 0,
-              "bytes": 0, "finished": False}
     with box.db.transaction() as conn:
         state = load_state(conn)
         if state["pass_started_at"] is None:
-            state = {**_EMPTY_STATE, "pass_started_at": now,
-                     "last_pass_finished_at": state.get("pass_finished_at"),
-                     "last_pass_checked": state.get("last_pass_checked")}
+            state = _new_pass(state, now)
         state["last_slice_at"] = now
         _save_state(conn, state)
         remaining = conn.execute("SELECT count(*) FROM assets WHERE id > ?", (state["cursor"],)).fetchone()[0]
@@ -163,11 +159,28 @@ def run_slice(box: Photobox, *, budget_seconds: float | None = None, spread: boo
     if spread and days > 0:
         days_left = max(1.0, days - (now - state["pass_started_at"]) / 86400)
         quota = max(_BATCH, math.ceil(remaining / days_left))
+    return _advance(box, state, now=now, quota=quota, persist=True,
+                    out_of_time=lambda: time.monotonic() > deadline or should_stop())
+
+
+def _new_pass(previous: dict, now: float) -> dict:
+    return {**_EMPTY_STATE, "pass_started_at": now, "last_pass_finished_at": previous.get("pass_finished_at"),
+            "last_pass_checked": previous.get("last_pass_checked")}
+
+
+def _advance(box: Photobox, state: dict, *, now: float, quota: float, persist: bool,
+             out_of_time: Callable[[], bool]) -> dict:
+    """Check assets from ``state``'s cursor on, then look for orphans, until the pass is done,
+    ``quota`` files are checked or ``out_of_time()``; return the counts.
+
+    ``persist``: checkpoint the cursor in ``meta`` after every batch (the scheduled pass). A
+    fresh pass (:func:`run_pass`) keeps its cursor to itself, so a slice the server runs
+    meanwhile neither moves it nor is moved by it; only its end is recorded.
+    """
+    counts = {"checked": 0, "ok": 0, "missing": 0, "changed": 0, "unreadable": 0, "skipped": 0, "orphan": 0,
+              "bytes": 0, "finished": False}
+    checkpoint = _save_state if persist else (lambda conn, state: None)
     roots = _roots(box)
-
-    def out_of_time() -> bool:
-        return time.monotonic() > deadline or should_stop()
-
     while state["phase"] == "assets":
         with box.db.reader() as conn:
             rows = conn.execute("SELECT id, library_id, rel_path, checksum, offline FROM assets WHERE id > ? "
@@ -198,7 +211,7 @@ def run_slice(box: Photobox, *, budget_seconds: float | None = None, spread: boo
                 if result != "ok":
                     _report(conn, result, library_id, rel_path, asset_id, detail, now)
             state["checked"] += len(results)
-            _save_state(conn, state)
+            checkpoint(conn, state)
         if out_of_time() or counts["checked"] >= quota:
             return counts
     if state["phase"] == "orphans":
@@ -224,7 +237,7 @@ def run_slice(box: Photobox, *, budget_seconds: float | None = None, spread: boo
                         _resolve(conn, UPLOAD_LIBRARY_ID, rel, ("orphan",), now)
                 if batch:
                     state["orphan_cursor"] = batch[-1]
-                _save_state(conn, state)
+                checkpoint(conn, state)
             batch.clear()
 
         for rel in _sorted_files(library, state["orphan_cursor"]):
@@ -238,24 +251,24 @@ def run_slice(box: Photobox, *, budget_seconds: float | None = None, spread: boo
             # Orphans not seen again in this pass are gone (or were adopted): resolved.
             conn.execute("UPDATE integrity_issues SET resolved_at = ? WHERE kind = 'orphan' AND resolved_at IS NULL "
                          "AND last_seen < ?", (now, state["pass_started_at"]))
-            state = {**_EMPTY_STATE, "pass_finished_at": now, "last_slice_at": now,
-                     "last_pass_started_at": state["pass_started_at"], "last_pass_checked": state["checked"]}
-            _save_state(conn, state)
+            _save_state(conn, {**_EMPTY_STATE, "pass_finished_at": now, "last_slice_at": now,
+                               "last_pass_started_at": state["pass_started_at"],
+                               "last_pass_checked": state["checked"]})
         counts["finished"] = True
     return counts
 
 
 def run_pass(box: Photobox, *, should_stop: Callable[[], bool] = lambda: False) -> dict:
-    """Finish the current pass (or do a whole new one) now, without time limit (``photobox verify``)."""
-    total: dict = {}
-    while True:
-        counts = run_slice(box, budget_seconds=0, spread=False, should_stop=should_stop)
-        for k, v in counts.items():
-            if k != "finished":
-                total[k] = total.get(k, 0) + v
-        if counts["finished"] or should_stop():
-            total["finished"] = counts["finished"]
-            return total
+    """Check every original now, from the first, without time limit (``photobox verify``).
+
+    Always a fresh, whole pass: finishing a pass the server's slices left open would skip
+    every file before its cursor. Its end is recorded as a finished pass, so the scheduled
+    passes start again ``integrity_days`` later.
+    """
+    now = box.clock()
+    with box.db.reader() as conn:
+        state = _new_pass(load_state(conn), now)
+    return _advance(box, state, now=now, quota=math.inf, persist=False, out_of_time=should_stop)
 
 
 @REGISTRY.register("integrity", concurrency=1, priority=-10, max_attempts=3)

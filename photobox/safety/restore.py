@@ -9,7 +9,9 @@ start, or the CLI when no server runs) applies it: it takes a restore point of t
 database into ``backups/pre-restore-….db``, checkpoints and closes the current WAL, removes
 the stale ``-wal``/``-shm`` files (an old WAL replayed onto another database would corrupt
 it), then renames the staged file into place. "No server running" is an exclusive
-``flock`` on ``.photobox-server.lock`` that the server holds for its whole life.
+``flock`` on ``.photobox-server.lock`` that the server holds for its whole life: ``photobox
+serve`` takes it before it starts granian (and refuses to start when it cannot), and its
+worker process, which opens the database, works under its parent's lock.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import apsw
 
-from photobox.safety.backups import BackupError, copy_database, verify_database_file
+from photobox.safety.backups import BackupError, copy_database, fsync_dir, verify_database_file
 
 __all__ = ["STAGED_NAME", "ServerLock", "apply_staged_restore", "server_running", "stage_restore", "staged_info"]
 
@@ -59,6 +61,19 @@ class ServerLock:
             os.close(self._fd)
             self._fd = None
 
+    def holder(self) -> int | None:
+        """The process id the holder wrote into the lock file (None: unknown)."""
+        try:
+            text = self.path.read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        return int(text) if text.isdigit() else None
+
+    def held_by_parent(self) -> bool:
+        """Whether the lock is held by this process's parent: ``photobox serve`` takes the
+        lock before granian starts its worker, and holds it for the worker's whole life."""
+        return self.holder() == os.getppid() and server_running(self.path.parent)
+
 
 def server_running(data_dir: Path) -> bool:
     """Whether a photobox server holds ``data_dir`` now."""
@@ -90,14 +105,6 @@ def staged_info(data_dir: Path) -> dict | None:
         return None
     st = path.stat()
     return {"path": str(path), "size": st.st_size, "staged_at": st.st_mtime}
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def apply_staged_restore(data_dir: Path, *, now: float | None = None) -> Path | None:
@@ -145,6 +152,6 @@ def apply_staged_restore(data_dir: Path, *, now: float | None = None) -> Path | 
     for suffix in ("-wal", "-shm", "-journal"):
         (data_dir / f"photobox.db{suffix}").unlink(missing_ok=True)
     os.replace(staged, db)
-    _fsync_dir(data_dir)
+    fsync_dir(data_dir)
     log.warning("restored the database from a staged backup; the previous one is kept as %s", point)
     return point

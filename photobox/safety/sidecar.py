@@ -156,12 +156,17 @@ def export_file(source_db: Path, dest: Path) -> Path:
     finally:
         conn.close()
     tmp = dest.with_name(dest.name + ".partial")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, ensure_ascii=False, indent=1)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, dest)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f, ensure_ascii=False, indent=1)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        if tmp.is_file():
+            tmp.unlink()
+        raise
     return dest
 
 

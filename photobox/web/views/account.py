@@ -65,10 +65,22 @@ async def _owner(request: Request):
     return await request.app.state.photobox.db.read(auth.get_owner)
 
 
+async def _setup_closed(request: Request) -> Response | None:
+    """The answer while setup is closed to the network (after ``photobox rebuild``), else None."""
+    reason = await request.app.state.photobox.db.read(auth.setup_closed)
+    if reason is None:
+        return None
+    return page(request, "error.html", status_code=403, status=403,
+                detail=f"{reason} Its owner account is not made here: on the machine photobox runs on, run "
+                       "`photobox user set-password`, then log in.")
+
+
 @get("/setup", opt=PUBLIC, include_in_schema=False)
 async def setup_page(request: Request) -> Response:
     if await _owner(request) is not None:
         return Redirect("/login", status_code=303)
+    if (closed := await _setup_closed(request)) is not None:
+        return closed
     ensure_anon_cookie(request)
     return page(request, "setup.html", error=None, username="")
 
@@ -78,6 +90,8 @@ async def setup_submit(request: Request, data: Annotated[SetupForm, Form]) -> Re
     box = request.app.state.photobox
     if await _owner(request) is not None:
         return Redirect("/login", status_code=303)
+    if (closed := await _setup_closed(request)) is not None:
+        return closed
     error = None
     try:
         auth.validate_credentials(data.username, data.password)
@@ -88,10 +102,16 @@ async def setup_submit(request: Request, data: Annotated[SetupForm, Form]) -> Re
     if error:
         return page(request, "setup.html", error=error, username=data.username, status_code=400)
     password_hash = await asyncio.to_thread(auth.hash_password, data.password)
+
+    def create(conn) -> auth.User | None:  # the closed check and the insert in one transaction
+        return None if auth.setup_closed(conn) else auth.create_owner(conn, data.username, password_hash)
+
     try:
-        user = await box.db.write(auth.create_owner, data.username, password_hash, durable=True)
+        user = await box.db.write(create, durable=True)
     except ValueError:
         return Redirect("/login", status_code=303)
+    if user is None:
+        return await _setup_closed(request)
     ua = request.headers.get("user-agent", "")
     addr = client_address(request.scope)
     token = await box.db.write(lambda c: auth.create_session(c, user, days=box.settings.session_days, user_agent=ua, remote_addr=addr))
