@@ -50,7 +50,7 @@ from photobox.vectors import registry
 from photobox.vectors.kernels import get_kernel, set_kernel
 from photobox.vectors.mirror import DENSE_IDS, Mirror
 from photobox.vectors.registry import set_memory_limit
-from photobox.vectors.rows import batches, matrix, read_by_id, unit_rows
+from photobox.vectors.rows import batches, id_array, matrix, read_by_id, unit_rows
 
 __all__ = [
     "IncompleteSpaceError", "Space", "SpaceUnavailable", "activate", "active_space", "building_space", "clear_mirrors",
@@ -362,7 +362,7 @@ def search(conn_or_db: apsw.Connection | Database, space_id: int, query: Any, k:
     space = _space_or_raise(conn, space_id)
     q = unit_rows(query, space.dim)[0]
     k = int(k)
-    allowed = None if allowed_ids is None else _id_array(allowed_ids)
+    allowed = None if allowed_ids is None else id_array(allowed_ids)
     if k <= 0 or (allowed is not None and not len(allowed)):
         return []
     mirror = _mirror_for(conn, space)
@@ -385,14 +385,6 @@ def more_like(conn_or_db: apsw.Connection | Database, space_id: int, asset_id: i
         return []
     hits = search(conn_or_db, space_id, vector, k + 1, allowed_ids=allowed_ids, min_score=min_score)
     return [(i, s) for i, s in hits if i != int(asset_id)][:k]
-
-
-def _id_array(ids: Iterable[int] | np.ndarray) -> np.ndarray:
-    if isinstance(ids, np.ndarray):
-        return ids.astype(np.int64, copy=False).ravel()
-    if not isinstance(ids, (list, tuple)):
-        ids = list(ids)
-    return np.fromiter(ids, dtype=np.int64, count=len(ids))
 
 
 def _rerank(conn: apsw.Connection, space: Space, q: np.ndarray, candidates: np.ndarray, k: int,

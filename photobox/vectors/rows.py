@@ -12,7 +12,7 @@ from typing import Any
 import apsw
 import numpy as np
 
-__all__ = ["batches", "matrix", "read_by_id", "unit_rows"]
+__all__ = ["batches", "id_array", "matrix", "read_by_id", "unit_rows"]
 
 
 def matrix(blobs: Sequence[bytes], dim: int) -> np.ndarray:
@@ -32,6 +32,15 @@ def batches(rows: Iterable[tuple[int, bytes]], dim: int, size: int = 8192) -> It
             ids, blobs = [], []
     if ids:
         yield np.asarray(ids, dtype=np.int64), matrix(blobs, dim)
+
+
+def id_array(ids: Iterable[int] | np.ndarray) -> np.ndarray:
+    """Ids from any iterable (a filter's result, of any size) as one int64 array, for a mirror scan."""
+    if isinstance(ids, np.ndarray):
+        return ids.astype(np.int64, copy=False).ravel()
+    if not isinstance(ids, (list, tuple)):
+        ids = list(ids)
+    return np.fromiter(ids, dtype=np.int64, count=len(ids))
 
 
 def read_by_id(conn: apsw.Connection, sql: str, ids: Iterable[int], dim: int) -> tuple[np.ndarray, np.ndarray]:
