@@ -19,7 +19,7 @@ filter applies before ranking, so a filter matching 0.5% of the library still ge
 top-k), keeps each row whose score could still reach the top k given the quantization error,
 and re-ranks those with their float32 vectors read back from SQLite: results and scores are
 exact float32 cosine similarities. Without a mirror, sqlite-vec's float32 brute force answers
-(exact, ~10x slower). The README's search section has the measurements behind this choice.
+(exact, 6-9x slower). The README's search section has the measurements behind this choice.
 
 **The mirror is a cache.** It is built lazily from SQLite (by :func:`warm`, the first search,
 or in a background thread for a big space, searched in SQLite meanwhile), follows every
