@@ -655,14 +655,14 @@ def mirror_formats(n: int, dim: int, queries: int = 30) -> None:
     int8 + a scale a row (the shared CLIP kernel, what :mod:`photobox.people.knn` uses), float16
     (converted to float32 in cache-sized blocks for BLAS) and float32. All need the re-rank
     from SQLite anyway for vec0's exact distances, so fewer bytes a row is what counts."""
-    from photobox.search.vectors import _get_kernel, _quantize
+    from photobox.vectors import get_kernel, quantize
 
     rng = np.random.default_rng(n)
     x = unit(rng.standard_normal((n, dim)).astype(np.float32))
     qs = x[rng.choice(n, queries, replace=False)]
-    codes, _ = _quantize(x)
+    codes, _ = quantize(x)
     half = x.astype(np.float16)
-    kernel = _get_kernel(dim)  # the process's choice, as the face mirror uses it
+    kernel = get_kernel(dim)  # the process's choice, as the face mirror uses it
     buf = np.empty((4096, dim), dtype=np.float32)
 
     def f16(q: np.ndarray) -> np.ndarray:

@@ -54,6 +54,7 @@ import numpy as np  # noqa: E402
 
 from photobox.db import Database  # noqa: E402
 from photobox.search import vectors  # noqa: E402
+from photobox.vectors import get_kernel  # noqa: E402
 
 K = 50
 BATCH = 50_000
@@ -241,7 +242,7 @@ def run(kind: str, n: int, args: argparse.Namespace) -> dict[str, dict[str, dict
             print(f"  database: {n} vectors written in {build_s:.1f} s; file {db_bytes / MB:.0f} MB ("
                   + ", ".join(f"{k} {v / MB:.0f} MB" for k, v in sizes.items()) + ")", flush=True)
             vectors.clear_mirrors()
-            vectors._get_kernel(dim)  # the kernel choice (and onnxruntime's import) outside the RSS delta
+            get_kernel(dim)  # the kernel choice (and onnxruntime's import) outside the RSS delta
             gc.collect()
             before = rss_bytes()
             stats = vectors.warm(db, space_id)
