@@ -35,7 +35,9 @@ def apply(work: Work, layout: _raw_tiff.Layout) -> None:
     if layout.phase_one is not None:
         p1 = layout.phase_one
         work.put("lens", p1.lens)
-        work.put("iso", p1.iso)
+        if p1.iso:
+            # exiftool reads the directory after the Exif ISO, and lets it win.
+            work.md.iso = p1.iso
         if p1.taken is not None:
             work.date("exif_makernote", _dates.Stamp(p1.taken, None, True))
     mn = layout.makernote

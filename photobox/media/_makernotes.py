@@ -37,7 +37,7 @@ _SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
     (b"EPSON\x00", 8, "tiff"),
     (b"MINOL\x00", 8, "tiff"),
     (b"CAMER\x00", 8, "tiff"),
-    (b"AOC\x00", 6, "mn"),
+    (b"AOC\x00", 6, "tiff"),
     (b"PENTAX \x00", 10, "mn"),
     (b"RICOH\x00", 8, "mn"),
     (b"SONY DSC ", 12, "tiff"),
