@@ -30,6 +30,10 @@ OLYMPUS_EQUIPMENT, OLYMPUS_LENS_MODEL = 0x2010, 0x0203
 _CAMERA_ISO = {16: 50, 17: 100, 18: 200, 19: 400, 20: 800}
 
 
+# Makers whose MakerNote holds facts photobox reads (Make prefixes, upper case).
+MAKERS = ("CANON", "OLYMPUS", "OM DIGITAL")
+
+
 def apply(work: Work, layout: _raw_tiff.Layout) -> None:
     """Apply the maker facts of a walked TIFF structure."""
     if layout.phase_one is not None:
@@ -51,8 +55,12 @@ def apply(work: Work, layout: _raw_tiff.Layout) -> None:
 
 
 def apply_blob(work: Work, blob: bytes | None) -> None:
-    """Apply the maker facts of an EXIF blob (JPEG APP1, HEIF Exif item...)."""
-    if not blob or len(blob) < 8:
+    """Apply the maker facts of an EXIF blob (JPEG APP1, HEIF Exif item...).
+
+    Only for makers with facts to read: walking every photo's MakerNote
+    would cost a phone library time for nothing.
+    """
+    if not blob or len(blob) < 8 or not (work.md.make or "").upper().startswith(MAKERS):
         return
     layout = _raw_tiff.read_layout(Reader(io.BytesIO(blob), len(blob)))
     if layout is not None:

@@ -47,7 +47,11 @@ class Found:
     orientation: int | None = None      # for the previews; None: their own EXIF's
     tiff: bool = False                  # Pillow may decode IFD0 (an RGB thumbnail)
     rgb: _raw_formats.X3fImage | None = None   # X3F uncompressed RGB preview
-    skip: set[int] = dataclasses.field(default_factory=set)   # tile offsets
+    layout: _raw_tiff.Layout | None = None      # TIFF structure, when there is one
+
+    def tiles(self) -> set[int]:
+        """Offsets of image tiles, which a scan for JPEGs must skip."""
+        return _raw_tiff.tile_offsets(self.layout) if self.layout is not None else set()
 
 
 def is_raw_tiff(fp: BinaryIO, size: int) -> bool:
@@ -100,7 +104,7 @@ def _tiff_spans(r: Reader, base: int, found: Found) -> list[tuple[int, int]]:
     if layout is None:
         return []
     found.orientation = layout.orientation if layout.orientation in range(1, 9) else None
-    found.skip = _raw_tiff.tile_offsets(layout)
+    found.layout = layout
     return _raw_tiff.preview_spans(layout)
 
 

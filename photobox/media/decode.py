@@ -471,7 +471,7 @@ def _decode_raw(fp: BinaryIO, size: int, head: bytes, opts: _Opts) -> DecodedIma
     previews = list(found.previews)
     if _raw_preview.wants_scan(found):
         known = {p.offset for p in previews}
-        previews += [p for p in _raw_preview.scan(fp, size, found.skip) if p.offset not in known]
+        previews += [p for p in _raw_preview.scan(fp, size, found.tiles()) if p.offset not in known]
     errors: list[str] = []
 
     result = None

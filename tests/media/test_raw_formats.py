@@ -282,3 +282,25 @@ def test_cut_or_scrambled_raws_fail_cleanly(tmp_path, kind) -> None:
             decode_image(path, target=(64, 64))
         except DecodeError:
             pass
+
+
+def test_tiled_dng_never_shows_a_tile(tmp_path) -> None:
+    """A lossy DNG keeps its image as JPEG tiles; with only a small declared
+    preview the file is scanned for more, and a tile must not win."""
+    w = gen.TiffWriter("<")
+    tiles = [w.blob(gen.jpeg((256, 256), color=(0, 255, 0))) for _ in range(4)]
+    small = gen.jpeg((200, 150), color=(255, 0, 0))
+    small_at = w.blob(small)
+    main = w.ifd({0xFE: gen.L(0), 0x100: gen.L(512), 0x101: gen.L(512), 0x103: gen.S(34892),
+                  0x106: gen.S(34892), 0x142: gen.L(256), 0x143: gen.L(256),
+                  0x144: gen.L(*tiles), 0x145: gen.L(*[1000] * 4)})
+    preview = w.ifd({0xFE: gen.L(1), 0x100: gen.L(200), 0x101: gen.L(150), 0x103: gen.S(7),
+                     0x106: gen.S(6), 0x111: gen.L(small_at), 0x117: gen.L(len(small))})
+    data = w.finish(w.ifd({0xFE: gen.L(1), 0x10F: gen.A("Canon"), 0x110: gen.A("EOS"),
+                           0x14A: gen.L(main, preview), 0xC612: (1, b"\x01\x04\x00\x00")}))
+    path = gen_file(tmp_path, "IMG_0001.DNG", data)
+    assert extract(path).mime == "image/x-adobe-dng"
+    decoded = decode_image(path)
+    assert decoded.image.size == (200, 150)
+    r, g, _ = decoded.image.getpixel((100, 75))
+    assert r > 200 and g < 60           # the red preview, not a green tile
