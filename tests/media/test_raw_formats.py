@@ -304,3 +304,12 @@ def test_tiled_dng_never_shows_a_tile(tmp_path) -> None:
     assert decoded.image.size == (200, 150)
     r, g, _ = decoded.image.getpixel((100, 75))
     assert r > 200 and g < 60           # the red preview, not a green tile
+
+
+def test_every_raw_extension_is_picked_up_by_folder_scans() -> None:
+    """Folder imports and library scans look at known extensions only; every RAW
+    photobox reads must be among them (an .IIQ folder was skipped)."""
+    from photobox.library.libraries import MEDIA_EXTENSIONS
+
+    raw_exts = {ext for ext, mimes in _sniff._EXT_MIMES.items() if mimes & _sniff.RAW_MIMES}
+    assert raw_exts - MEDIA_EXTENSIONS == set()
