@@ -68,7 +68,7 @@ def apply(work: Work, r: Reader, spans: list[tuple[int, int]]) -> None:
         if seconds and abs(west) <= 14 * 60:
             when = dt.datetime(1970, 1, 1) + dt.timedelta(seconds=seconds - west * 60,
                                                           milliseconds=millis & 0xFFFF)
-            work.date("exif_makernote", _dates.Stamp(when, -west, True))
+            work.date("exif_original", _dates.Stamp(when, -west, True))
 
 
 def _camera_info(r: Reader, spans: list[tuple[int, int]]) -> tuple[bytes, str] | None:

@@ -83,13 +83,15 @@ def read_jpeg(r: Reader, work: Work) -> None:
     still = _stills.read_jpeg(r)
     work.put("width", still.width)
     work.put("height", still.height)
+    if still.flir:
+        # exiftool reads the FLIR record after the EXIF and lets its
+        # DateTimeOriginal (with milliseconds and zone) and LensModel win.
+        with work.guard("FLIR record"):
+            _flir.apply(work, r, still.flir)
     with work.guard("EXIF"):
         apply_exif(work, _exif.from_blob(still.exif))
     with work.guard("MakerNote"):
         _maker_facts.apply_blob(work, still.exif)
-    if still.flir:
-        with work.guard("FLIR record"):
-            _flir.apply(work, r, still.flir)
     xmp = None
     with work.guard("XMP"):
         xmp = _xmp.parse(still.xmp)

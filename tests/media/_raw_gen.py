@@ -353,8 +353,8 @@ def sigma_x3f(*, version: int = 0x00020002, size: tuple[int, int] = (2268, 1512)
 
 
 def flir_jpeg(*, unix_time: int, millis: int, minutes_west: int, lens: str = "FOL18",
-              chunk: int = 400) -> bytes:
-    """A JPEG with no EXIF date whose APP1 ``FLIR`` segments carry an FFF record:
+              chunk: int = 400, exif: bytes | None = None) -> bytes:
+    """A JPEG (EXIF optional) whose APP1 ``FLIR`` segments carry an FFF record:
     64-byte header (version 100, big-endian), record directory, a CameraInfo
     record (type 0x20, little-endian as cameras write it) with LensModel at
     0x170 and DateTimeOriginal at 0x384; split into ``chunk``-byte segments so
@@ -374,8 +374,11 @@ def flir_jpeg(*, unix_time: int, millis: int, minutes_west: int, lens: str = "FO
     for index, part in enumerate(parts):
         payload = b"FLIR\x00\x01" + bytes([index, len(parts) - 1]) + part
         segments += b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
-    base = jpeg((320, 240))
-    return base[:2] + segments + base[2:]
+    base = jpeg((320, 240), exif=exif)
+    at = 2
+    if exif:     # after the EXIF APP1, where FLIR cameras put their record
+        at = 4 + struct.unpack(">H", base[4:6])[0]
+    return base[:at] + segments + base[at:]
 
 
 def with_udta_atom(movie: bytes, atom: bytes) -> bytes:

@@ -211,6 +211,16 @@ def test_flir_record_date_when_exif_has_none(tmp_path) -> None:
     assert md.lens == "FOL18"
 
 
+def test_flir_record_date_wins_over_exif_as_in_exiftool(tmp_path) -> None:
+    exif = piexif.dump({"0th": {piexif.ImageIFD.Make: b"FLIR Systems AB"},
+                        "Exif": {piexif.ExifIFD.DateTimeOriginal: b"2012:02:11 15:17:08"},
+                        "GPS": {}})
+    data = gen.flir_jpeg(unix_time=1328969828, millis=253, minutes_west=-60, exif=exif)
+    md = extract(gen_file(tmp_path, "FLIR0002.jpg", data))
+    assert (md.make, md.taken_at, md.tz_offset_min) == (
+        "FLIR Systems AB", "2012-02-11T15:17:08.253", 60)
+
+
 def test_canon_lens_and_iso_only_in_makernote(tmp_path) -> None:
     w = gen.TiffWriter("<")
     mn = gen.canon_makernote(w, "EF-S18-55mm f/3.5-5.6 IS STM", base_iso=160, auto_iso=32)
