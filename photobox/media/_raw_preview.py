@@ -51,7 +51,12 @@ class Found:
 
     def tiles(self) -> set[int]:
         """Offsets of image tiles, which a scan for JPEGs must skip."""
-        return _raw_tiff.tile_offsets(self.layout) if self.layout is not None else set()
+        if self.layout is None:
+            return set()
+        try:
+            return _raw_tiff.tile_offsets(self.layout)
+        except BudgetExceeded:       # a hostile tile table: scan without the filter
+            return set()
 
 
 def is_raw_tiff(fp: BinaryIO, size: int) -> bool:
