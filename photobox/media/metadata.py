@@ -64,8 +64,9 @@ class Metadata:
         kind: ``"image"``, ``"video"``, or None when not a supported medium.
         ext_mismatch: The extension names a different format than the content.
         file_size: Size in bytes.
-        width, height: Stored pixel size (HEIF: primary item ispe; RAW: sensor
-            image; video: track size before rotation).
+        width, height: Stored pixel size (HEIF: primary item ispe; RAW: the
+            full-resolution image, as exiftool's ImageSize; video: track size
+            before rotation).
         display_width, display_height: Size as shown (after EXIF orientation
             for images; libheif's transform for HEIF/AVIF; after rotation for
             videos).
