@@ -109,11 +109,31 @@ def seed_files(corpus: Path | None = None, *, max_corpus_bytes: int = 600_000) -
     buf = io.BytesIO()
     Image.new("RGB", (40, 30)).save(buf, "TIFF")
     seeds["photo.tif"] = buf.getvalue()
+    seeds.update(_raw_seeds())
     if corpus is not None and corpus.is_dir():
         for path in sorted(corpus.rglob("*")):
             if path.is_file() and path.suffix not in (".md", ".json") and 0 < path.stat().st_size <= max_corpus_bytes:
                 seeds[f"corpus/{path.relative_to(corpus)}"] = path.read_bytes()
     return seeds
+
+
+def _raw_seeds() -> dict[str, bytes]:
+    """Camera RAWs and maker records built from their published layouts (tests/media/_raw_gen)."""
+    from tests.media import _raw_gen as gen
+
+    w = gen.TiffWriter("<")
+    mn = gen.olympus_makernote(gen.jpeg((64, 48)), "OLYMPUS M.17mm F1.8")
+    exif = gen.exif_ifd(w, "2020:01:02 03:04:05", gen.U(mn))
+    orf = w.finish(w.ifd({0x10F: gen.A("OLYMPUS CORPORATION"), 0x106: gen.S(32803),
+                          0x100: gen.L(64), 0x101: gen.L(48), 0x8769: gen.L(exif)}))
+    return {
+        "raw.mrw": gen.minolta_mrw(preview=(64, 48)),
+        "raw.x3f": gen.sigma_x3f(props={"CAMMANUF": "SIGMA", "TIME": "978309395"}, rgb=(8, 6)),
+        "raw.iiq": gen.phase_one_iiq(),
+        "raw.orf": orf,
+        "raw.nef": gen.tiff_raw(make="NIKON", model="D1", raw_size=(64, 48), preview=(64, 48)),
+        "flir.jpg": gen.flir_jpeg(unix_time=1328969828, millis=1, minutes_west=-60),
+    }
 
 
 # -- mutations --------------------------------------------------------------------------

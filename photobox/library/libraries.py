@@ -31,8 +31,9 @@ __all__ = ["DEFAULT_EXCLUSIONS", "MEDIA_EXTENSIONS", "Library", "add_library", "
 #: Extensions considered at all during a scan (content is sniffed later; this only keeps
 #: documents and sidecars of a NAS share out of the pipeline).
 MEDIA_EXTENSIONS = frozenset(
-    "jpg jpeg jpe jfif png gif webp avif heic heif hif tif tiff bmp dng cr2 cr3 nef nrw arw srf sr2 raf rw2 orf "
-    "pef srw x3f 3fr erf kdc mrw mp4 m4v mov qt 3gp 3g2 mts m2ts ts mkv webm avi wmv mpg mpeg insv".split())
+    "jpg jpeg jpe jfif png gif webp avif heic heif hif tif tiff bmp dng cr2 cr3 crw nef nrw arw srf sr2 raf "
+    "rw2 rwl orf ori pef srw x3f 3fr fff erf kdc dcr mef mos iiq mrw "
+    "mp4 m4v mov qt 3gp 3g2 mts m2ts ts mkv webm avi wmv mpg mpeg insv".split())
 #: Thumbnail folders of NAS vendors, recycle bins and hidden files.
 DEFAULT_EXCLUSIONS = ("@eaDir", "#recycle", "#snapshot", ".*", "*.tmp", "Thumbs.db", "$RECYCLE.BIN",
                       "lost+found")

@@ -61,6 +61,11 @@ def from_blob(blob: bytes | None) -> Tags | None:
     """
     if not blob:
         return None
+    tiff = blob[6:] if blob.startswith(b"Exif\x00\x00") else blob
+    if tiff[:2] not in (b"II", b"MM"):
+        # Without a byte-order mark every value would be a guess (piexif would
+        # read it big-endian); exiftool drops such a segment too.
+        return Tags({}, {}, {}, problems=["invalid byte-order mark: EXIF ignored"])
     exif = Image.Exif()
     problems: list[str] = []
     try:

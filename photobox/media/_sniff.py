@@ -38,6 +38,8 @@ _OLD_QT_BOXES = {b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot", b"PICT"}
 # Extension -> mimes that are a fair match for it.  Only used for ext_mismatch;
 # ISO-BMFF videos are interchangeable because players do not care.
 _BMFF_VIDEOS = {"video/mp4", "video/quicktime", "video/3gpp", "video/3gpp2"}
+_NIKON = {"image/x-nikon-nef", "image/x-nikon-nrw"}
+_KODAK = {"image/x-kodak-dcr", "image/x-kodak-kdc"}
 _EXT_MIMES: dict[str, set[str]] = {
     "jpg": {"image/jpeg"}, "jpeg": {"image/jpeg"}, "jpe": {"image/jpeg"},
     "jfif": {"image/jpeg"},
@@ -47,12 +49,17 @@ _EXT_MIMES: dict[str, set[str]] = {
     "webp": {"image/webp"}, "tif": {"image/tiff"}, "tiff": {"image/tiff"},
     "dng": {"image/x-adobe-dng"}, "cr2": {"image/x-canon-cr2"},
     "cr3": {"image/x-canon-cr3"}, "crw": {"image/x-canon-crw"},
-    "nef": {"image/x-nikon-nef"}, "nrw": {"image/x-nikon-nef"},
+    "nef": _NIKON, "nrw": _NIKON,
     "arw": {"image/x-sony-arw"}, "srf": {"image/x-sony-arw"},
     "sr2": {"image/x-sony-arw"}, "raf": {"image/x-fuji-raf"},
-    "rw2": {"image/x-panasonic-rw2"}, "orf": {"image/x-olympus-orf"},
+    "rw2": {"image/x-panasonic-rw2"}, "rwl": {"image/x-panasonic-rw2"},
+    "orf": {"image/x-olympus-orf"}, "ori": {"image/x-olympus-orf"},
     "pef": {"image/x-pentax-pef"}, "srw": {"image/x-samsung-srw"},
-    "x3f": {"image/x-sigma-x3f"},
+    "x3f": {"image/x-sigma-x3f"}, "mrw": {"image/x-minolta-mrw"},
+    "iiq": {"image/x-phaseone-iiq"}, "3fr": {"image/x-hasselblad-3fr"},
+    "fff": {"image/x-hasselblad-3fr"}, "erf": {"image/x-epson-erf"},
+    "kdc": _KODAK, "dcr": _KODAK, "mef": {"image/x-mamiya-mef"},
+    "mos": {"image/x-leaf-mos"},
     "mp4": _BMFF_VIDEOS, "m4v": _BMFF_VIDEOS, "mov": _BMFF_VIDEOS,
     "qt": _BMFF_VIDEOS, "3gp": _BMFF_VIDEOS, "3g2": _BMFF_VIDEOS,
     "mts": {"video/mp2t"}, "m2ts": {"video/mp2t"}, "m2t": {"video/mp2t"},
@@ -60,13 +67,17 @@ _EXT_MIMES: dict[str, set[str]] = {
     "avi": {"video/x-msvideo"}, "mpg": {"video/mpeg"}, "mpeg": {"video/mpeg"},
     "wmv": {"video/x-ms-asf"}, "asf": {"video/x-ms-asf"},
 }
-# A TIFF container named like this is that camera's RAW (exiftool does the same:
-# NEF/ARW/PEF... are plain TIFF structures told apart by name and maker tags).
+# When the content does not show which RAW a TIFF is (no sensor data: the
+# metadata-only RAWs that tools strip down), its name still may: exiftool
+# decides by name alone.
 _TIFF_RAW_EXT = {
-    "nef": "image/x-nikon-nef", "nrw": "image/x-nikon-nef",
+    "nef": "image/x-nikon-nef", "nrw": "image/x-nikon-nrw",
     "arw": "image/x-sony-arw", "srf": "image/x-sony-arw", "sr2": "image/x-sony-arw",
     "pef": "image/x-pentax-pef", "srw": "image/x-samsung-srw",
     "dng": "image/x-adobe-dng", "cr2": "image/x-canon-cr2",
+    "iiq": "image/x-phaseone-iiq", "3fr": "image/x-hasselblad-3fr",
+    "erf": "image/x-epson-erf", "kdc": "image/x-kodak-kdc", "dcr": "image/x-kodak-dcr",
+    "mef": "image/x-mamiya-mef", "mos": "image/x-leaf-mos",
 }
 # Make prefix -> RAW mime, for TIFF RAWs whose extension was lost.
 _TIFF_RAW_MAKE = {"NIKON": "image/x-nikon-nef", "SONY": "image/x-sony-arw",
@@ -74,9 +85,12 @@ _TIFF_RAW_MAKE = {"NIKON": "image/x-nikon-nef", "SONY": "image/x-sony-arw",
 
 RAW_MIMES = {
     "image/x-adobe-dng", "image/x-canon-cr2", "image/x-canon-cr3",
-    "image/x-canon-crw", "image/x-nikon-nef", "image/x-sony-arw",
+    "image/x-canon-crw", "image/x-nikon-nef", "image/x-nikon-nrw", "image/x-sony-arw",
     "image/x-fuji-raf", "image/x-panasonic-rw2", "image/x-olympus-orf",
     "image/x-pentax-pef", "image/x-samsung-srw", "image/x-sigma-x3f",
+    "image/x-minolta-mrw", "image/x-phaseone-iiq", "image/x-hasselblad-3fr",
+    "image/x-epson-erf", "image/x-kodak-kdc", "image/x-kodak-dcr",
+    "image/x-mamiya-mef", "image/x-leaf-mos",
 }
 
 _HTML_RE = re.compile(rb"<(!doctype\s+html|html|head|body)\b", re.IGNORECASE)
@@ -113,6 +127,8 @@ def sniff(head: bytes) -> tuple[str | None, str | None, str | None]:
         return "image/x-canon-crw", IMAGE, None
     if head.startswith(b"FOVb"):
         return "image/x-sigma-x3f", IMAGE, None
+    if head[:4] in (b"\x00MRM", b"\x00MRI"):
+        return "image/x-minolta-mrw", IMAGE, None
     if head[:4] in (b"IIRO", b"IIRS", b"MMOR"):
         return "image/x-olympus-orf", IMAGE, None
     if head[:4] == b"IIU\x00":
@@ -213,7 +229,8 @@ def ext_mismatch(ext: str, mime: str | None) -> bool:
     return mime not in allowed
 
 
-def refine_tiff_mime(mime: str, ext: str, make: str | None, dng: bool) -> str:
+def refine_tiff_mime(mime: str, ext: str, make: str | None, dng: bool,
+                     content: str | None = None) -> str:
     """Name the RAW flavour of a TIFF-structured file.
 
     Args:
@@ -221,12 +238,16 @@ def refine_tiff_mime(mime: str, ext: str, make: str | None, dng: bool) -> str:
         ext: File extension without the dot.
         make: EXIF Make of IFD0, if any.
         dng: Whether IFD0 carries a DNGVersion tag.
+        content: The RAW the file's structure shows it is (`_raw_tiff`), which
+            wins over the name.
 
     Returns:
         The refined mime.
     """
     if mime != "image/tiff":
         return mime
+    if content:
+        return content
     if dng:
         return "image/x-adobe-dng"
     by_ext = _TIFF_RAW_EXT.get(ext.lower())

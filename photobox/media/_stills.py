@@ -1,5 +1,5 @@
-"""Header walkers for still-image containers: JPEG, PNG, WebP, GIF, BMP and the
-non-TIFF RAWs (Fuji RAF, Canon CRW, Sigma X3F).
+"""Header walkers for still-image containers: JPEG, PNG, WebP, GIF and BMP
+(camera RAW containers are in `_raw_formats` and `_raw_ciff`).
 
 Each walker reads the image size from the header and collects the metadata
 blobs (EXIF, XMP, IPTC, MPF) without touching pixel data.  All reads go
@@ -10,7 +10,6 @@ budget.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import struct
 import zlib
 
@@ -34,6 +33,7 @@ class Still:
     xmp_ext: list[bytes] = dataclasses.field(default_factory=list)
     iptc: bytes | None = None
     mpf: bool = False
+    flir: list[tuple[int, int]] = dataclasses.field(default_factory=list)  # APP1 "FLIR" spans
     data_start: int | None = None   # JPEG: first byte of entropy-coded data
     truncated: bool = False
     problems: list[str] = dataclasses.field(default_factory=list)
@@ -87,6 +87,10 @@ def read_jpeg(r: Reader, start: int = 0, end: int | None = None) -> Still:
             sof = r.read(body_start, 5)
             if len(sof) == 5:
                 still.height, still.width = struct.unpack(">HH", sof[1:5])
+        elif marker == 0xE1 and r.read(body_start, 5) == b"FLIR\x00":
+            # Thermal cameras' FFF record, split over many segments: kept as
+            # positions, `_flir` reads only the records it needs.
+            still.flir.append((body_start, body_len))
         elif marker in (0xE1, 0xE2, 0xED) and kept + body_len <= SEGMENT_BYTES_CAP:
             kept += body_len
             _keep_segment(still, marker, r.read(body_start, body_len))
@@ -285,128 +289,3 @@ def read_bmp(r: Reader) -> Still:
     else:
         width, height = struct.unpack("<ii", head[4:12])
     return Still(width=abs(width), height=abs(height))
-
-
-# --------------------------------------------------------------------------
-# RAWs that are not TIFF
-
-
-@dataclasses.dataclass(slots=True)
-class Raf:
-    """Fuji RAF: the embedded preview JPEG carries the EXIF."""
-
-    jpeg: tuple[int, int] | None = None
-    width: int | None = None
-    height: int | None = None
-
-
-def read_raf(r: Reader) -> Raf:
-    """Read the RAF header and its metadata directory."""
-    raf = Raf()
-    head = r.read(84, 16)
-    if len(head) < 16:
-        return raf
-    jpeg_off, jpeg_len, meta_off, meta_len = struct.unpack(">IIII", head)
-    if 0 < jpeg_off < r.size and jpeg_len:
-        raf.jpeg = (jpeg_off, min(jpeg_len, r.size - jpeg_off))
-    meta = r.read(meta_off, min(meta_len, 64 * 1024)) if meta_off else b""
-    if len(meta) >= 4:
-        count, pos = struct.unpack(">I", meta[:4])[0], 4
-        tags: dict[int, bytes] = {}
-        for _ in range(min(count, 256)):
-            if pos + 4 > len(meta):
-                break
-            tag, size = struct.unpack(">HH", meta[pos:pos + 4])
-            tags[tag] = meta[pos + 4:pos + 4 + size]
-            pos += 4 + size
-        # exiftool reports RawImageCroppedSize (0x111), else RawImageFullSize.
-        for tag in (0x111, 0x100):
-            if len(tags.get(tag, b"")) >= 4:
-                raf.height, raf.width = struct.unpack(">HH", tags[tag][:4])
-                break
-    return raf
-
-
-@dataclasses.dataclass(slots=True)
-class Crw:
-    """Canon CRW (CIFF) facts."""
-
-    make: str | None = None
-    model: str | None = None
-    taken: _dates.Stamp | None = None
-    width: int | None = None
-    height: int | None = None
-    orientation: int | None = None
-
-
-def read_crw(r: Reader) -> Crw:
-    """Walk the CIFF heaps of a Canon CRW (bounded depth)."""
-    crw = Crw()
-    header = r.read(0, 14)
-    if len(header) < 14 or header[:2] != b"II":
-        return crw
-    start = struct.unpack("<I", header[2:6])[0]
-    _ciff_heap(r, start, r.size, crw, 0)
-    return crw
-
-
-def _ciff_heap(r: Reader, start: int, end: int, crw: Crw, depth: int) -> None:
-    if depth > 4 or end - start < 6:
-        return
-    table = struct.unpack("<I", r.read(end - 4, 4).ljust(4, b"\0"))[0] + start
-    count_raw = r.read(table, 2)
-    if len(count_raw) < 2:
-        return
-    count = struct.unpack("<H", count_raw)[0]
-    entries = r.read(table + 2, min(count, 512) * 10)
-    for i in range(len(entries) // 10):
-        tag, size, offset = struct.unpack("<HII", entries[i * 10:i * 10 + 10])
-        kind = tag & 0x3FFF
-        if tag & 0x4000:       # data stored in the entry itself
-            value = entries[i * 10 + 2:i * 10 + 10]
-        elif kind & 0x3800 in (0x2800, 0x3000):   # sub-heap
-            if offset + size <= end - start:
-                _ciff_heap(r, start + offset, start + offset + size, crw, depth + 1)
-            continue
-        elif size <= 4096:
-            value = r.read(start + offset, size)
-        else:
-            continue
-        _ciff_tag(kind, value, crw)
-
-
-def _ciff_tag(kind: int, value: bytes, crw: Crw) -> None:
-    if kind == 0x080A:      # "Make\0Model\0"
-        parts = value.split(b"\x00")
-        crw.make = (parts[0].decode("latin-1").strip() or None) if parts else None
-        crw.model = (parts[1].decode("latin-1").strip() or None) if len(parts) > 1 else None
-    elif kind == 0x180E and len(value) >= 4:   # TimeStamp: local time as Unix secs
-        seconds = struct.unpack("<I", value[:4])[0]
-        if seconds:
-            when = dt.datetime(1970, 1, 1) + dt.timedelta(seconds=seconds)
-            crw.taken = _dates.Stamp(when, None, True)
-    elif kind == 0x1810 and len(value) >= 16:   # ImageInfo
-        width, height, _, rotation = struct.unpack("<IIfi", value[:16])
-        crw.width, crw.height = width, height
-        crw.orientation = {0: 1, 90: 6, 180: 3, 270: 8}.get(rotation % 360)
-
-
-def find_exif(data: bytes) -> bytes | None:
-    """Find an ``Exif\\0\\0`` + TIFF header inside a bounded byte window.
-
-    Used for formats that embed an EXIF block at a format-specific place we do
-    not otherwise parse (Sigma X3F, unknown RAWs).
-    """
-    for marker in (b"Exif\x00\x00II*\x00", b"Exif\x00\x00MM\x00*"):
-        pos = data.find(marker)
-        if pos >= 0:
-            return data[pos + 6:]
-    return None
-
-
-def x3f_size(r: Reader) -> tuple[int | None, int | None]:
-    """Columns/rows from a Sigma X3F header."""
-    head = r.read(28, 8)
-    if len(head) < 8:
-        return None, None
-    return struct.unpack("<II", head)

@@ -20,22 +20,19 @@ one thing to catch; the original exception is chained for logs.
 
 from __future__ import annotations
 
-import functools
 import io
 import logging
-import mmap
 import os
 import re
 import struct
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-import numpy as np
-from PIL import Image, ImageCms, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 from PIL import features as _features
 
+from . import _colour, _raw_preview
 from ._window import FileWindow
 
 try:  # HEIC/HEIF support is optional at import time but expected in production.
@@ -72,7 +69,8 @@ __all__ = [
 
 DEFAULT_MAX_PIXELS = 100_000_000
 
-#: File extensions treated as camera RAW (decoded through the embedded preview).
+#: File extensions treated as camera RAW (decoded through the embedded preview) even
+#: when the content does not show sensor data (metadata-only RAWs).
 RAW_EXTENSIONS = frozenset(
     {
         ".3fr", ".ari", ".arw", ".cr2", ".cr3", ".crw", ".dcr", ".dng", ".erf",
@@ -233,6 +231,8 @@ def decode_image(
             kind = _sniff(head, path.suffix.lower())
             if kind == "video":
                 raise UnsupportedImage("file is a video, not a still image")
+            if kind == "tiff" and _raw_preview.is_raw_tiff(fp, size):
+                kind = "raw"  # NEF, ARW, PEF, IIQ... named or not: sensor data inside
             if kind == "raw":
                 return _decode_raw(fp, size, head, opts)
             if kind == "isobmff" and not allow_truncated:
@@ -276,8 +276,8 @@ def _sniff(head: bytes, ext: str) -> str:
         return "jpeg"  # includes "RAW" files that are really JPEGs
     if head.startswith(b"FUJIFILMCCD-RAW"):
         return "raw"
-    if head[6:14] == b"HEAPCCDR" or head.startswith(b"FOVb"):
-        return "raw"  # Canon CRW (CIFF), Sigma X3F
+    if head[6:14] == b"HEAPCCDR" or head.startswith(b"FOVb") or head[:4] in (b"\x00MRM", b"\x00MRI"):
+        return "raw"  # Canon CRW (CIFF), Sigma X3F, Minolta MRW
     if head[:4] in (b"IIRO", b"IIRS", b"MMOR", b"IIU\x00"):
         return "raw"  # Olympus ORF, Panasonic RW2: TIFF with another magic number
     if head[:4] in (b"II*\x00", b"MM\x00*"):
@@ -406,7 +406,7 @@ def _decode_opened(
         orientation if orientation is not None else _exif_orientation(im)
     )
 
-    out = _normalize_mode(im)
+    out = _colour.normalize_mode(im)
     # Cheap integer box reduction for formats without DCT scaling (PNG, HEIF,
     # WebP, TIFF...), done before the transpose and colour work so those touch
     # fewer pixels.
@@ -422,7 +422,10 @@ def _decode_opened(
     if method is not None:
         out = out.transpose(method)
 
-    out = _to_srgb(out, im.info, keep_alpha=opts.keep_alpha)
+    try:
+        out = _colour.to_srgb(out, im.info, keep_alpha=opts.keep_alpha)
+    except _colour.UnsupportedMode as exc:
+        raise UnsupportedImage(str(exc)) from exc
 
     # Full-resolution display size: the size Pillow reported before draft()
     # (draft keeps the aspect ratio), swapped when we turned the image by 90
@@ -453,323 +456,58 @@ def _exif_orientation(im: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-# --------------------------------------------------------------------------- colour
-
-
-def _normalize_mode(im: Image.Image) -> Image.Image:
-    """Bring odd modes to 8 bits per channel: L, LA, RGB, RGBA or CMYK (or
-    whatever exotic mode remains, e.g. LAB, for the final convert to handle)."""
-    im = _to_8bit(im)
-    if im.mode == "P":
-        return im.convert("RGBA" if "transparency" in im.info else "RGB")
-    if im.mode in ("PA", "La", "RGBa"):
-        return im.convert("RGBA")
-    if im.mode == "1":
-        return im.convert("L")
-    return im
-
-
-def _to_srgb(im: Image.Image, info: dict, *, keep_alpha: bool) -> Image.Image:
-    """Composite or keep alpha, convert the ICC colour space to sRGB, end in RGB(A)."""
-    alpha = None
-    if im.mode in ("RGBA", "LA"):
-        alpha = im.getchannel("A")
-        if alpha.getextrema()[0] == 255:
-            alpha = None  # an alpha channel that is fully opaque is just overhead
-        im = im.convert("RGB" if im.mode == "RGBA" else "L")
-        if alpha is not None and not keep_alpha:
-            # Composite on white *before* the colour transform: white is white in
-            # every RGB space, and it saves a second pass over the alpha.
-            bg = Image.new(im.mode, im.size, 255 if im.mode == "L" else (255, 255, 255))
-            bg.paste(im, mask=alpha)
-            im, alpha = bg, None
-
-    icc = info.get("icc_profile")
-    if icc:
-        im = _apply_icc(im, icc)
-    if im.mode != "RGB":
-        try:
-            im = im.convert("RGB")
-        except ValueError as exc:
-            raise UnsupportedImage(f"unsupported pixel mode {im.mode}") from exc
-    if alpha is not None:
-        im.putalpha(alpha)
-    return im
-
-
-def _to_8bit(im: Image.Image) -> Image.Image:
-    """Scale 16/32-bit integer and float modes to 8-bit ``L``.
-
-    Pillow's own ``convert("L")`` clips I;16 values at 255, turning every
-    16-bit greyscale photo white, so scale explicitly.
-    """
-    if im.mode not in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        return im
-    arr = np.asarray(im)
-    if im.mode == "F":
-        arr = np.nan_to_num(arr.astype(np.float32))
-        hi = float(arr.max(initial=0.0))
-        scale = 255.0 if hi <= 1.0 else (255.0 / 65535.0 if hi > 255 else 1.0)
-        out = np.clip(arr * scale, 0, 255).astype(np.uint8)
-    else:
-        arr = arr.astype(np.int64, copy=False)
-        hi = int(arr.max(initial=0))
-        # 16-bit data (PNG, TIFF) is stored as 0..65535; 8-bit-range data in an
-        # "I" image (some TIFFs) must not be divided.
-        out = (np.clip(arr, 0, 65535) >> 8) if hi > 255 else np.clip(arr, 0, 255)
-        out = out.astype(np.uint8)
-    return Image.fromarray(out, "L")
-
-
-_SRGB = ImageCms.createProfile("sRGB")
-_transform_lock = threading.Lock()
-
-
-@functools.lru_cache(maxsize=32)
-def _icc_transform(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
-    """Build (and cache) a transform from ``icc`` to sRGB, or None to skip.
-
-    Cached per profile: photos from one camera share one, and building a
-    transform costs far more than applying it to a preview-sized image.
-    ``NOCACHE`` is needed because lcms2's one-pixel cache makes a shared
-    transform unsafe to use from several worker threads at once.
-    """
-    try:
-        src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-    except (OSError, ImageCms.PyCMSError, TypeError, ValueError):
-        log.debug("ignoring unreadable ICC profile (%d bytes)", len(icc))
-        return None
-    try:
-        desc = (ImageCms.getProfileDescription(src) or "").strip()
-    except (ImageCms.PyCMSError, OSError, UnicodeDecodeError):
-        desc = ""
-    if desc.startswith("sRGB") or desc == "sRGB built-in":
-        return None  # already sRGB: a transform would only cost time
-    space = src.profile.xcolor_space.strip()
-    wanted = {"RGB": "RGB", "L": "GRAY", "CMYK": "CMYK"}.get(mode)
-    if wanted is None or space != wanted:
-        # e.g. an RGB profile on a greyscale JPEG: the profile cannot apply.
-        return None
-    try:
-        return ImageCms.buildTransform(
-            src,
-            _SRGB,
-            mode,
-            "RGB",
-            renderingIntent=ImageCms.Intent.PERCEPTUAL,
-            flags=ImageCms.Flags.NOCACHE,
-        )
-    except (ImageCms.PyCMSError, OSError, ValueError):
-        log.debug("cannot build ICC transform for %r", desc)
-        return None
-
-
-def _apply_icc(im: Image.Image, icc: bytes) -> Image.Image:
-    if not isinstance(icc, bytes) or len(icc) < 128:
-        return im
-    with _transform_lock:  # lru_cache itself is thread-safe; this avoids duplicate builds
-        transform = _icc_transform(icc, im.mode)
-    if transform is None:
-        return im
-    try:
-        return ImageCms.applyTransform(im, transform)
-    except (ImageCms.PyCMSError, ValueError, OSError):
-        return im  # a profile lcms accepted but cannot apply: show unconverted
-
-
 # --------------------------------------------------------------------------- RAW previews
 
 
-@dataclass(frozen=True, slots=True)
-class _Preview:
-    offset: int
-    length: int
-    width: int
-    height: int
-
-
 def _decode_raw(fp: BinaryIO, size: int, head: bytes, opts: _Opts) -> DecodedImage:
-    """Decode a RAW file through the largest embedded JPEG preview.
+    """Decode a RAW file through its largest embedded JPEG preview.
 
-    Order: previews the container declares (RAF header, TIFF IFDs); then, for
-    TIFF-based files, Pillow's reading of IFD0 (a small RGB thumbnail in DNG and
-    NEF); last, a scan for JPEG streams (CR3, CRW, X3F, ORF maker-note previews).
-    The scan comes last because in a tiled DNG it could find a single tile.
+    Order: previews the container declares (``_raw_preview.find``) plus, when
+    none or only a thumbnail is declared, JPEGs found by scanning; then, for
+    TIFF-based files, Pillow's reading of IFD0 (an RGB thumbnail in DNG, NEF,
+    IIQ); then an uncompressed RGB preview (Sigma SD9/SD10).
     """
-    orientation: int | None = None
-    spans: list[tuple[int, int]] = []
-    is_tiff = head[:4] in (b"II*\x00", b"MM\x00*")
-    if head.startswith(b"FUJIFILMCCD-RAW"):
-        # RAF header: big-endian offset/length of a full JPEG (with its own EXIF,
-        # including the orientation) at bytes 84..92.
-        if len(head) >= 92:
-            spans.append(struct.unpack(">II", head[84:92]))
-    elif head[:2] in (b"II", b"MM") and head[4:8] != b"ftyp" and head[6:14] != b"HEAPCCDR":
-        spans, orientation = _tiff_previews(fp, size)
-
+    found = _raw_preview.find(fp, size, head)
+    previews = list(found.previews)
+    if _raw_preview.wants_scan(found):
+        known = {p.offset for p in previews}
+        previews += [p for p in _raw_preview.scan(fp, size, found.tiles()) if p.offset not in known]
     errors: list[str] = []
 
-    def attempt(previews: list[_Preview]) -> DecodedImage | None:
-        for pv in sorted(previews, key=lambda p: p.width * p.height, reverse=True):
-            if pv.width * pv.height > opts.max_pixels:
-                continue
-            try:
-                return _decode_pillow(
-                    FileWindow(fp, pv.offset, pv.length),  # type: ignore[arg-type]
-                    opts,
-                    orientation=orientation,
-                    formats=("JPEG",),
-                    from_raw=True,
-                )
-            except DecodeError as exc:
-                errors.append(str(exc))
-        return None
-
-    result = attempt([p for p in (_probe_jpeg(fp, size, o, n) for o, n in spans) if p])
-    if result is None and is_tiff:
+    result = None
+    for pv in sorted(previews, key=lambda p: p.width * p.height, reverse=True):
+        if pv.width * pv.height > opts.max_pixels:
+            continue
+        try:
+            result = _decode_pillow(
+                FileWindow(fp, pv.offset, pv.length),  # type: ignore[arg-type]
+                opts,
+                orientation=found.orientation,
+                formats=("JPEG",),
+                from_raw=True,
+            )
+            break
+        except DecodeError as exc:
+            errors.append(str(exc))
+    if result is None and found.tiff:
         try:
             fp.seek(0)
             result = _decode_pillow(fp, opts, formats=("TIFF",), from_raw=True)
         except DecodeError as exc:
             errors.append(str(exc))
-    if result is None:
-        result = attempt(_scan_jpegs(fp, size))
+    if result is None and found.rgb is not None:
+        result = _decode_rgb_preview(fp, found, opts)
     if result is not None:
         return result
     detail = f" ({errors[0]})" if errors else ""
     raise UnsupportedImage(f"RAW file has no usable embedded preview{detail}")
 
 
-_TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
-
-
-def _tiff_previews(fp: BinaryIO, size: int) -> tuple[list[tuple[int, int]], int | None]:
-    """Walk TIFF IFDs (IFD chain + SubIFDs) and collect JPEG byte ranges.
-
-    Covers DNG (SubIFD previews, compression 7), CR2 (IFD0 strips,
-    compression 6), NEF/ARW/PEF (JPEGInterchangeFormat) and RW2 (tag 0x2E).
-    Bounded: at most 64 IFDs, 1000 entries each, loops detected.
-    """
-    fp.seek(0)
-    hdr = fp.read(8)
-    bo = "<" if hdr[:2] == b"II" else ">"
-    try:
-        first = struct.unpack(bo + "I", hdr[4:8])[0]
-    except struct.error:
-        return [], None
-    spans: list[tuple[int, int]] = []
-    orientation: int | None = None
-    queue: list[tuple[int, bool]] = [(first, True)]
-    seen: set[int] = set()
-
-    def values(typ: int, count: int, raw: bytes) -> list[int]:
-        unit = _TIFF_TYPE_SIZES.get(typ, 0)
-        if typ not in (3, 4, 13) or count == 0 or count > 256:
-            return []
-        data = raw
-        if unit * count > 4:
-            off = struct.unpack(bo + "I", raw)[0]
-            if off + unit * count > size:
-                return []
-            fp.seek(off)
-            data = fp.read(unit * count)
-        code = "H" if typ == 3 else "I"
-        try:
-            return list(struct.unpack(f"{bo}{count}{code}", data[: unit * count]))
-        except struct.error:
-            return []
-
-    while queue and len(seen) < 64:
-        off, is_ifd0 = queue.pop(0)
-        if off in seen or off < 8 or off + 2 > size:
-            continue
-        seen.add(off)
-        fp.seek(off)
-        n = struct.unpack(bo + "H", fp.read(2))[0]
-        if not 0 < n <= 1000:
-            continue
-        block = fp.read(n * 12 + 4)
-        if len(block) < n * 12:
-            continue
-        tags: dict[int, list[int]] = {}
-        for i in range(n):
-            tag, typ, count = struct.unpack(bo + "HHI", block[i * 12 : i * 12 + 8])
-            raw = block[i * 12 + 8 : i * 12 + 12]
-            if tag == 0x002E and typ == 7 and count > 1024:  # RW2 JpgFromRaw blob
-                spans.append((struct.unpack(bo + "I", raw)[0], count))
-                continue
-            if tag in (0x0103, 0x0111, 0x0112, 0x0117, 0x014A, 0x0201, 0x0202):
-                tags[tag] = values(typ, count, raw)
-        if is_ifd0 and tags.get(0x0112):
-            o = tags[0x0112][0]
-            orientation = o if 1 <= o <= 8 else None
-        if tags.get(0x0201) and tags.get(0x0202):
-            spans.append((tags[0x0201][0], tags[0x0202][0]))
-        compression = (tags.get(0x0103) or [0])[0]
-        strips, counts = tags.get(0x0111) or [], tags.get(0x0117) or []
-        if compression in (6, 7) and len(strips) == 1 and len(counts) == 1:
-            spans.append((strips[0], counts[0]))
-        for sub in tags.get(0x014A) or []:
-            queue.append((sub, False))
-        if len(block) >= n * 12 + 4:
-            nxt = struct.unpack(bo + "I", block[n * 12 : n * 12 + 4])[0]
-            if nxt:
-                queue.append((nxt, False))
-    return spans, orientation
-
-
-_SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC5, 0xC6, 0xC9, 0xCA, 0xCD, 0xCE}
-_LOSSLESS_SOF = {0xC3, 0xC7, 0xCB, 0xCF}
-
-
-def _probe_jpeg(fp: BinaryIO, size: int, offset: int, length: int) -> _Preview | None:
-    """Return the dimensions of a JPEG stream at ``offset`` if it looks decodable.
-
-    Lossless JPEG (SOF3, the sensor data in DNG/CR2) is rejected: Pillow cannot
-    decode it and it is not a preview.
-    """
-    if offset <= 0 or length < 128 or offset + 4 > size:
+def _decode_rgb_preview(fp: BinaryIO, found: _raw_preview.Found, opts: _Opts) -> DecodedImage | None:
+    image = found.rgb
+    assert image is not None
+    pixels = _raw_preview.read_rgb(fp, image, opts.max_pixels)
+    if pixels is None:
         return None
-    length = min(length, size - offset)
-    pos = offset
-    fp.seek(pos)
-    if fp.read(3) != b"\xff\xd8\xff":
-        return None
-    pos += 2
-    for _ in range(256):
-        fp.seek(pos)
-        seg = fp.read(9)
-        if len(seg) < 4 or seg[0] != 0xFF:
-            return None
-        marker = seg[1]
-        if marker == 0xFF:
-            pos += 1
-            continue
-        if marker in _SOF_MARKERS and len(seg) >= 9:
-            h, w = struct.unpack(">HH", seg[5:9])
-            return _Preview(offset, length, w, h) if w and h else None
-        if marker in _LOSSLESS_SOF or marker in (0xDA, 0xD9):
-            return None
-        pos += 2 + struct.unpack(">H", seg[2:4])[0]
-        if pos >= offset + length:
-            return None
-    return None
-
-
-def _scan_jpegs(fp: BinaryIO, size: int, limit: int = 64) -> list[_Preview]:
-    """Find embedded JPEG streams by their SOI marker (bounded number of hits)."""
-    found: list[_Preview] = []
-    try:
-        mm = mmap.mmap(fp.fileno(), 0, access=mmap.ACCESS_READ)
-    except (OSError, ValueError, io.UnsupportedOperation):
-        return found
-    with mm:
-        pos = mm.find(b"\xff\xd8\xff", 1)
-        hits = 0
-        while pos != -1 and hits < limit:
-            hits += 1
-            pv = _probe_jpeg(fp, size, pos, size - pos)
-            if pv is not None:
-                found.append(pv)
-            pos = mm.find(b"\xff\xd8\xff", pos + 3)
-    return found
+    im = Image.frombytes("RGB", (image.columns, image.rows), pixels)
+    return _decode_opened(im, fp, opts, orientation=1, from_raw=True)

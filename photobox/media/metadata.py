@@ -7,8 +7,10 @@ only (no pixel decoding), bounds every read, and reports problems in
 
 Capture time precedence (first plausible value wins):
 
-1. EXIF DateTimeOriginal (+SubSecTimeOriginal, +OffsetTimeOriginal/OffsetTime)
-2. EXIF CreateDate (DateTimeDigitized)
+1. EXIF DateTimeOriginal (+SubSecTimeOriginal, +OffsetTimeOriginal/OffsetTime);
+   a FLIR thermal JPEG's own record counts as one (exiftool lets it win)
+2. EXIF CreateDate (DateTimeDigitized), then the capture time of a maker's
+   record: Reconyx MakerNote, Sigma SD9/SD10 properties, Phase One directory
 3. XMP exif:DateTimeOriginal, photoshop:DateCreated, xmp:CreateDate
 4. IPTC DateCreated + TimeCreated
 5. QuickTime ``com.apple.quicktime.creationdate`` (local time with offset)
@@ -62,8 +64,9 @@ class Metadata:
         kind: ``"image"``, ``"video"``, or None when not a supported medium.
         ext_mismatch: The extension names a different format than the content.
         file_size: Size in bytes.
-        width, height: Stored pixel size (HEIF: primary item ispe; RAW: sensor
-            image; video: track size before rotation).
+        width, height: Stored pixel size (HEIF: primary item ispe; RAW: the
+            full-resolution image, as exiftool's ImageSize; video: track size
+            before rotation).
         display_width, display_height: Size as shown (after EXIF orientation
             for images; libheif's transform for HEIF/AVIF; after rotation for
             videos).

@@ -24,7 +24,7 @@ import os
 import struct
 from pathlib import Path
 
-from . import _quicktime, _sniff, _stills, _xmp
+from . import _heif, _quicktime, _sniff, _stills, _xmp
 from ._quicktime import Reader
 
 # How much of a file's tail the fallback scan may read.
@@ -173,8 +173,8 @@ def _probe(path: Path) -> Motion:
             xmp = _xmp.parse(still.xmp)
             return locate(r, xmp, still.data_start or 0)
         if mime in ("image/heic", "image/heif", "image/avif"):
-            heif = _quicktime.read_heif(r)
-            xmp = _xmp.parse(_quicktime.read_extents(r, heif.xmp, _xmp.MAX_PACKET))
+            heif = _heif.read_heif(r)
+            xmp = _xmp.parse(_heif.read_extents(r, heif.xmp, _xmp.MAX_PACKET))
             return locate(r, xmp, heif.data_end or 0, heif.mpvd)
     return Motion()
 
