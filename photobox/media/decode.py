@@ -11,7 +11,9 @@ a Raspberry Pi working through 100k photos in worker threads, so it:
   oriented from their decoders; see ``_decode_opened``);
 * converts embedded ICC profiles to sRGB and normalises odd modes (CMYK, 16-bit,
   palette + transparency, 1-bit, LA, I;16) to 8-bit RGB (or RGBA);
-* refuses truncated files instead of silently rendering grey;
+* renders a JPEG that was cut off as far as its data goes and says so
+  (:attr:`DecodedImage.truncated`); refuses a file with no image data left, and a
+  truncated HEIF (libheif would silently fill grey tiles we cannot tell apart);
 * reads camera RAW files through their embedded JPEG preview (best effort).
 
 Every failure surfaces as :class:`DecodeError` (or a subclass) so callers have
@@ -20,22 +22,22 @@ one thing to catch; the original exception is chained for logs.
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import io
-import logging
 import mmap
 import os
 import re
 import struct
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-import numpy as np
-from PIL import Image, ImageCms, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 from PIL import features as _features
 
+from . import _stills
+from ._colour import normalize_mode, to_srgb
+from ._quicktime import Reader
 from ._window import FileWindow
 
 try:  # HEIC/HEIF support is optional at import time but expected in production.
@@ -56,8 +58,6 @@ if pillow_heif is not None:
                 _register_avif()
             except Exception:  # noqa: BLE001 - AVIF is best effort
                 pass
-
-log = logging.getLogger(__name__)
 
 __all__ = [
     "DecodeError",
@@ -142,6 +142,9 @@ class DecodedImage:
             file's preview).
         from_raw_preview: True when the pixels come from a RAW file's embedded
             JPEG rather than the sensor data.
+        truncated: True when the file ends before its image data does (a JPEG cut
+            off by an interrupted copy): the pixels that are there were decoded and
+            the missing part is grey (or, for a progressive JPEG, blurred).
     """
 
     image: Image.Image
@@ -149,6 +152,7 @@ class DecodedImage:
     source_height: int
     format: str
     from_raw_preview: bool = False
+    truncated: bool = False
 
 
 def open_image(
@@ -157,7 +161,7 @@ def open_image(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     target: tuple[int, int] | None = None,
     keep_alpha: bool = False,
-    allow_truncated: bool = False,
+    allow_truncated: bool = True,
 ) -> Image.Image:
     """Open an image file as a display-ready sRGB Pillow image.
 
@@ -176,8 +180,10 @@ def open_image(
             ``None`` decodes at full resolution.
         keep_alpha: Return ``RGBA`` for transparent images instead of compositing
             them on white.
-        allow_truncated: Best-effort mode: render truncated JPEGs (missing part
-            grey) and skip the truncated-HEIF check instead of raising.
+        allow_truncated: Best effort (the default): decode a JPEG that was cut off
+            after its image data began as far as the data goes (the rest grey) and
+            mark it (:attr:`DecodedImage.truncated`). False refuses it with
+            :class:`TruncatedImage`. A truncated HEIF is refused either way.
 
     Returns:
         An ``RGB`` (or ``RGBA``) image in sRGB, EXIF orientation applied.
@@ -202,7 +208,7 @@ def decode_image(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     target: tuple[int, int] | None = None,
     keep_alpha: bool = False,
-    allow_truncated: bool = False,
+    allow_truncated: bool = True,
 ) -> DecodedImage:
     """Decode an image file; like :func:`open_image` but with size information.
 
@@ -226,16 +232,17 @@ def decode_image(
     except OSError as exc:
         raise DecodeError(f"cannot read file: {exc.strerror or exc}") from exc
     if size == 0:
-        raise DecodeError("empty file")
+        raise DecodeError("the file is empty (0 bytes), there is no image in it")
+    kind = "image"
     try:
         with path.open("rb") as fp:
             head = fp.read(64)
             kind = _sniff(head, path.suffix.lower())
             if kind == "video":
-                raise UnsupportedImage("file is a video, not a still image")
+                raise UnsupportedImage("the file is a video, not a still image")
             if kind == "raw":
                 return _decode_raw(fp, size, head, opts)
-            if kind == "isobmff" and not allow_truncated:
+            if kind == "isobmff":
                 # libheif happily decodes a HEIC whose mdat is cut off and returns
                 # grey tiles without any error, so check the box layout first.
                 _check_isobmff_complete(fp, size)
@@ -244,14 +251,35 @@ def decode_image(
     except DecodeError:
         raise
     except MemoryError as exc:
-        raise ImageTooLarge("out of memory while decoding image") from exc
+        raise ImageTooLarge("the decoder ran out of memory on this image") from exc
     except Exception as exc:  # noqa: BLE001
-        if "end of file" in str(exc).lower():  # libheif's wording for truncation
-            raise TruncatedImage("truncated image") from exc
+        text = str(exc)
+        name = _KIND_NAMES.get(kind, "image")
+        if "end of file" in text.lower() or "truncated" in text.lower():  # libheif's, Pillow's wording
+            raise TruncatedImage(f"truncated {name}: {_CUT_OFF}") from exc
         # Pillow and its plugins raise a zoo of exception types on hostile input
         # (ValueError, struct.error, IndexError, ZeroDivisionError, ...). The job
         # pipeline must only ever see DecodeError; the cause stays chained.
-        raise DecodeError(f"corrupt image ({type(exc).__name__}: {exc})") from exc
+        raise DecodeError(f"damaged {name}: {_decoder_words(text)}") from exc
+
+
+#: Why a file is "truncated", in words (the same sentence for every format).
+_CUT_OFF = "the file ends before its image data does (it was cut off, e.g. by an interrupted copy)"
+_KIND_NAMES = {"jpeg": "JPEG", "isobmff": "HEIF", "tiff": "TIFF", "raw": "RAW file"}
+# Pillow's ImageFile.ERRORS: "decoder error -2" tells a user nothing.
+_PIL_DECODER_ERRORS = {
+    -1: "the image data overruns its declared size", -2: "the image data is damaged",
+    -3: "the image data could not be decoded", -8: "the image declares a layout the decoder cannot use",
+    -9: "the decoder ran out of memory",
+}
+
+
+def _decoder_words(text: str) -> str:
+    """Pillow's message about bad pixel data, as a phrase a user can read."""
+    match = re.search(r"(?:decoder|encoder) error (-?\d+)", text)
+    if match:
+        return _PIL_DECODER_ERRORS.get(int(match[1]), "the image data could not be decoded")
+    return f"the image data could not be read ({text.rstrip('.') or 'no details'})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,20 +332,22 @@ def _check_isobmff_complete(fp: BinaryIO, size: int) -> None:
         fp.seek(pos)
         hdr = fp.read(16)
         if len(hdr) < 8:
-            raise TruncatedImage("truncated image")
+            raise TruncatedImage(f"truncated HEIF: {_CUT_OFF}")
         box_size = struct.unpack(">I", hdr[:4])[0]
         if box_size == 1:
             if len(hdr) < 16:
-                raise TruncatedImage("truncated image")
+                raise TruncatedImage(f"truncated HEIF: {_CUT_OFF}")
             box_size = struct.unpack(">Q", hdr[8:16])[0]
         elif box_size == 0:
             return  # "extends to end of file": nothing to compare against
         if box_size < 8:
-            raise DecodeError(f"corrupt image (bad box size {box_size})")
+            raise DecodeError(f"damaged HEIF: a box at byte {pos} declares {box_size} bytes, "
+                              "less than its own 8-byte header")
         if pos + box_size > size:
-            raise TruncatedImage("truncated image")
+            raise TruncatedImage(f"truncated HEIF: {_CUT_OFF} (a box at byte {pos} needs "
+                                 f"{box_size} bytes, the file has {size - pos} left)")
         pos += box_size
-    raise DecodeError("corrupt image (too many boxes)")
+    raise DecodeError("damaged HEIF: more than 10000 boxes at the top level")
 
 
 # --------------------------------------------------------------------------- Pillow path
@@ -343,7 +373,8 @@ def _decode_pillow(
             f"image too large: {what} (limit {opts.max_pixels / 1e6:g} MP)"
         ) from exc
     except UnidentifiedImageError as exc:
-        raise UnsupportedImage("not a supported image format") from exc
+        expected = ", ".join("HEIC" if f == "HEIF" else f for f in formats)
+        raise UnsupportedImage(f"not an image photobox can decode: the content is none of {expected}") from exc
     result = None
     try:
         result = _decode_opened(im, fp, opts, orientation=orientation, from_raw=from_raw)
@@ -365,7 +396,7 @@ def _decode_opened(
 ) -> DecodedImage:
     full_w, full_h = im.size
     if full_w <= 0 or full_h <= 0:
-        raise DecodeError(f"corrupt image (size {full_w}x{full_h})")
+        raise DecodeError(f"damaged {im.format or 'image'}: it declares a size of {full_w}x{full_h} pixels")
     if full_w * full_h > opts.max_pixels:
         raise ImageTooLarge(
             f"image too large: {full_w}x{full_h} px (limit {opts.max_pixels / 1e6:g} MP)"
@@ -391,12 +422,13 @@ def _decode_opened(
         im.load()
     except OSError as exc:
         if "truncated" in str(exc):
+            # A RAW file's preview stays strict: a complete smaller preview beats a cut one.
             if opts.allow_truncated and fmt in ("JPEG", "MPO") and not from_raw:
                 return _decode_truncated_jpeg(fp, opts)
-            raise TruncatedImage("truncated image") from exc
-        raise DecodeError(f"corrupt image ({exc})") from exc
+            raise TruncatedImage(f"truncated {fmt}: {_CUT_OFF}") from exc
+        raise DecodeError(f"damaged {fmt}: {_decoder_words(str(exc))}") from exc
     except EOFError as exc:
-        raise TruncatedImage("truncated image") from exc
+        raise TruncatedImage(f"truncated {fmt}: {_CUT_OFF}") from exc
 
     # HEIF: libheif already applied irot/imir/clap and pillow-heif reset the EXIF
     # tag to 1 -- applying the original EXIF value again would double-rotate.
@@ -406,7 +438,7 @@ def _decode_opened(
         orientation if orientation is not None else _exif_orientation(im)
     )
 
-    out = _normalize_mode(im)
+    out = normalize_mode(im)
     # Cheap integer box reduction for formats without DCT scaling (PNG, HEIF,
     # WebP, TIFF...), done before the transpose and colour work so those touch
     # fewer pixels.
@@ -422,7 +454,10 @@ def _decode_opened(
     if method is not None:
         out = out.transpose(method)
 
-    out = _to_srgb(out, im.info, keep_alpha=opts.keep_alpha)
+    try:
+        out = to_srgb(out, im.info, keep_alpha=opts.keep_alpha)
+    except ValueError as exc:
+        raise UnsupportedImage(f"unsupported colours: {exc}") from exc
 
     # Full-resolution display size: the size Pillow reported before draft()
     # (draft keeps the aspect ratio), swapped when we turned the image by 90
@@ -434,15 +469,23 @@ def _decode_opened(
 
 
 def _decode_truncated_jpeg(fp: BinaryIO, opts: _Opts) -> DecodedImage:
-    """Best effort for a cut-off JPEG: append EOI so libjpeg pads with grey.
+    """Best effort for a cut-off JPEG: show libjpeg an end-of-image marker after the last byte.
 
-    ``ImageFile.LOAD_TRUNCATED_IMAGES`` would do the same but is a process-wide
-    flag; flipping it from one worker thread would change behaviour for all.
+    libjpeg then pads the missing blocks (grey, or the coarse scans of a progressive
+    JPEG). That is ``ImageFile.LOAD_TRUNCATED_IMAGES``, which is a process-wide flag:
+    flipping it from one worker thread would change behaviour for all. The file is
+    streamed through a :class:`FileWindow`, never read into memory. A file that ends
+    before its first scan's data has nothing to show and is refused.
     """
-    fp.seek(0)
-    data = fp.read() + b"\xff\xd9"
+    size = fp.seek(0, os.SEEK_END)
+    still = _stills.read_jpeg(Reader(fp, size))
+    if still.data_start is None or still.data_start >= size:
+        raise TruncatedImage("truncated JPEG: the file ends before any of its image data "
+                             "(only the header is there)")
     strict = _Opts(opts.max_pixels, opts.target, opts.keep_alpha, False)
-    return _decode_pillow(io.BytesIO(data), strict, formats=("JPEG", "MPO"))
+    padded = FileWindow(fp, 0, size, tail=b"\xff\xd9")
+    decoded = _decode_pillow(padded, strict, formats=("JPEG", "MPO"))  # type: ignore[arg-type]
+    return dataclasses.replace(decoded, truncated=True)
 
 
 def _exif_orientation(im: Image.Image) -> int:
@@ -451,130 +494,6 @@ def _exif_orientation(im: Image.Image) -> int:
     except Exception:  # noqa: BLE001 - broken EXIF must not break decoding
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
-
-
-# --------------------------------------------------------------------------- colour
-
-
-def _normalize_mode(im: Image.Image) -> Image.Image:
-    """Bring odd modes to 8 bits per channel: L, LA, RGB, RGBA or CMYK (or
-    whatever exotic mode remains, e.g. LAB, for the final convert to handle)."""
-    im = _to_8bit(im)
-    if im.mode == "P":
-        return im.convert("RGBA" if "transparency" in im.info else "RGB")
-    if im.mode in ("PA", "La", "RGBa"):
-        return im.convert("RGBA")
-    if im.mode == "1":
-        return im.convert("L")
-    return im
-
-
-def _to_srgb(im: Image.Image, info: dict, *, keep_alpha: bool) -> Image.Image:
-    """Composite or keep alpha, convert the ICC colour space to sRGB, end in RGB(A)."""
-    alpha = None
-    if im.mode in ("RGBA", "LA"):
-        alpha = im.getchannel("A")
-        if alpha.getextrema()[0] == 255:
-            alpha = None  # an alpha channel that is fully opaque is just overhead
-        im = im.convert("RGB" if im.mode == "RGBA" else "L")
-        if alpha is not None and not keep_alpha:
-            # Composite on white *before* the colour transform: white is white in
-            # every RGB space, and it saves a second pass over the alpha.
-            bg = Image.new(im.mode, im.size, 255 if im.mode == "L" else (255, 255, 255))
-            bg.paste(im, mask=alpha)
-            im, alpha = bg, None
-
-    icc = info.get("icc_profile")
-    if icc:
-        im = _apply_icc(im, icc)
-    if im.mode != "RGB":
-        try:
-            im = im.convert("RGB")
-        except ValueError as exc:
-            raise UnsupportedImage(f"unsupported pixel mode {im.mode}") from exc
-    if alpha is not None:
-        im.putalpha(alpha)
-    return im
-
-
-def _to_8bit(im: Image.Image) -> Image.Image:
-    """Scale 16/32-bit integer and float modes to 8-bit ``L``.
-
-    Pillow's own ``convert("L")`` clips I;16 values at 255, turning every
-    16-bit greyscale photo white, so scale explicitly.
-    """
-    if im.mode not in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        return im
-    arr = np.asarray(im)
-    if im.mode == "F":
-        arr = np.nan_to_num(arr.astype(np.float32))
-        hi = float(arr.max(initial=0.0))
-        scale = 255.0 if hi <= 1.0 else (255.0 / 65535.0 if hi > 255 else 1.0)
-        out = np.clip(arr * scale, 0, 255).astype(np.uint8)
-    else:
-        arr = arr.astype(np.int64, copy=False)
-        hi = int(arr.max(initial=0))
-        # 16-bit data (PNG, TIFF) is stored as 0..65535; 8-bit-range data in an
-        # "I" image (some TIFFs) must not be divided.
-        out = (np.clip(arr, 0, 65535) >> 8) if hi > 255 else np.clip(arr, 0, 255)
-        out = out.astype(np.uint8)
-    return Image.fromarray(out, "L")
-
-
-_SRGB = ImageCms.createProfile("sRGB")
-_transform_lock = threading.Lock()
-
-
-@functools.lru_cache(maxsize=32)
-def _icc_transform(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
-    """Build (and cache) a transform from ``icc`` to sRGB, or None to skip.
-
-    Cached per profile: photos from one camera share one, and building a
-    transform costs far more than applying it to a preview-sized image.
-    ``NOCACHE`` is needed because lcms2's one-pixel cache makes a shared
-    transform unsafe to use from several worker threads at once.
-    """
-    try:
-        src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-    except (OSError, ImageCms.PyCMSError, TypeError, ValueError):
-        log.debug("ignoring unreadable ICC profile (%d bytes)", len(icc))
-        return None
-    try:
-        desc = (ImageCms.getProfileDescription(src) or "").strip()
-    except (ImageCms.PyCMSError, OSError, UnicodeDecodeError):
-        desc = ""
-    if desc.startswith("sRGB") or desc == "sRGB built-in":
-        return None  # already sRGB: a transform would only cost time
-    space = src.profile.xcolor_space.strip()
-    wanted = {"RGB": "RGB", "L": "GRAY", "CMYK": "CMYK"}.get(mode)
-    if wanted is None or space != wanted:
-        # e.g. an RGB profile on a greyscale JPEG: the profile cannot apply.
-        return None
-    try:
-        return ImageCms.buildTransform(
-            src,
-            _SRGB,
-            mode,
-            "RGB",
-            renderingIntent=ImageCms.Intent.PERCEPTUAL,
-            flags=ImageCms.Flags.NOCACHE,
-        )
-    except (ImageCms.PyCMSError, OSError, ValueError):
-        log.debug("cannot build ICC transform for %r", desc)
-        return None
-
-
-def _apply_icc(im: Image.Image, icc: bytes) -> Image.Image:
-    if not isinstance(icc, bytes) or len(icc) < 128:
-        return im
-    with _transform_lock:  # lru_cache itself is thread-safe; this avoids duplicate builds
-        transform = _icc_transform(icc, im.mode)
-    if transform is None:
-        return im
-    try:
-        return ImageCms.applyTransform(im, transform)
-    except (ImageCms.PyCMSError, ValueError, OSError):
-        return im  # a profile lcms accepted but cannot apply: show unconverted
 
 
 # --------------------------------------------------------------------------- RAW previews
