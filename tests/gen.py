@@ -78,6 +78,44 @@ def mp4_file(path: Path, *, seconds: float = 1.0, size=(160, 120), codec: str = 
     return path
 
 
+def mjpeg_without_pictures(path: Path, *, size=(160, 120)) -> Path:
+    """A MOV whose container and stream headers are fine but whose frames are zeros: FFmpeg
+    opens it, and no picture decodes (so its pixel format stays unknown)."""
+    import av
+
+    with av.open(str(path), "w", format="mov") as container:
+        stream = container.add_stream("mjpeg", rate=10)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuvj420p"
+        for i in range(5):
+            arr = np.full((size[1], size[0], 3), i * 40, dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    data = bytearray(path.read_bytes())
+    at = data.index(b"mdat")
+    end = at - 4 + int.from_bytes(data[at - 4:at], "big")
+    data[at + 4:end] = bytes(end - at - 4)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def audio_only_mp4(path: Path) -> Path:
+    """An MP4 holding one AAC stream and no video."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=48000)
+        for i in range(10):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), dtype=np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 48000, i * 1024
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
 def _h264() -> str:
     import av
 

@@ -421,9 +421,13 @@ def _decode_opened(
     try:
         im.load()
     except OSError as exc:
+        jpeg = fmt in ("JPEG", "MPO") and not from_raw
+        if jpeg and not _has_scan_data(fp):
+            raise TruncatedImage("truncated JPEG: the file ends before any of its image data "
+                                 "(only the header is there)") from exc
         if "truncated" in str(exc):
             # A RAW file's preview stays strict: a complete smaller preview beats a cut one.
-            if opts.allow_truncated and fmt in ("JPEG", "MPO") and not from_raw:
+            if opts.allow_truncated and jpeg:
                 return _decode_truncated_jpeg(fp, opts)
             raise TruncatedImage(f"truncated {fmt}: {_CUT_OFF}") from exc
         raise DecodeError(f"damaged {fmt}: {_decoder_words(str(exc))}") from exc
@@ -468,20 +472,23 @@ def _decode_opened(
     return DecodedImage(out, sw, sh, fmt, from_raw)
 
 
+def _has_scan_data(fp: BinaryIO) -> bool:
+    """Whether a JPEG holds any entropy-coded bytes after its first start-of-scan header."""
+    size = fp.seek(0, os.SEEK_END)
+    still = _stills.read_jpeg(Reader(fp, size))
+    return still.data_start is not None and still.data_start < size
+
+
 def _decode_truncated_jpeg(fp: BinaryIO, opts: _Opts) -> DecodedImage:
     """Best effort for a cut-off JPEG: show libjpeg an end-of-image marker after the last byte.
 
     libjpeg then pads the missing blocks (grey, or the coarse scans of a progressive
     JPEG). That is ``ImageFile.LOAD_TRUNCATED_IMAGES``, which is a process-wide flag:
     flipping it from one worker thread would change behaviour for all. The file is
-    streamed through a :class:`FileWindow`, never read into memory. A file that ends
-    before its first scan's data has nothing to show and is refused.
+    streamed through a :class:`FileWindow`, never read into memory. (A file that ends
+    before its first scan's data was refused by the caller: nothing to show.)
     """
     size = fp.seek(0, os.SEEK_END)
-    still = _stills.read_jpeg(Reader(fp, size))
-    if still.data_start is None or still.data_start >= size:
-        raise TruncatedImage("truncated JPEG: the file ends before any of its image data "
-                             "(only the header is there)")
     strict = _Opts(opts.max_pixels, opts.target, opts.keep_alpha, False)
     padded = FileWindow(fp, 0, size, tail=b"\xff\xd9")
     decoded = _decode_pillow(padded, strict, formats=("JPEG", "MPO"))  # type: ignore[arg-type]
