@@ -34,8 +34,12 @@ def _gps(lat: float, lon: float) -> dict:
 
 def jpeg_bytes(*, taken: str | None = "2021:07:14 15:30:00", offset: str | None = "+02:00", size=(320, 240),
                seed: int = 0, gps: tuple[float, float] | None = None, make: str = "Pixelcam",
-               model: str = "PC-1", orientation: int = 1, live_id: str | None = None) -> bytes:
-    """A JPEG with EXIF (date, offset, camera, optional GPS) and photo-like pixels."""
+               model: str = "PC-1", orientation: int = 1, live_id: str | None = None,
+               gps_fix: tuple[str, tuple[int, int, int]] | None = None) -> bytes:
+    """A JPEG with EXIF (date, offset, camera, optional GPS and GPS fix time) and photo-like pixels.
+
+    ``gps_fix``: (GPSDateStamp ``"YYYY:MM:DD"``, (hours, minutes, seconds) of GPSTimeStamp), UTC.
+    """
     rng = np.random.default_rng(seed)
     small = rng.integers(0, 255, (6, 8, 3), dtype=np.uint8)
     im = Image.fromarray(small).resize(size, Image.Resampling.BICUBIC)
@@ -46,7 +50,11 @@ def jpeg_bytes(*, taken: str | None = "2021:07:14 15:30:00", offset: str | None 
         exif_ifd[piexif.ExifIFD.DateTimeOriginal] = taken.encode()
     if offset:
         exif_ifd[0x9011] = offset.encode()  # OffsetTimeOriginal
-    data = {"0th": zeroth, "Exif": exif_ifd, "GPS": _gps(*gps) if gps else {}, "1st": {}, "thumbnail": None}
+    gps_ifd = _gps(*gps) if gps else {}
+    if gps_fix:
+        gps_ifd[piexif.GPSIFD.GPSDateStamp] = gps_fix[0].encode()
+        gps_ifd[piexif.GPSIFD.GPSTimeStamp] = tuple((v, 1) for v in gps_fix[1])
+    data = {"0th": zeroth, "Exif": exif_ifd, "GPS": gps_ifd, "1st": {}, "thumbnail": None}
     buf = io.BytesIO()
     im.save(buf, "JPEG", quality=85, exif=piexif.dump(data))
     return buf.getvalue()

@@ -178,6 +178,21 @@ def test_broken_video_jobs_fail_in_words(api, tmp_path):
         assert "Error:" not in text and "Traceback" not in text and "missing format" not in text, text
 
 
+def test_gps_time_dates_a_photo_without_an_exif_date(api):
+    """Not the copy time: the GPS fix's UTC time, stored with offset +00:00 and said in the viewer."""
+    data = jpeg_bytes(taken=None, offset=None, gps=(48.8584, 2.2945), gps_fix=("2018:08:04", (17, 5, 9)), seed=4)
+    r = api.post("/api/assets", files={"file": ("photo.jpg", data, "image/jpeg")})
+    assert r.status_code == 201, r.text
+    box = api.app.state.photobox
+    wait_idle(box)
+    with box.db.reader() as conn:
+        a = assets.get_asset(conn, r.json()["id"])
+    assert (a.taken_at, a.tz_offset_min, a.taken_at_source, a.local_date) == ("2018-08-04T17:05:09", 0, "gps",
+                                                                             "2018-08-04")
+    assert a.rel_path == "2018/08/photo.jpg"
+    assert "2018-08-04 17:05:09 UTC+00:00 (from gps)" in api.get(f"/photos/{a.id}").text
+
+
 def test_path_traversal_in_upload_name(api):
     data = jpeg_bytes(seed=11, taken=None, offset=None)
     r = api.post("/api/assets", files={"file": ("../../../etc/evil.jpg", data, "image/jpeg")})
