@@ -1,8 +1,9 @@
-"""Colour for decoded images: odd pixel modes to 8-bit, embedded ICC profiles to sRGB.
+"""Pixel normalisation for decoded images: 8-bit modes and sRGB colour.
 
-Used by :mod:`photobox.media.decode` after Pillow has the pixels; pure functions, safe
-to call from worker threads (the shared lcms transforms are built under a lock and run
-without lcms's one-pixel cache, see :func:`_icc_transform`).
+Used by `decode` after Pillow has loaded an image: odd modes (16-bit,
+float, palette with transparency, 1-bit) become 8-bit L/RGB(A), alpha is kept
+or composited on white, and an embedded ICC profile is converted to sRGB
+through a cached, thread-safe lcms2 transform.
 """
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ from PIL import Image, ImageCms
 
 log = logging.getLogger(__name__)
 
-__all__ = ["normalize_mode", "to_srgb"]
+
+class UnsupportedMode(ValueError):
+    """A pixel mode that cannot be brought to RGB (``decode`` reports it as unsupported)."""
 
 
 def normalize_mode(im: Image.Image) -> Image.Image:
     """Bring odd modes to 8 bits per channel: L, LA, RGB, RGBA or CMYK (or
     whatever exotic mode remains, e.g. LAB, for the final convert to handle)."""
-    im = _to_8bit(im)
+    im = to_8bit(im)
     if im.mode == "P":
         return im.convert("RGBA" if "transparency" in im.info else "RGB")
     if im.mode in ("PA", "La", "RGBa"):
@@ -34,11 +37,7 @@ def normalize_mode(im: Image.Image) -> Image.Image:
 
 
 def to_srgb(im: Image.Image, info: dict, *, keep_alpha: bool) -> Image.Image:
-    """Composite or keep alpha, convert the ICC colour space to sRGB, end in RGB(A).
-
-    Raises:
-        ValueError: a pixel mode Pillow cannot convert to RGB.
-    """
+    """Composite or keep alpha, convert the ICC colour space to sRGB, end in RGB(A)."""
     alpha = None
     if im.mode in ("RGBA", "LA"):
         alpha = im.getchannel("A")
@@ -54,18 +53,18 @@ def to_srgb(im: Image.Image, info: dict, *, keep_alpha: bool) -> Image.Image:
 
     icc = info.get("icc_profile")
     if icc:
-        im = _apply_icc(im, icc)
+        im = apply_icc(im, icc)
     if im.mode != "RGB":
         try:
             im = im.convert("RGB")
         except ValueError as exc:
-            raise ValueError(f"pixel mode {im.mode} cannot be converted to RGB") from exc
+            raise UnsupportedMode(f"unsupported pixel mode {im.mode}") from exc
     if alpha is not None:
         im.putalpha(alpha)
     return im
 
 
-def _to_8bit(im: Image.Image) -> Image.Image:
+def to_8bit(im: Image.Image) -> Image.Image:
     """Scale 16/32-bit integer and float modes to 8-bit ``L``.
 
     Pillow's own ``convert("L")`` clips I;16 values at 255, turning every
@@ -132,7 +131,7 @@ def _icc_transform(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
         return None
 
 
-def _apply_icc(im: Image.Image, icc: bytes) -> Image.Image:
+def apply_icc(im: Image.Image, icc: bytes) -> Image.Image:
     if not isinstance(icc, bytes) or len(icc) < 128:
         return im
     with _transform_lock:  # lru_cache itself is thread-safe; this avoids duplicate builds

@@ -35,8 +35,7 @@ from typing import BinaryIO
 from PIL import Image, UnidentifiedImageError
 from PIL import features as _features
 
-from . import _stills
-from ._colour import normalize_mode, to_srgb
+from . import _colour, _stills
 from ._quicktime import Reader
 from ._window import FileWindow
 
@@ -442,7 +441,7 @@ def _decode_opened(
         orientation if orientation is not None else _exif_orientation(im)
     )
 
-    out = normalize_mode(im)
+    out = _colour.normalize_mode(im)
     # Cheap integer box reduction for formats without DCT scaling (PNG, HEIF,
     # WebP, TIFF...), done before the transpose and colour work so those touch
     # fewer pixels.
@@ -459,9 +458,9 @@ def _decode_opened(
         out = out.transpose(method)
 
     try:
-        out = to_srgb(out, im.info, keep_alpha=opts.keep_alpha)
-    except ValueError as exc:
-        raise UnsupportedImage(f"unsupported colours: {exc}") from exc
+        out = _colour.to_srgb(out, im.info, keep_alpha=opts.keep_alpha)
+    except _colour.UnsupportedMode as exc:
+        raise UnsupportedImage(str(exc)) from exc
 
     # Full-resolution display size: the size Pillow reported before draft()
     # (draft keeps the aspect ratio), swapped when we turned the image by 90
