@@ -136,7 +136,7 @@ def _process_jobs(box, wait: bool) -> None:
         print("failed jobs: " + ", ".join(f"{k}={n}" for k, n in failed.items()) + " (see `photobox jobs`)")
 
 
-def _iter_import_files(paths: list[Path], skipped: list[tuple[Path, str]]):
+def _iter_import_files(paths: list[Path], skipped: list[tuple[Path, str]] | None = None):
     """Yield the files to import under ``paths``; append (path, reason) to ``skipped`` for the others.
 
     A file named on the command line is always tried. In folders, hidden, system and NAS
@@ -146,6 +146,7 @@ def _iter_import_files(paths: list[Path], skipped: list[tuple[Path, str]]):
     from photobox.library.libraries import DEFAULT_EXCLUSIONS, _excluded, skip_reason
 
     patterns = list(DEFAULT_EXCLUSIONS)
+    skipped = [] if skipped is None else skipped
     for path in paths:
         if path.is_file():
             yield path  # named explicitly: try it whatever its extension

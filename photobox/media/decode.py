@@ -229,7 +229,7 @@ def decode_image(
     try:
         size = path.stat().st_size
     except OSError as exc:
-        raise DecodeError(f"cannot read file: {exc.strerror or exc}") from exc
+        raise DecodeError(f"cannot read the file ({exc.strerror or exc})") from exc
     if size == 0:
         raise DecodeError("the file is empty (0 bytes), there is no image in it")
     kind = "image"
