@@ -238,7 +238,7 @@ def decode_image(
             head = fp.read(64)
             kind = _sniff(head, path.suffix.lower())
             if kind == "video":
-                raise UnsupportedImage("the file is a video, not a still image")
+                raise UnsupportedImage("file is a video, not a still image")
             if kind == "raw":
                 return _decode_raw(fp, size, head, opts)
             if kind == "isobmff":

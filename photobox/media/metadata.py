@@ -8,7 +8,7 @@ only (no pixel decoding), bounds every read, and reports problems in
 Capture time precedence (first plausible value wins):
 
 1. EXIF DateTimeOriginal (+SubSecTimeOriginal, +OffsetTimeOriginal/OffsetTime)
-2. EXIF CreateDate (DateTimeDigitized), then a trail camera's MakerNote date
+2. EXIF CreateDate (DateTimeDigitized)
 3. XMP exif:DateTimeOriginal, photoshop:DateCreated, xmp:CreateDate
 4. IPTC DateCreated + TimeCreated
 5. QuickTime ``com.apple.quicktime.creationdate`` (local time with offset)
