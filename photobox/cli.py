@@ -182,20 +182,36 @@ def _process_jobs(box, wait: bool) -> None:
         print("failed jobs: " + ", ".join(f"{k}={n}" for k, n in failed.items()) + " (see `photobox jobs`)")
 
 
-def _iter_import_files(paths: list[Path]):
-    from photobox.library.libraries import DEFAULT_EXCLUSIONS, MEDIA_EXTENSIONS, _excluded
+def _iter_import_files(paths: list[Path], skipped: list[tuple[Path, str]] | None = None):
+    """Yield the files to import under ``paths``; append (path, reason) to ``skipped`` for the others.
 
+    A file named on the command line is always tried. In folders, hidden, system and NAS
+    thumbnail files and folders are left out, and a file without a media extension is taken
+    when its content is a photo or video (``libraries.skip_reason``).
+    """
+    from photobox.library.libraries import DEFAULT_EXCLUSIONS, _excluded, skip_reason
+
+    patterns = list(DEFAULT_EXCLUSIONS)
+    skipped = [] if skipped is None else skipped
     for path in paths:
         if path.is_file():
             yield path  # named explicitly: try it whatever its extension
         elif path.is_dir():
             for root, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not _excluded(d, d, list(DEFAULT_EXCLUSIONS)))
+                for d in sorted(dirs):
+                    if _excluded(d, d, patterns):
+                        skipped.append((Path(root) / d, "folder left out: hidden, recycle bin or NAS thumbnails"))
+                dirs[:] = sorted(d for d in dirs if not _excluded(d, d, patterns))
                 for name in sorted(files):
-                    if name.rpartition(".")[2].lower() in MEDIA_EXTENSIONS and not name.startswith("."):
-                        yield Path(root) / name
+                    file = Path(root) / name
+                    if _excluded(name, name, patterns):
+                        skipped.append((file, "left out: a hidden, system or temporary file"))
+                    elif (reason := skip_reason(file)) is not None:
+                        skipped.append((file, reason))
+                    else:
+                        yield file
         else:
-            print(f"skipped {path}: no such file or folder", file=sys.stderr)
+            skipped.append((path, "no such file or folder"))
 
 
 def _import_one(box, src: Path):
@@ -221,8 +237,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     box = _open(args)
     counts = {"created": 0, "duplicate": 0, "refused": 0}
+    skipped: list[tuple[Path, str]] = []
     try:
-        files = _iter_import_files([Path(p) for p in args.paths])
+        files = _iter_import_files([Path(p) for p in args.paths], skipped)
         # Bounded look-ahead (rclip's LOOKAHEAD_BATCHES): never more than 2 files per thread in flight.
         workers = box.settings.cpu_workers
         with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -244,11 +261,15 @@ def cmd_import(args: argparse.Namespace) -> int:
                 pending.append((src, pool.submit(_import_one, box, src)))
                 drain(workers * 2)
             drain(0)
-        print(f"imported {counts['created']}, duplicates {counts['duplicate']}, refused {counts['refused']}")
+        for src, reason in skipped:  # at the end, together, so none scrolls away unseen
+            print(f"skipped   {src}: {reason}")
+        print(f"imported {counts['created']}, duplicates {counts['duplicate']}, refused {counts['refused']}, "
+              f"skipped {len(skipped)}")
         _process_jobs(box, not args.no_wait)
     finally:
         box.close()
-    return 1 if counts["refused"] and not (counts["created"] or counts["duplicate"]) else 0
+    nothing = not (counts["created"] or counts["duplicate"])
+    return 1 if nothing and (counts["refused"] or skipped) else 0
 
 
 def cmd_library_add(args: argparse.Namespace) -> int:
@@ -306,6 +327,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
         with box.db.reader() as conn:
             for lib in libraries.list_libraries(conn):
                 if lib.id in wanted:
+                    for rel, reason in libraries.skipped_files(conn, lib.id):
+                        print(f"skipped   {Path(lib.root) / rel}: {reason}")
                     print(f"{lib.name}: {lib.last_scan_stats}")
     finally:
         box.close()
@@ -366,11 +389,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="read the password from PHOTOBOX_NEW_PASSWORD instead of prompting")
     command(sub, "doctor", "check the data folder, database, disk, models and versions", cmd_doctor)
     imp = command(sub, "import", "copy files or folders into the library (originals are never changed)", cmd_import)
-    imp.add_argument("paths", nargs="+", help="files or folders")
+    imp.add_argument("paths", nargs="+", help="files or folders; in a folder, a file without a photo or video "
+                     "extension is taken when its content is one, and every file left out is listed with the reason")
     imp.add_argument("--no-wait", action="store_true", help="queue thumbnails etc. for the server instead of "
                      "making them now")
     imp.add_argument("-v", "--verbose", action="store_true", help="list every file")
-    scan = command(sub, "scan", "scan external libraries (all, or the ids given)", cmd_scan)
+    scan = command(sub, "scan", "scan external libraries (all, or the ids given); lists the files not shown and why",
+                   cmd_scan)
     scan.add_argument("library", nargs="*", type=int)
     scan.add_argument("--no-wait", action="store_true", help="leave the scan to the running server")
     lib_sub = command(sub, "library", "manage external libraries (folders indexed in place)").add_subparsers(

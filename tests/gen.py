@@ -34,8 +34,12 @@ def _gps(lat: float, lon: float) -> dict:
 
 def jpeg_bytes(*, taken: str | None = "2021:07:14 15:30:00", offset: str | None = "+02:00", size=(320, 240),
                seed: int = 0, gps: tuple[float, float] | None = None, make: str = "Pixelcam",
-               model: str = "PC-1", orientation: int = 1, live_id: str | None = None) -> bytes:
-    """A JPEG with EXIF (date, offset, camera, optional GPS) and photo-like pixels."""
+               model: str = "PC-1", orientation: int = 1, live_id: str | None = None,
+               gps_fix: tuple[str, tuple[int, int, int]] | None = None) -> bytes:
+    """A JPEG with EXIF (date, offset, camera, optional GPS and GPS fix time) and photo-like pixels.
+
+    ``gps_fix``: (GPSDateStamp ``"YYYY:MM:DD"``, (hours, minutes, seconds) of GPSTimeStamp), UTC.
+    """
     rng = np.random.default_rng(seed)
     small = rng.integers(0, 255, (6, 8, 3), dtype=np.uint8)
     im = Image.fromarray(small).resize(size, Image.Resampling.BICUBIC)
@@ -46,7 +50,11 @@ def jpeg_bytes(*, taken: str | None = "2021:07:14 15:30:00", offset: str | None 
         exif_ifd[piexif.ExifIFD.DateTimeOriginal] = taken.encode()
     if offset:
         exif_ifd[0x9011] = offset.encode()  # OffsetTimeOriginal
-    data = {"0th": zeroth, "Exif": exif_ifd, "GPS": _gps(*gps) if gps else {}, "1st": {}, "thumbnail": None}
+    gps_ifd = _gps(*gps) if gps else {}
+    if gps_fix:
+        gps_ifd[piexif.GPSIFD.GPSDateStamp] = gps_fix[0].encode()
+        gps_ifd[piexif.GPSIFD.GPSTimeStamp] = tuple((v, 1) for v in gps_fix[1])
+    data = {"0th": zeroth, "Exif": exif_ifd, "GPS": gps_ifd, "1st": {}, "thumbnail": None}
     buf = io.BytesIO()
     im.save(buf, "JPEG", quality=85, exif=piexif.dump(data))
     return buf.getvalue()
@@ -71,6 +79,44 @@ def mp4_file(path: Path, *, seconds: float = 1.0, size=(160, 120), codec: str = 
             frame = av.VideoFrame.from_ndarray(arr, format="rgb24")
             frame.pts = i
             frame.time_base = Fraction(1, fps)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def mjpeg_without_pictures(path: Path, *, size=(160, 120)) -> Path:
+    """A MOV whose container and stream headers are fine but whose frames are zeros: FFmpeg
+    opens it, and no picture decodes (so its pixel format stays unknown)."""
+    import av
+
+    with av.open(str(path), "w", format="mov") as container:
+        stream = container.add_stream("mjpeg", rate=10)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuvj420p"
+        for i in range(5):
+            arr = np.full((size[1], size[0], 3), i * 40, dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    data = bytearray(path.read_bytes())
+    at = data.index(b"mdat")
+    end = at - 4 + int.from_bytes(data[at - 4:at], "big")
+    data[at + 4:end] = bytes(end - at - 4)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def audio_only_mp4(path: Path) -> Path:
+    """An MP4 holding one AAC stream and no video."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=48000)
+        for i in range(10):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), dtype=np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 48000, i * 1024
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():

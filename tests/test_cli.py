@@ -99,23 +99,38 @@ def test_import_scan_and_library_commands(tmp_path, settings):
     (src / "DCIM" / "copy.jpg").write_bytes(jpeg_bytes(seed=1))
     (src / "DCIM" / "broken.jpg").write_bytes(b"\xff\xd8garbage")
     data = str(settings.data_dir)
+    (src / "DCIM" / "IMG_0003").write_bytes(jpeg_bytes(seed=3))  # no extension: sniffed, imported
+    (src / "DCIM" / "notes.txt").write_text("roll 12, summer")
+    (src / "DCIM" / "Thumbs.db").write_bytes(b"\x00" * 64)
+    (src / ".thumbnails").mkdir()
     r = run("import", str(src), "--data-dir", data)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "imported 2, duplicates 1, refused 1" in r.stdout
+    assert "imported 3, duplicates 1, refused 1, skipped 3" in r.stdout
     assert "broken.jpg" in r.stderr
+    skipped = [line for line in r.stdout.splitlines() if line.startswith("skipped ")]
+    assert skipped == [
+        f"skipped   {src / '.thumbnails'}: folder left out: hidden, recycle bin or NAS thumbnails",
+        f"skipped   {src / 'DCIM' / 'Thumbs.db'}: left out: a hidden, system or temporary file",
+        f"skipped   {src / 'DCIM' / 'notes.txt'}: not a photo or video: its extension .txt is not a photo or "
+        "video one, and it holds content photobox does not recognise",
+    ]
     # Re-importing is harmless.
     r = run("import", str(src), "--data-dir", data)
-    assert "imported 0, duplicates 3" in r.stdout
+    assert "imported 0, duplicates 4" in r.stdout
     r = run("jobs", "--data-dir", data)
-    assert "thumbs" in r.stdout and "done=2" in r.stdout
+    assert "thumbs" in r.stdout and "done=3" in r.stdout
     # External library: add, scan, list.
     share = tmp_path / "share"
     share.mkdir()
     (share / "p.png").write_bytes(png_bytes())
+    (share / "scan.iiq").write_bytes(png_bytes(color=(1, 2, 3)))  # unknown extension, photo content
+    (share / "list.csv").write_text("a,b\n")
     r = run("library", "add", str(share), "--name", "NAS", "--data-dir", data)
     assert r.returncode == 0 and "library 2 added" in r.stdout, r.stderr
     r = run("scan", "--data-dir", data)
-    assert r.returncode == 0 and "'new': 1" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and "'new': 2" in r.stdout and "'skipped': 1" in r.stdout, r.stdout + r.stderr
+    assert (f"skipped   {share / 'list.csv'}: not a photo or video: its extension .csv is not a photo or video "
+            "one, and it holds content photobox does not recognise") in r.stdout
     r = run("library", "list", "--data-dir", data)
-    assert "NAS" in r.stdout and "new=1" in r.stdout
+    assert "NAS" in r.stdout and "new=2" in r.stdout and "skipped=1" in r.stdout
     assert run("library", "add", str(tmp_path / "nope"), "--data-dir", data).returncode == 2

@@ -50,7 +50,8 @@ def test_scan_indexes_in_place_and_never_writes(box, share):
     before = snapshot(share)
     lib = add(box, share)
     stats = scan_library(box, lib)
-    assert stats["seen"] == 4 and stats["new"] == 4  # a, b, c, bad; not .txt, @eaDir, hidden
+    assert stats["seen"] == 5 and stats["new"] == 4  # a, b, c, bad (+ notes.txt, skipped); not @eaDir, hidden
+    assert stats["skipped"] == 1
     run_jobs(box)
     assert set(asset_paths(box)) == {"2019/summer/a.jpg", "2019/summer/b.jpg", "2019/c.png"}
     with box.db.reader() as conn:
@@ -65,14 +66,15 @@ def test_rescan_skips_unchanged_and_picks_up_changes(box, share):
     scan_library(box, lib)
     run_jobs(box)
     stats = scan_library(box, lib)
-    assert stats == {"seen": 4, "new": 0, "changed": 0, "unchanged": 4, "vanished": 0}
+    # notes.txt (skipped at the walk) and bad.jpg (not media, found by ingest): not read again.
+    assert stats == {"seen": 5, "new": 0, "changed": 0, "unchanged": 5, "skipped": 2, "vanished": 0}
     # Edited in place: same asset, new checksum, derived files made again.
     target = share / "2019" / "summer" / "a.jpg"
     target.write_bytes(jpeg_bytes(seed=42))
     os.utime(target, (1_700_000_000, 1_700_000_000))
     (share / "2019" / "d.jpg").write_bytes(jpeg_bytes(seed=7))
     stats = scan_library(box, lib)
-    assert (stats["new"], stats["changed"], stats["unchanged"]) == (1, 1, 3)
+    assert (stats["new"], stats["changed"], stats["unchanged"]) == (1, 1, 4)
     run_jobs(box)
     assert len(asset_paths(box)) == 4
 
@@ -142,3 +144,31 @@ def test_scan_job_is_scheduled_and_periodic(box, share):
     asyncio.run(libraries.queue_due_scans(box))
     run_jobs(box)
     assert len(asset_paths(box)) == 3
+
+
+def test_scan_takes_photos_without_a_media_extension_and_lists_what_it_skips(box, share):
+    """A JPEG named IMG_1 (no extension) or .iiq is sniffed, not silently left out; every file
+    that is not a photo or video is listed with its reason and not read again by a rescan."""
+    (share / "IMG_1").write_bytes(jpeg_bytes(seed=5))
+    (share / "shot.iiq").write_bytes(jpeg_bytes(seed=6))  # a RAW extension photobox has no reader list for
+    (share / "README").write_text("holiday photos from grandpa")
+    (share / "2019" / "page.dat").write_bytes(b"%PDF-1.4 not a photo")
+    lib = add(box, share)
+    stats = scan_library(box, lib)
+    run_jobs(box)
+    paths = set(asset_paths(box))
+    assert {"IMG_1", "shot.iiq"} <= paths
+    with box.db.reader() as conn:
+        skipped = dict(libraries.skipped_files(conn, lib))
+    assert set(skipped) == {"2019/notes.txt", "2019/page.dat", "README", "bad.jpg"}
+    assert skipped["README"] == ("not a photo or video: it has no extension, and it holds content photobox "
+                                 "does not recognise")
+    assert skipped["2019/page.dat"] == "not a photo or video: its extension .dat is not a photo or video one, and it holds PDF"
+    assert "not a photo or video" in skipped["bad.jpg"]
+    assert stats["skipped"] == 3  # bad.jpg is found by ingest, after the walk
+    assert scan_library(box, lib)["skipped"] == 4
+    (share / "README").write_bytes(jpeg_bytes(seed=8))  # replaced by a photo: picked up
+    os.utime(share / "README", (1_700_000_000, 1_700_000_000))
+    stats = scan_library(box, lib)
+    run_jobs(box)
+    assert stats["changed"] == 1 and stats["skipped"] == 3 and "README" in asset_paths(box)

@@ -188,6 +188,17 @@ def test_thumbnails_are_byte_identical_to_the_in_thread_path(pool, tmp_path):
     _same_outputs(pool, tmp_path / "mp4", mp4, "video")
 
 
+def test_truncated_jpeg_is_shown_and_marked_in_a_child_as_in_a_thread(pool, tmp_path):
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(jpeg_bytes(size=(1600, 1200))[:-33])
+    _same_outputs(pool, tmp_path / "cut", cut, "image")
+    assert pool.call("thumbs", cut, tmp_path / "t.webp", tmp_path / "p.jpg").truncated
+    header_only = tmp_path / "header.jpg"
+    header_only.write_bytes(jpeg_bytes()[:400])
+    with pytest.raises(DecodeError, match="truncated JPEG"):
+        pool.call("thumbs", header_only, tmp_path / "t.webp", tmp_path / "p.jpg")
+
+
 def test_metadata_and_probe_match_the_in_thread_path(pool, tmp_path):
     from photobox.media import video
     from photobox.media.metadata import extract

@@ -8,6 +8,7 @@ import zipfile
 
 import pytest
 from bs4 import BeautifulSoup
+from litestar.testing import TestClient
 
 from photobox.library import actions, assets
 from photobox.library.paths import original_path
@@ -216,3 +217,40 @@ def test_originals_etag_and_range(owner_client, library):
     assert "immutable" in thumb.headers["cache-control"]
     assert c.get(f"/api/assets/{library['a.jpg']}/thumbnail?v=1",
                  headers={"If-None-Match": thumb.headers["etag"]}).status_code == 304
+
+
+def test_one_camera_name_in_viewer_search_and_share(owner_client):
+    """"Canon" + "Canon EOS 6D" is shown as "Canon EOS 6D" (not "Canon Canon EOS 6D"), and
+    "NIKON CORPORATION" + "NIKON D750" as "Nikon D750", the same camera as "Nikon" + "D750":
+    the viewer, the search page's camera menu and filter, and a share page agree."""
+    from tests.test_sharing import make_share
+
+    c = owner_client
+    key = api_key(c)
+    ids = {}
+    for name, make, model in [("canon.jpg", "Canon", "Canon EOS 6D"), ("nikon1.jpg", "NIKON CORPORATION", "NIKON D750"),
+                              ("nikon2.jpg", "Nikon", "D750")]:
+        r = c.post("/api/assets", files={"file": (name, jpeg_bytes(make=make, model=model, seed=len(ids)), "image/jpeg")},
+                   headers=key)
+        assert r.status_code == 201, r.text
+        ids[name] = r.json()["id"]
+    wait_idle(c.app.state.photobox)
+
+    def camera_fact(html: str) -> str:
+        s = BeautifulSoup(html, "html.parser")
+        facts = s.select_one("dl.facts, dl.share-facts")
+        return {dt.text: dd.text for dt, dd in zip(facts.select("dt"), facts.select("dd"))}["Camera"]
+
+    assert camera_fact(c.get(f"/photos/{ids['canon.jpg']}").text) == "Canon EOS 6D"
+    assert camera_fact(c.get(f"/photos/{ids['nikon1.jpg']}").text) == "Nikon D750"
+    menu = BeautifulSoup(c.get("/search").text, "html.parser").select('select[name="camera"] option')
+    assert [(o["value"], o.text) for o in menu] == [("", "Any camera"), ("Nikon D750", "Nikon D750 (2)"),
+                                                    ("Canon EOS 6D", "Canon EOS 6D (1)")]
+    found = c.get("/api/search", params={"camera": "Nikon D750"}).json()["results"]
+    assert sorted(hit["id"] for hit in found) == sorted([ids["nikon1.jpg"], ids["nikon2.jpg"]])
+    assert [hit["id"] for hit in c.get("/api/search", params={"camera": "Canon EOS 6D"}).json()["results"]] == [
+        ids["canon.jpg"]]
+    assert c.get("/api/search", params={"camera": "Canon Canon EOS 6D"}).json()["results"] == []
+    share = make_share(c, {"csrf": token(c)}, ids=[ids["nikon1.jpg"]], show_metadata="1")
+    public = TestClient(app=c.app).get(f"/s/{share}/p/{ids['nikon1.jpg']}")
+    assert camera_fact(public.text) == "Nikon D750"

@@ -43,6 +43,11 @@ log = logging.getLogger(__name__)
 INGEST_LOCK = threading.Lock()
 
 
+#: The mark on a photo whose file was cut off but could be shown (``thumbs`` job).
+TRUNCATED_NOTE = ("truncated file: it ends before its image data does (cut off, e.g. by an interrupted copy); "
+                  "photobox shows what is there, the missing part is grey")
+
+
 class RejectedFile(Exception):
     """The file is not something photobox can keep (empty, not a photo or video)."""
 
@@ -275,6 +280,17 @@ def _load(job: Job) -> tuple[Photobox, assets.Asset, Path]:
     return box, asset, path
 
 
+def _in_words(exc: BaseException) -> str:
+    """A media failure as a sentence: a decoder's own message (it says what was expected and
+    found), or for anything else the exception's type too, since its text alone may be bare."""
+    from photobox.media.decode import DecodeError
+    from photobox.media.sandbox import DecoderError
+
+    if isinstance(exc, (DecodeError, DecoderError)):
+        return str(exc)
+    return f"an unexpected error in photobox ({type(exc).__name__}: {exc})"
+
+
 def _record_error(box: Photobox, asset_id: int, text: str) -> None:
     with box.db.transaction() as conn:
         conn.execute("UPDATE assets SET error = ?, updated_at = ? WHERE id = ?", (text, box.clock(), asset_id))
@@ -291,7 +307,7 @@ def metadata_job(job: Job) -> None:
     box, asset, path = _load(job)
     md = _extract(path, asset.mtime, box)
     if md.kind is None:
-        raise PermanentError(not_media_reason(md))
+        raise PermanentError(f"{asset.original_name}: {not_media_reason(md)}")
     with box.db.transaction() as conn:
         assets.apply_metadata(conn, asset.id, md, mtime=asset.mtime, now=box.clock())
         link_live_photo(conn, asset.id, asset.kind, getattr(md, "live_photo_id", None))
@@ -312,8 +328,8 @@ def thumbs_job(job: Job) -> None:
         # kill_when: a shutdown does not wait for a slow decode (the job is handed back).
         result = box.decoders.call("thumbs", path, thumb, preview, kind=asset.kind, kill_when=job.should_stop)
     except (DecodeError, ValueError) as exc:
-        _record_error(box, asset.id, f"cannot show this file: {exc}")
-        raise PermanentError(f"cannot make a thumbnail: {exc}") from exc
+        _record_error(box, asset.id, f"cannot show this file: {_in_words(exc)}")
+        raise PermanentError(f"{asset.original_name}: cannot make a thumbnail: {_in_words(exc)}") from exc
     with box.db.transaction() as conn:
         if "clip" in box.scheduler.registry and box.models.clip() is not None:
             # A new preview: let search embed it (one queued job serves every asset).
@@ -329,6 +345,9 @@ def thumbs_job(job: Job) -> None:
             (getattr(result, "placeholder", None), getattr(result, "source_width", None),
              getattr(result, "source_height", None), box.clock(), asset.id),
         )
+        if getattr(result, "truncated", False):
+            # Shown as far as it goes, and said: the viewer and the API show the asset's error.
+            conn.execute("UPDATE assets SET error = ? WHERE id = ?", (TRUNCATED_NOTE, asset.id))
 
 
 @REGISTRY.register("motion", concurrency=1, priority=20)
@@ -354,6 +373,9 @@ def motion_job(job: Job) -> None:
             try:
                 box.decoders.call("video.transcode", raw, dest, max_height=720,
                                   threads=min(2, box.settings.cpu_workers), limit=None, kill_when=job.should_stop)
+            except video.VideoError as exc:  # the same bytes fail the same way: say so once
+                raise PermanentError(f"{asset.original_name}: cannot convert the video inside this Motion Photo "
+                                     f"for the browser: {_in_words(exc)}") from exc
             finally:
                 raw.unlink(missing_ok=True)
     with box.db.transaction() as conn:
@@ -370,8 +392,8 @@ def video_job(job: Job) -> None:
     try:
         info = box.decoders.call("video.probe", path)
     except Exception as exc:
-        _record_error(box, asset.id, f"cannot read this video: {exc}")
-        raise PermanentError(f"cannot read this video: {exc}") from exc
+        _record_error(box, asset.id, f"cannot read this video: {_in_words(exc)}")
+        raise PermanentError(f"{asset.original_name}: cannot read this video: {_in_words(exc)}") from exc
     if video.browser_playable(info):
         state = "none"
     else:
@@ -388,10 +410,11 @@ def video_job(job: Job) -> None:
 
                 raise Stopping() from exc
             # A decoder failing on these bytes fails the same way next time: say so once.
-            _record_error(box, asset.id, f"cannot convert this video for the browser: {exc}")
+            _record_error(box, asset.id, f"cannot convert this video for the browser: {_in_words(exc)}")
             with box.db.transaction() as conn:
                 conn.execute("UPDATE assets SET rendition = 'failed' WHERE id = ?", (asset.id,))
-            raise PermanentError(f"cannot convert this video: {type(exc).__name__}: {exc}") from exc
+            raise PermanentError(f"{asset.original_name}: cannot convert this video for the browser: "
+                                 f"{_in_words(exc)}") from exc
         state = "ready"
     with box.db.transaction() as conn:
         conn.execute("UPDATE assets SET rendition = ?, updated_at = ? WHERE id = ?", (state, box.clock(), asset.id))

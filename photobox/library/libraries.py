@@ -26,10 +26,10 @@ if TYPE_CHECKING:
     from photobox.core import Photobox
 
 __all__ = ["DEFAULT_EXCLUSIONS", "MEDIA_EXTENSIONS", "Library", "add_library", "list_libraries", "scan_library",
-           "queue_due_scans", "remove_library"]
+           "queue_due_scans", "remove_library", "skip_reason", "skipped_files"]
 
-#: Extensions considered at all during a scan (content is sniffed later; this only keeps
-#: documents and sidecars of a NAS share out of the pipeline).
+#: Extensions taken on their name (the content is checked at ingest). A file with any other
+#: name, or none (``IMG_1``, ``.iiq``), is judged by its first bytes (:func:`skip_reason`).
 MEDIA_EXTENSIONS = frozenset(
     "jpg jpeg jpe jfif png gif webp avif heic heif hif tif tiff bmp dng cr2 cr3 crw nef nrw arw srf sr2 raf "
     "rw2 rwl orf ori pef srw x3f 3fr fff erf kdc dcr mef mos iiq mrw "
@@ -110,9 +110,37 @@ def _excluded(name: str, rel: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(rel, p) for p in patterns)
 
 
+def skip_reason(path: Path) -> str | None:
+    """Why a file found in a folder is not taken in, or None when it is a candidate.
+
+    A known media extension is enough here (ingest reads the content and says if it lies).
+    Any other name is decided by the content, through the same sniffing ingest uses, so a
+    JPEG without an extension or a RAW format photobox has no extension for is not lost.
+    """
+    ext = path.suffix[1:].lower()
+    if ext in MEDIA_EXTENSIONS:
+        return None
+    from photobox.media import _sniff
+
+    named = f"its extension .{path.suffix[1:]} is not a photo or video one" if ext else "it has no extension"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_sniff.HEAD_SIZE)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or type(exc).__name__}), and {named}"
+    if not head:
+        return f"empty file (0 bytes), and {named}"
+    mime, kind, label = _sniff.sniff(head)
+    if kind is not None:
+        return None
+    found = label or (mime and f"{mime} content") or "content photobox does not recognise"
+    return f"not a photo or video: {named}, and it holds {found}"
+
+
 def _walk(root: Path, patterns: list[str]):
-    """Yield (rel_path, size, mtime) of media files under ``root``, depth first, without
-    following symlinked folders (loops on NAS shares) and skipping excluded names."""
+    """Yield (rel_path, size, mtime) of the files under ``root``, depth first, without
+    following symlinked folders (loops on NAS shares) and skipping excluded names. Every
+    file is yielded: which ones are photos is decided by :func:`skip_reason`."""
     stack = [("", root)]
     while stack:
         rel_dir, folder = stack.pop()
@@ -128,16 +156,19 @@ def _walk(root: Path, patterns: list[str]):
                 if entry.is_dir(follow_symlinks=False):
                     stack.append((rel, Path(entry.path)))
                 elif entry.is_file(follow_symlinks=True):
-                    ext = entry.name.rpartition(".")[2].lower()
-                    if ext in MEDIA_EXTENSIONS:
-                        st = entry.stat(follow_symlinks=True)
-                        yield rel, st.st_size, st.st_mtime
+                    st = entry.stat(follow_symlinks=True)
+                    yield rel, st.st_size, st.st_mtime
             except OSError:
                 continue
 
 
 def scan_library(box: Photobox, library_id: int, should_stop=lambda: False) -> dict:
-    """Scan one external library; return counts (seen, new, changed, unchanged, vanished)."""
+    """Scan one external library; return counts (seen, new, changed, unchanged, skipped, vanished).
+
+    ``skipped``: files seen that photobox does not show, each kept in ``library_files`` with
+    state ``error`` and the reason (:func:`skipped_files` lists them), so a rescan does not
+    read them again while their size and mtime stay the same.
+    """
     with box.db.reader() as conn:
         lib = get_library(conn, library_id)
     if lib is None or lib.kind != "external":
@@ -152,19 +183,34 @@ def scan_library(box: Photobox, library_id: int, should_stop=lambda: False) -> d
         conn.execute("UPDATE libraries SET scan_generation = scan_generation + 1, last_scan_at = ? WHERE id = ?",
                      (box.clock(), library_id))
         (generation,) = conn.execute("SELECT scan_generation FROM libraries WHERE id = ?", (library_id,)).fetchone()
-    stats = {"seen": 0, "new": 0, "changed": 0, "unchanged": 0, "vanished": 0}
+    stats = {"seen": 0, "new": 0, "changed": 0, "unchanged": 0, "skipped": 0, "vanished": 0}
     spec = box.scheduler.registry.get("ingest.file")
     batch: list[tuple[str, int, float]] = []
+    select = "SELECT id, size, mtime, state FROM library_files WHERE library_id = ? AND rel_path = ?"
+
+    def unchanged(row: tuple | None, size: int, mtime: float) -> bool:
+        return row is not None and row[1] == size and row[2] == mtime and row[3] in ("ok", "duplicate", "error")
 
     def flush() -> None:
+        # Read the heads of new and changed files before the write transaction, so a slow
+        # share never holds the database's write lock.
+        with box.db.reader() as conn:
+            rows = {rel: conn.execute(select, (library_id, rel)).fetchone() for rel, _, _ in batch}
+        reasons = {rel: skip_reason(root / rel) for rel, size, mtime in batch if not unchanged(rows[rel], size, mtime)}
         now = box.clock()
         with box.db.transaction() as conn:
             for rel, size, mtime in batch:
-                row = conn.execute("SELECT id, size, mtime, state FROM library_files WHERE library_id = ? AND rel_path = ?",
-                                   (library_id, rel)).fetchone()
-                if row is not None and row[1] == size and row[2] == mtime and row[3] in ("ok", "duplicate", "error"):
+                row = conn.execute(select, (library_id, rel)).fetchone()
+                if unchanged(row, size, mtime):
                     conn.execute("UPDATE library_files SET generation = ? WHERE id = ?", (generation, row[0]))
                     stats["unchanged"] += 1
+                    continue
+                reason = reasons.get(rel)
+                if reason is not None:
+                    conn.execute("INSERT INTO library_files (library_id, rel_path, size, mtime, generation, state, error) "
+                                 "VALUES (?, ?, ?, ?, ?, 'error', ?) ON CONFLICT (library_id, rel_path) DO UPDATE SET "
+                                 "size = excluded.size, mtime = excluded.mtime, generation = excluded.generation, "
+                                 "state = 'error', error = excluded.error", (library_id, rel, size, mtime, generation, reason))
                     continue
                 if row is None:
                     conn.execute("INSERT INTO library_files (library_id, rel_path, size, mtime, generation, state) "
@@ -197,9 +243,20 @@ def scan_library(box: Photobox, library_id: int, should_stop=lambda: False) -> d
         raise RuntimeError(f"{root} looks empty but photobox knows {known} files there; not marking them offline "
                            "(is the share mounted?)")
     stats["vanished"] = _sweep(box, library_id, generation)
+    with box.db.reader() as conn:
+        # Skipped now or earlier (also files ingest found not to be media): what this folder
+        # holds that photobox does not show.
+        stats["skipped"] = conn.execute("SELECT count(*) FROM library_files WHERE library_id = ? AND generation = ? "
+                                        "AND state = 'error'", (library_id, generation)).fetchone()[0]
     with box.db.transaction() as conn:
         conn.execute("UPDATE libraries SET last_scan_stats = ? WHERE id = ?", (json.dumps(stats), library_id))
     return stats
+
+
+def skipped_files(conn: apsw.Connection, library_id: int):
+    """Yield (rel_path, reason) of the library's files photobox does not show, by path."""
+    yield from conn.execute("SELECT rel_path, coalesce(error, 'not a photo or video') FROM library_files "
+                            "WHERE library_id = ? AND state = 'error' ORDER BY rel_path", (library_id,))
 
 
 def _sweep(box: Photobox, library_id: int, generation: int) -> int:

@@ -131,6 +131,37 @@ def from_utc(when: dt.datetime) -> Stamp:
     return Stamp(when.replace(tzinfo=None), 0, True)
 
 
+def from_gps(datestamp: object, timestamp: object) -> Stamp | None:
+    """The UTC time of a GPS fix: EXIF GPSDateStamp (``2019:05:26``) + GPSTimeStamp.
+
+    Args:
+        datestamp: GPSDateStamp, ``YYYY:MM:DD`` (str or bytes).
+        timestamp: GPSTimeStamp, three numbers (hours, minutes, seconds; the seconds
+            may carry a fraction), as rationals or floats.
+
+    Returns:
+        A Stamp with offset 0 (the GPS clock is UTC), or None when either part is
+        missing or out of range (receivers without a fix write zeros or junk).
+    """
+    day = parse_datetime(datestamp)
+    if day is None or day.has_time:
+        return None
+    if not isinstance(timestamp, (tuple, list)) or len(timestamp) != 3:
+        return None
+    try:
+        hours, minutes, seconds = (float(part) for part in timestamp)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    if not (0 <= hours < 24 and 0 <= minutes < 60 and 0 <= seconds < 61):
+        return None
+    if hours != int(hours) or minutes != int(minutes):
+        return None
+    whole = min(int(seconds), 59)  # a leap second stays in its minute
+    micro = int(round((seconds - int(seconds)) * 1_000_000)) if seconds < 60 else 0
+    when = day.when.replace(hour=int(hours), minute=int(minutes), second=whole, microsecond=min(micro, 999_999))
+    return Stamp(when, 0, True)
+
+
 def _text(value: object) -> str:
     if value is None:
         return ""

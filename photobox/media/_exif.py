@@ -275,6 +275,12 @@ def summarize(tags: Tags) -> dict[str, Any]:
     maker = reconyx_datetime(exif.get(TAG_MAKERNOTE))
     if maker:
         dates.append(("exif_makernote", maker))
+    if gps:
+        # GPSDateStamp + GPSTimeStamp: when the fix was taken, in UTC. Only a fallback:
+        # it has no local time of day, and a receiver may hold an old fix.
+        fix = _dates.from_gps(gps.get(0x001D), gps.get(0x0007))
+        if fix:
+            dates.append(("exif_gps", fix))
     out["dates"] = dates
     out["gps"] = _gps(gps)
     return out

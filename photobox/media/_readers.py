@@ -113,8 +113,11 @@ def read_jpeg(r: Reader, work: Work) -> None:
     # (the motion video, even a cut one), else near EOF (cameras pad or
     # append maker data).
     end = found.start if found.start is not None else r.size
-    if still.truncated or still.data_start is None or not _stills.jpeg_has_end(r, end):
-        work.fail("truncated JPEG")
+    if still.truncated or still.data_start is None:
+        work.fail("truncated JPEG: no image data follows its header (the file was cut off or is damaged)")
+    elif not _stills.jpeg_has_end(r, end):
+        work.fail("truncated JPEG: the file ends before its image data does (it was cut off, "
+                  "e.g. by an interrupted copy)")
 
 
 def _apply_motion(work: Work, found: motion.Motion) -> None:

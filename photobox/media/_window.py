@@ -24,14 +24,18 @@ class FileWindow(io.RawIOBase):
         magic: bytes shown in place of the window's first bytes. Panasonic RW2 (``IIU\\0``)
             and Olympus ORF (``IIRO``/``MMOR``) are TIFF with a private magic number;
             presenting the standard one lets Pillow walk their IFDs.
+        tail: bytes shown after the window's last byte (they count in its length). A JPEG
+            cut off mid-scan gets its end-of-image marker this way, so libjpeg decodes what
+            is there instead of Pillow refusing the file (``decode``).
     """
 
     def __init__(self, f: BinaryIO, offset: int, length: int, *, budget: int | None = None,
-                 magic: bytes | None = None) -> None:
+                 magic: bytes | None = None, tail: bytes = b"") -> None:
         super().__init__()
-        self._f, self._off, self._len = f, offset, length
+        self._f, self._off, self._len = f, offset, length + len(tail)
         self._budget = budget
         self._magic = magic
+        self._tail, self._tail_at = tail, length
         self._pos = 0
 
     def readable(self) -> bool:
@@ -58,8 +62,13 @@ class FileWindow(io.RawIOBase):
             return b""
         if self._budget is not None:
             self._budget -= n
-        self._f.seek(self._off + self._pos)
-        data = self._f.read(n)
+        data = b""
+        if self._pos < self._tail_at:
+            self._f.seek(self._off + self._pos)
+            data = self._f.read(min(n, self._tail_at - self._pos))
+        if self._tail and self._pos + len(data) >= self._tail_at and len(data) < n:
+            start = self._pos + len(data) - self._tail_at
+            data += self._tail[start:start + n - len(data)]
         if self._magic and self._pos < len(self._magic):
             fixed = self._magic[self._pos:]
             data = fixed[:len(data)] + data[len(fixed):]

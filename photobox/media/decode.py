@@ -11,7 +11,9 @@ a Raspberry Pi working through 100k photos in worker threads, so it:
   oriented from their decoders; see ``_decode_opened``);
 * converts embedded ICC profiles to sRGB and normalises odd modes (CMYK, 16-bit,
   palette + transparency, 1-bit, LA, I;16) to 8-bit RGB (or RGBA);
-* refuses truncated files instead of silently rendering grey;
+* renders a JPEG that was cut off as far as its data goes and says so
+  (:attr:`DecodedImage.truncated`); refuses a file with no image data left, and a
+  truncated HEIF (libheif would silently fill grey tiles we cannot tell apart);
 * reads camera RAW files through their embedded JPEG preview (best effort).
 
 Every failure surfaces as :class:`DecodeError` (or a subclass) so callers have
@@ -20,8 +22,7 @@ one thing to catch; the original exception is chained for logs.
 
 from __future__ import annotations
 
-import io
-import logging
+import dataclasses
 import os
 import re
 import struct
@@ -32,7 +33,8 @@ from typing import BinaryIO
 from PIL import Image, UnidentifiedImageError
 from PIL import features as _features
 
-from . import _colour, _raw_preview
+from . import _colour, _raw_preview, _stills
+from ._quicktime import Reader
 from ._window import FileWindow
 
 try:  # HEIC/HEIF support is optional at import time but expected in production.
@@ -53,8 +55,6 @@ if pillow_heif is not None:
                 _register_avif()
             except Exception:  # noqa: BLE001 - AVIF is best effort
                 pass
-
-log = logging.getLogger(__name__)
 
 __all__ = [
     "DecodeError",
@@ -140,6 +140,9 @@ class DecodedImage:
             file's preview).
         from_raw_preview: True when the pixels come from a RAW file's embedded
             JPEG rather than the sensor data.
+        truncated: True when the file ends before its image data does (a JPEG cut
+            off by an interrupted copy): the pixels that are there were decoded and
+            the missing part is grey (or, for a progressive JPEG, blurred).
     """
 
     image: Image.Image
@@ -147,6 +150,7 @@ class DecodedImage:
     source_height: int
     format: str
     from_raw_preview: bool = False
+    truncated: bool = False
 
 
 def open_image(
@@ -155,7 +159,7 @@ def open_image(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     target: tuple[int, int] | None = None,
     keep_alpha: bool = False,
-    allow_truncated: bool = False,
+    allow_truncated: bool = True,
 ) -> Image.Image:
     """Open an image file as a display-ready sRGB Pillow image.
 
@@ -174,8 +178,10 @@ def open_image(
             ``None`` decodes at full resolution.
         keep_alpha: Return ``RGBA`` for transparent images instead of compositing
             them on white.
-        allow_truncated: Best-effort mode: render truncated JPEGs (missing part
-            grey) and skip the truncated-HEIF check instead of raising.
+        allow_truncated: Best effort (the default): decode a JPEG that was cut off
+            after its image data began as far as the data goes (the rest grey) and
+            mark it (:attr:`DecodedImage.truncated`). False refuses it with
+            :class:`TruncatedImage`. A truncated HEIF is refused either way.
 
     Returns:
         An ``RGB`` (or ``RGBA``) image in sRGB, EXIF orientation applied.
@@ -200,7 +206,7 @@ def decode_image(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     target: tuple[int, int] | None = None,
     keep_alpha: bool = False,
-    allow_truncated: bool = False,
+    allow_truncated: bool = True,
 ) -> DecodedImage:
     """Decode an image file; like :func:`open_image` but with size information.
 
@@ -222,9 +228,10 @@ def decode_image(
     try:
         size = path.stat().st_size
     except OSError as exc:
-        raise DecodeError(f"cannot read file: {exc.strerror or exc}") from exc
+        raise DecodeError(f"cannot read the file ({exc.strerror or exc})") from exc
     if size == 0:
-        raise DecodeError("empty file")
+        raise DecodeError("the file is empty (0 bytes), there is no image in it")
+    kind = "image"
     try:
         with path.open("rb") as fp:
             head = fp.read(64)
@@ -235,7 +242,7 @@ def decode_image(
                 kind = "raw"  # NEF, ARW, PEF, IIQ... named or not: sensor data inside
             if kind == "raw":
                 return _decode_raw(fp, size, head, opts)
-            if kind == "isobmff" and not allow_truncated:
+            if kind == "isobmff":
                 # libheif happily decodes a HEIC whose mdat is cut off and returns
                 # grey tiles without any error, so check the box layout first.
                 _check_isobmff_complete(fp, size)
@@ -244,14 +251,35 @@ def decode_image(
     except DecodeError:
         raise
     except MemoryError as exc:
-        raise ImageTooLarge("out of memory while decoding image") from exc
+        raise ImageTooLarge("the decoder ran out of memory on this image") from exc
     except Exception as exc:  # noqa: BLE001
-        if "end of file" in str(exc).lower():  # libheif's wording for truncation
-            raise TruncatedImage("truncated image") from exc
+        text = str(exc)
+        name = _KIND_NAMES.get(kind, "image")
+        if "end of file" in text.lower() or "truncated" in text.lower():  # libheif's, Pillow's wording
+            raise TruncatedImage(f"truncated {name}: {_CUT_OFF}") from exc
         # Pillow and its plugins raise a zoo of exception types on hostile input
         # (ValueError, struct.error, IndexError, ZeroDivisionError, ...). The job
         # pipeline must only ever see DecodeError; the cause stays chained.
-        raise DecodeError(f"corrupt image ({type(exc).__name__}: {exc})") from exc
+        raise DecodeError(f"damaged {name}: {_decoder_words(text)}") from exc
+
+
+#: Why a file is "truncated", in words (the same sentence for every format).
+_CUT_OFF = "the file ends before its image data does (it was cut off, e.g. by an interrupted copy)"
+_KIND_NAMES = {"jpeg": "JPEG", "isobmff": "HEIF", "tiff": "TIFF", "raw": "RAW file"}
+# Pillow's ImageFile.ERRORS: "decoder error -2" tells a user nothing.
+_PIL_DECODER_ERRORS = {
+    -1: "the image data overruns its declared size", -2: "the image data is damaged",
+    -3: "the image data could not be decoded", -8: "the image declares a layout the decoder cannot use",
+    -9: "the decoder ran out of memory",
+}
+
+
+def _decoder_words(text: str) -> str:
+    """Pillow's message about bad pixel data, as a phrase a user can read."""
+    match = re.search(r"(?:decoder|encoder) error (-?\d+)", text)
+    if match:
+        return _PIL_DECODER_ERRORS.get(int(match[1]), "the image data could not be decoded")
+    return f"the image data could not be read ({text.rstrip('.') or 'no details'})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,20 +332,22 @@ def _check_isobmff_complete(fp: BinaryIO, size: int) -> None:
         fp.seek(pos)
         hdr = fp.read(16)
         if len(hdr) < 8:
-            raise TruncatedImage("truncated image")
+            raise TruncatedImage(f"truncated HEIF: {_CUT_OFF}")
         box_size = struct.unpack(">I", hdr[:4])[0]
         if box_size == 1:
             if len(hdr) < 16:
-                raise TruncatedImage("truncated image")
+                raise TruncatedImage(f"truncated HEIF: {_CUT_OFF}")
             box_size = struct.unpack(">Q", hdr[8:16])[0]
         elif box_size == 0:
             return  # "extends to end of file": nothing to compare against
         if box_size < 8:
-            raise DecodeError(f"corrupt image (bad box size {box_size})")
+            raise DecodeError(f"damaged HEIF: a box at byte {pos} declares {box_size} bytes, "
+                              "less than its own 8-byte header")
         if pos + box_size > size:
-            raise TruncatedImage("truncated image")
+            raise TruncatedImage(f"truncated HEIF: {_CUT_OFF} (a box at byte {pos} needs "
+                                 f"{box_size} bytes, the file has {size - pos} left)")
         pos += box_size
-    raise DecodeError("corrupt image (too many boxes)")
+    raise DecodeError("damaged HEIF: more than 10000 boxes at the top level")
 
 
 # --------------------------------------------------------------------------- Pillow path
@@ -343,7 +373,8 @@ def _decode_pillow(
             f"image too large: {what} (limit {opts.max_pixels / 1e6:g} MP)"
         ) from exc
     except UnidentifiedImageError as exc:
-        raise UnsupportedImage("not a supported image format") from exc
+        expected = ", ".join("HEIC" if f == "HEIF" else f for f in formats)
+        raise UnsupportedImage(f"not an image photobox can decode: the content is none of {expected}") from exc
     result = None
     try:
         result = _decode_opened(im, fp, opts, orientation=orientation, from_raw=from_raw)
@@ -365,7 +396,7 @@ def _decode_opened(
 ) -> DecodedImage:
     full_w, full_h = im.size
     if full_w <= 0 or full_h <= 0:
-        raise DecodeError(f"corrupt image (size {full_w}x{full_h})")
+        raise DecodeError(f"damaged {im.format or 'image'}: it declares a size of {full_w}x{full_h} pixels")
     if full_w * full_h > opts.max_pixels:
         raise ImageTooLarge(
             f"image too large: {full_w}x{full_h} px (limit {opts.max_pixels / 1e6:g} MP)"
@@ -390,13 +421,18 @@ def _decode_opened(
     try:
         im.load()
     except OSError as exc:
+        jpeg = fmt in ("JPEG", "MPO") and not from_raw
+        if jpeg and not _has_scan_data(fp):
+            raise TruncatedImage("truncated JPEG: the file ends before any of its image data "
+                                 "(only the header is there)") from exc
         if "truncated" in str(exc):
-            if opts.allow_truncated and fmt in ("JPEG", "MPO") and not from_raw:
+            # A RAW file's preview stays strict: a complete smaller preview beats a cut one.
+            if opts.allow_truncated and jpeg:
                 return _decode_truncated_jpeg(fp, opts)
-            raise TruncatedImage("truncated image") from exc
-        raise DecodeError(f"corrupt image ({exc})") from exc
+            raise TruncatedImage(f"truncated {fmt}: {_CUT_OFF}") from exc
+        raise DecodeError(f"damaged {fmt}: {_decoder_words(str(exc))}") from exc
     except EOFError as exc:
-        raise TruncatedImage("truncated image") from exc
+        raise TruncatedImage(f"truncated {fmt}: {_CUT_OFF}") from exc
 
     # HEIF: libheif already applied irot/imir/clap and pillow-heif reset the EXIF
     # tag to 1 -- applying the original EXIF value again would double-rotate.
@@ -436,16 +472,27 @@ def _decode_opened(
     return DecodedImage(out, sw, sh, fmt, from_raw)
 
 
-def _decode_truncated_jpeg(fp: BinaryIO, opts: _Opts) -> DecodedImage:
-    """Best effort for a cut-off JPEG: append EOI so libjpeg pads with grey.
+def _has_scan_data(fp: BinaryIO) -> bool:
+    """Whether a JPEG holds any entropy-coded bytes after its first start-of-scan header."""
+    size = fp.seek(0, os.SEEK_END)
+    still = _stills.read_jpeg(Reader(fp, size))
+    return still.data_start is not None and still.data_start < size
 
-    ``ImageFile.LOAD_TRUNCATED_IMAGES`` would do the same but is a process-wide
-    flag; flipping it from one worker thread would change behaviour for all.
+
+def _decode_truncated_jpeg(fp: BinaryIO, opts: _Opts) -> DecodedImage:
+    """Best effort for a cut-off JPEG: show libjpeg an end-of-image marker after the last byte.
+
+    libjpeg then pads the missing blocks (grey, or the coarse scans of a progressive
+    JPEG). That is ``ImageFile.LOAD_TRUNCATED_IMAGES``, which is a process-wide flag:
+    flipping it from one worker thread would change behaviour for all. The file is
+    streamed through a :class:`FileWindow`, never read into memory. (A file that ends
+    before its first scan's data was refused by the caller: nothing to show.)
     """
-    fp.seek(0)
-    data = fp.read() + b"\xff\xd9"
+    size = fp.seek(0, os.SEEK_END)
     strict = _Opts(opts.max_pixels, opts.target, opts.keep_alpha, False)
-    return _decode_pillow(io.BytesIO(data), strict, formats=("JPEG", "MPO"))
+    padded = FileWindow(fp, 0, size, tail=b"\xff\xd9")
+    decoded = _decode_pillow(padded, strict, formats=("JPEG", "MPO"))  # type: ignore[arg-type]
+    return dataclasses.replace(decoded, truncated=True)
 
 
 def _exif_orientation(im: Image.Image) -> int:

@@ -17,8 +17,11 @@ Capture time precedence (first plausible value wins):
 6. QuickTime mvhd creation time, which is UTC: reported as UTC with
    ``tz_offset_min == 0`` (exiftool's QuickTime:CreateDate is the same value)
 7. Other containers: AVCHD MDPM recording time, AVI/MKV creation time
-8. A date in the file name (`filenames.date_from_filename`)
-9. The ``mtime`` argument, expressed in the host's local time zone
+8. EXIF GPSDateStamp + GPSTimeStamp: when the GPS fix was taken, in UTC, reported
+   with ``tz_offset_min == 0`` and source ``gps``. Last of the recorded dates: it
+   has no local time of day, and a receiver can hold an old fix.
+9. A date in the file name (`filenames.date_from_filename`)
+10. The ``mtime`` argument, expressed in the host's local time zone
 
 Dates before 1826 or more than a day in the future are ignored (with a
 warning), as are blank and zeroed values.
@@ -44,13 +47,13 @@ MAX_PIXELS = 100_000_000
 # Above MAX_PIXELS and with more pixels per file byte than any real photo
 # compresses to, the size is a decompression bomb rather than a big photo.
 _BOMB_PIXELS_PER_BYTE = 2000
-TAKEN_AT_SOURCES = ("exif", "xmp", "iptc", "quicktime", "video", "filename", "mtime")
+TAKEN_AT_SOURCES = ("exif", "gps", "xmp", "iptc", "quicktime", "video", "filename", "mtime")
 # (precedence rank used by the readers, taken_at_source reported)
 _DATE_RANKS = (
     ("exif_original", "exif"), ("exif_digitized", "exif"), ("exif_makernote", "exif"),
     ("xmp_original", "xmp"), ("xmp_created", "xmp"), ("xmp_create", "xmp"),
     ("iptc", "iptc"), ("qt_keys", "quicktime"), ("qt_mvhd", "quicktime"),
-    ("video", "video"),
+    ("video", "video"), ("exif_gps", "gps"),
 )
 _MIN_ALTITUDE, _MAX_ALTITUDE = -1000.0, 100_000.0
 

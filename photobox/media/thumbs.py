@@ -55,6 +55,8 @@ class ThumbResult:
             the thumbnail loads), or None.
         preview_format: ``"jpeg"`` or ``"webp"``.
         has_alpha: True when the outputs keep transparency (WebP preview only).
+        truncated: The photo's file ends before its image data does: the outputs
+            show what is there (see :attr:`photobox.media.decode.DecodedImage.truncated`).
     """
 
     thumb_width: int
@@ -68,6 +70,7 @@ class ThumbResult:
     dominant_color: str | None = None
     preview_format: str = "jpeg"
     has_alpha: bool = False
+    truncated: bool = False
 
 
 def fit_size(
@@ -144,6 +147,7 @@ def make_thumbnails(
     if thumb_path == preview_path:
         raise ValueError("thumb_path and preview_path must differ")
     webp_preview = preview_path.suffix.lower() == ".webp"
+    truncated = False
 
     if kind == "video":
         # Imported lazily: PyAV is heavy and photo-only workers never need it.
@@ -165,6 +169,7 @@ def make_thumbnails(
         )
         base = decoded.image
         source_w, source_h = decoded.source_width, decoded.source_height
+        truncated = decoded.truncated
     else:
         raise ValueError(f"unknown kind {kind!r}")
 
@@ -212,6 +217,7 @@ def make_thumbnails(
         dominant_color=color,
         preview_format="webp" if webp_preview else "jpeg",
         has_alpha=has_alpha,
+        truncated=truncated,
     )
 
 

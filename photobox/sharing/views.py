@@ -29,6 +29,7 @@ from photobox import auth
 from photobox.library import assets as asset_sql
 from photobox.library.paths import derived_path, original_path
 from photobox.library.storage import safe_file_name
+from photobox.media.camera import camera_name
 from photobox.sharing import redact, store
 from photobox.sharing.limits import TokenBucket
 from photobox.throttle import GuessThrottle, share_key, try_again
@@ -212,7 +213,7 @@ async def public_viewer(request: Request, token: FromPath[str], asset_id: FromPa
             "SELECT make, model, latitude, longitude FROM assets WHERE id = ?", (asset_id,)).fetchone())
         if asset.taken_at:
             facts.append(("Taken", asset.taken_at.replace("T", " ")[:16]))
-        camera = " ".join(x for x in (row[0], row[1]) if x)
+        camera = camera_name(row[0], row[1])
         if camera:
             facts.append(("Camera", camera))
         if row[2] is not None and row[3] is not None:

@@ -23,10 +23,11 @@ def exif_blob(*, make: str | None = None, model: str | None = None,
               subsec: str | None = None, offset: str | None = None,
               gps: tuple[float, float, float] | None = None,
               makernote: bytes | None = None,
-              extra: dict[int, Any] | None = None) -> bytes:
+              extra: dict[int, Any] | None = None,
+              gps_extra: dict[int, Any] | None = None) -> bytes:
     """An EXIF blob written by piexif (an independent writer).
 
-    ``extra`` holds additional Exif-IFD tags keyed by tag number.
+    ``extra`` holds additional Exif-IFD tags keyed by tag number, ``gps_extra`` GPS-IFD ones.
     """
     zeroth: dict[int, Any] = {}
     exif: dict[int, Any] = dict(extra or {})
@@ -55,6 +56,7 @@ def exif_blob(*, make: str | None = None, model: str | None = None,
             piexif.GPSIFD.GPSAltitudeRef: 1 if alt < 0 else 0,
             piexif.GPSIFD.GPSAltitude: _rational(abs(alt)),
         }
+    gps_ifd.update(gps_extra or {})
     return piexif.dump({"0th": zeroth, "Exif": exif, "GPS": gps_ifd})
 
 

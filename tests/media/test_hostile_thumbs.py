@@ -57,13 +57,17 @@ def _expected() -> dict:
 
 EXPECTED = _expected()
 
+#: Outcome: thumbnails made from what the file holds, and the result says it is truncated.
+SHOWN_TRUNCATED = "shown, marked truncated"
+
 # Hostile files whose outcome we pin down (others: success or any DecodeError).
-HOSTILE_OUTCOME: dict[str, type[BaseException] | None] = {
+HOSTILE_OUTCOME: dict[str, type[BaseException] | str | None] = {
     # libheif renders a truncated HEIC as grey tiles without error; we refuse it.
     "hostile/truncated__derived__IMG_5195_first300k.HEIC": TruncatedImage,
     "hostile/truncated__pil__truncated_image.png": TruncatedImage,
-    "hostile/truncated__pil__truncated_jpeg.jpg": TruncatedImage,
-    "hostile/truncated__pp__broken.jpg": TruncatedImage,
+    # A JPEG cut after its image data began: shown as far as it goes, and marked.
+    "hostile/truncated__pil__truncated_jpeg.jpg": SHOWN_TRUNCATED,
+    "hostile/truncated__pp__broken.jpg": SHOWN_TRUNCATED,
     "hostile/bomb__pil__reallybig.bmp": ImageTooLarge,
     "hostile/zero-byte__derived__empty.heic": DecodeError,
     "hostile/wrong-ext__et__HTML.jpg": UnsupportedImage,
@@ -130,6 +134,8 @@ def test_hostile_file(tmp_path, rel, kind):
         want = table[rel]
         if want is None:
             assert err is None, f"{rel}: expected a thumbnail, got {err!r}"
+        elif want == SHOWN_TRUNCATED:
+            assert err is None and box["result"].truncated, f"{rel}: expected a marked thumbnail, got {box!r}"
         else:
             assert isinstance(err, want), f"{rel}: expected {want.__name__}, got {err!r}"
     if err is None:
@@ -160,6 +166,7 @@ def test_corpus_file(tmp_path, rel):
         return
     _check_success(box, tmp_path)
     res = box["result"]
+    assert not res.truncated, f"{rel}: a whole camera file was marked truncated"
     if rel.startswith("raw/"):
         return  # the embedded preview is smaller than the sensor size exiftool reports
     dw, dh = exp.get("display_width"), exp.get("display_height")

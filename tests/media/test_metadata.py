@@ -8,9 +8,11 @@ import os
 import struct
 from pathlib import Path
 
+import piexif
 import pytest
 from PIL import Image, PngImagePlugin
 
+from photobox.media import _dates
 from photobox.media.metadata import MAX_PIXELS, TAKEN_AT_SOURCES, Metadata, extract
 
 # Deliberately damaged EXIF makes Pillow emit notes; they are expected.
@@ -296,6 +298,48 @@ def test_mtime_fallback_in_local_time(md_build) -> None:
     assert extract(path).taken_at is None      # no mtime given: no fallback
 
 
+def _gps_fix(day: bytes, hms) -> dict:
+    return {piexif.GPSIFD.GPSDateStamp: day, piexif.GPSIFD.GPSTimeStamp: hms}
+
+
+def test_gps_time_is_the_date_when_no_exif_date(md_build) -> None:
+    """GPSDateStamp + GPSTimeStamp (UTC) beat the file name and mtime, stored as +00:00."""
+    exif = md_build.exif(gps=(48.8584, 2.2945, 35.0),
+                         gps_extra=_gps_fix(b"2019:05:26", ((8, 1), (33, 1), (2050, 100))))
+    path = md_build.write("IMG_20200101_120000.jpg", md_build.jpeg(exif=exif))
+    md = extract(path, mtime=dt.datetime(2024, 3, 1, 9, 0).timestamp())
+    assert (md.taken_at, md.tz_offset_min, md.taken_at_source) == ("2019-05-26T08:33:20.500", 0, "gps")
+    assert md.latitude is not None
+
+
+def test_exif_date_beats_gps_time(md_build) -> None:
+    exif = md_build.exif(taken="2019:05:26 10:33:20", offset="+02:00",
+                         gps_extra=_gps_fix(b"2019:05:26", ((8, 1), (33, 1), (20, 1))))
+    md = extract(md_build.write("a.jpg", md_build.jpeg(exif=exif)), mtime=0)
+    assert (md.taken_at, md.tz_offset_min, md.taken_at_source) == ("2019-05-26T10:33:20", 120, "exif")
+
+
+@pytest.mark.parametrize("day, hms", [
+    (b"0000:00:00", ((0, 1), (0, 1), (0, 1))),       # no fix: zeros
+    (b"2019:05:26", ((25, 1), (0, 1), (0, 1))),      # hour 25
+    (b"2019:05:26", ((8, 1), (33, 0), (20, 1))),     # 33/0 minutes
+    (b"2019:05:26", ((8, 1), (33, 1))),              # two numbers
+    (b"2019:05:26 08:33:20", ((8, 1), (33, 1), (20, 1))),  # not a bare date
+    (b"", ((8, 1), (33, 1), (20, 1))),
+])
+def test_junk_gps_time_is_ignored(md_build, day, hms) -> None:
+    exif = md_build.exif(gps_extra=_gps_fix(day, hms))
+    md = extract(md_build.write("IMG_20200101_120000.jpg", md_build.jpeg(exif=exif)), mtime=0)
+    assert (md.taken_at, md.taken_at_source) == ("2020-01-01T12:00:00", "filename")
+
+
+def test_gps_time_parts() -> None:
+    assert _dates.from_gps("2019:05:26", (23, 59, 60.5)).iso() == "2019-05-26T23:59:59"  # leap second
+    assert _dates.from_gps(b"2019:05:26\x00", (8.0, 33.0, 20.25)) == _dates.Stamp(
+        dt.datetime(2019, 5, 26, 8, 33, 20, 250000), 0, True)
+    assert _dates.from_gps("2019:05:26", (8.5, 0, 0)) is None  # fractional hours: not a time
+
+
 # --------------------------------------------------------------------------
 # Contract
 
@@ -305,7 +349,7 @@ def test_to_dict_and_sources(md_build) -> None:
     data = md.to_dict()
     assert set(data) == set(Metadata.__slots__)
     assert data["warnings"] == [] and data["warnings"] is not md.warnings
-    assert {"exif", "xmp", "quicktime", "filename", "mtime"} <= set(TAKEN_AT_SOURCES)
+    assert {"exif", "gps", "xmp", "quicktime", "filename", "mtime"} <= set(TAKEN_AT_SOURCES)
 
 
 def test_extension_mismatch(md_build) -> None:

@@ -219,9 +219,10 @@ def _ours(field: str, md: Metadata) -> Any:
 def _compare(field: str, e: dict[str, Any], md: Metadata) -> tuple[bool, Any, Any]:
     if field == "taken_at":
         exp = expected_taken(e)
-        # Only metadata dates count: file-name/mtime fallbacks are our extra.
+        # Only the dates exiftool reports as DateTimeOriginal/CreateDate count: the GPS fix
+        # time (UTC) and the file-name/mtime fallbacks are our extra.
         ours = None
-        if md.taken_at and md.taken_at_source not in ("filename", "mtime"):
+        if md.taken_at and md.taken_at_source not in ("gps", "filename", "mtime"):
             ours = (md.taken_at[:19], md.tz_offset_min)
         if exp is None or ours is None:
             return exp == ours, exp, ours

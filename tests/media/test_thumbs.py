@@ -113,11 +113,23 @@ def test_failure_writes_nothing(tmp_path):
     src = tmp_path / "cut.jpg"
     full = tmp_path / "full.jpg"
     _gen.noisy_photo(300, 200).save(full)
-    src.write_bytes(full.read_bytes()[:2000])
+    src.write_bytes(full.read_bytes()[:300])  # cut in its header: nothing to show
     thumb, preview = _outputs(tmp_path)
     with pytest.raises(TruncatedImage):
         make_thumbnails(src, thumb, preview)
     assert not thumb.parent.exists() or not any(thumb.parent.iterdir())
+
+
+def test_truncated_jpeg_gets_thumbnails_and_is_marked(tmp_path):
+    src = tmp_path / "cut.jpg"
+    full = tmp_path / "full.jpg"
+    _gen.noisy_photo(800, 600).save(full, quality=90)
+    src.write_bytes(full.read_bytes()[:-33])
+    thumb, preview = _outputs(tmp_path)
+    res = make_thumbnails(src, thumb, preview, preview_size=300)
+    assert res.truncated and (res.source_width, res.source_height) == (800, 600)
+    assert thumb.stat().st_size > 0 and preview.stat().st_size > 0
+    assert not make_thumbnails(full, thumb, preview, preview_size=300).truncated
 
 
 def test_existing_outputs_are_replaced_atomically(tmp_path):

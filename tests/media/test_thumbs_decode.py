@@ -271,14 +271,20 @@ def test_bomb_between_our_limit_and_pillows(tmp_path):
             decode_image(path, max_pixels=50_000_000)
 
 
-def test_truncated_jpeg_and_png(tmp_path):
+def test_truncated_jpeg_is_shown_and_marked_png_refused(tmp_path):
     src = tmp_path / "full.jpg"
     _gen.noisy_photo(400, 300).save(src, quality=90)
+    whole = decode_image(src)
+    assert not whole.truncated
     cut = tmp_path / "cut.jpg"
     cut.write_bytes(src.read_bytes()[: src.stat().st_size // 2])
-    with pytest.raises(TruncatedImage, match="truncated image"):
-        decode_image(cut)
-    assert decode_image(cut, allow_truncated=True).image.size == (400, 300)
+    shown = decode_image(cut)
+    assert shown.truncated and shown.image.size == (400, 300)
+    # The first rows are the photo's own; the missing end is filled in by libjpeg.
+    top = np.asarray(shown.image)[:40].astype(int)
+    assert np.abs(top - np.asarray(whole.image)[:40].astype(int)).mean() < 3
+    with pytest.raises(TruncatedImage, match="truncated JPEG: the file ends before its image data does"):
+        decode_image(cut, allow_truncated=False)
 
     png = tmp_path / "full.png"
     _gen.noisy_photo(200, 150).save(png)
@@ -291,7 +297,7 @@ def test_truncated_jpeg_and_png(tmp_path):
 def test_zero_byte_garbage_and_missing(tmp_path):
     empty = tmp_path / "empty.jpg"
     empty.write_bytes(b"")
-    with pytest.raises(DecodeError, match="empty file"):
+    with pytest.raises(DecodeError, match=r"the file is empty \(0 bytes\)"):
         decode_image(empty)
     text = tmp_path / "notes.jpg"
     text.write_text("<html>not an image</html>")
@@ -344,3 +350,37 @@ def test_unknown_raw_found_by_scanning(tmp_path):
     path.write_bytes(b"II\x1a\0\0\0HEAPCCDR" + b"\0" * 500 + preview + b"\0" * 100)
     d = decode_image(path)
     assert d.from_raw_preview and d.image.size == (120, 80)
+
+
+def test_phone_jpeg_missing_its_last_bytes_is_shown(tmp_path):
+    """The issue's case: a phone JPEG missing its last 33 bytes (an interrupted copy)."""
+    src = tmp_path / "IMG_0001.jpg"
+    _gen.noisy_photo(1600, 1200).save(src, quality=92, exif=_gen.exif_bytes(6))
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(src.read_bytes()[:-33])
+    d = decode_image(cut, target=(400, 400))
+    assert d.truncated and (d.source_width, d.source_height) == (1200, 1600)  # orientation still applied
+    assert d.image.size == (600, 800)  # DCT scaling still used (draft)
+
+
+def test_progressive_jpeg_cut_short_is_shown_whole_but_coarse(tmp_path):
+    src = tmp_path / "p.jpg"
+    _gen.noisy_photo(400, 300).save(src, quality=90, progressive=True)
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(src.read_bytes()[: src.stat().st_size // 3])
+    d = decode_image(cut)
+    assert d.truncated and d.image.size == (400, 300)
+    bottom = np.asarray(d.image)[-20:].astype(int)
+    assert bottom.std() > 5  # the first scans cover the whole picture: not a flat grey band
+
+
+def test_jpeg_without_any_image_data_is_refused(tmp_path):
+    src = tmp_path / "full.jpg"
+    _gen.noisy_photo(300, 200).save(src, quality=90)
+    data = src.read_bytes()
+    sos = data.index(b"\xff\xda")
+    for name, end in (("header-only.jpg", sos + 14), ("mid-header.jpg", sos // 2)):
+        cut = tmp_path / name
+        cut.write_bytes(data[:end])
+        with pytest.raises(TruncatedImage, match="truncated JPEG"):
+            decode_image(cut)

@@ -244,3 +244,53 @@ def test_transcode_with_explicit_bitrate(clips, tmp_path):
     o = probe(out)
     assert o.video_codec == "h264" and o.rotation == 0 and (o.width, o.height) == (160, 96)
     assert _marker_corner(poster_frame(out)) == "bottom-right"
+
+
+def _words(message: str) -> None:
+    """A failure message a person can read: no FFmpeg error number, no bare PyAV phrase."""
+    assert "[Errno" not in message and "missing format" not in message and len(message.split()) >= 6, message
+
+
+def test_video_without_a_decodable_picture_fails_in_words(tmp_path):
+    """The issue's case: transcode raised a bare ``ValueError: missing format``."""
+    from tests.gen import mjpeg_without_pictures
+
+    src = mjpeg_without_pictures(tmp_path / "clip.mov")
+    info = probe(src)
+    assert (info.video_codec, info.pix_fmt) == ("mjpeg", None)
+    with pytest.raises(VideoError, match="no picture could be decoded from its mjpeg video stream") as exc:
+        transcode(src, tmp_path / "out.mp4")
+    _words(str(exc.value))
+    with pytest.raises(VideoError, match="no picture could be decoded from its mjpeg video stream"):
+        poster_frame(src)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mov"]  # no half output left
+
+
+def test_ffmpeg_failures_say_what_was_expected_and_found(tmp_path, clips):
+    from tests.gen import audio_only_mp4
+
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(b"this is not a video" * 100)
+    with pytest.raises(VideoError) as exc:
+        probe(garbage)
+    assert str(exc.value).startswith("not a video FFmpeg can open (expected a container such as MP4")
+    assert "Invalid data found" in str(exc.value) and str(garbage) not in str(exc.value)
+    _words(str(exc.value))
+    with pytest.raises(VideoError, match=r"no video stream .*\(found: audio \(aac\)\)"):
+        probe(audio_only_mp4(tmp_path / "voice.m4a"))
+    empty = tmp_path / "empty.mov"
+    empty.write_bytes(b"")
+    with pytest.raises(VideoError, match=r"the file is empty \(0 bytes\)"):
+        transcode(empty, tmp_path / "o.mp4")
+
+
+def test_corpus_quicktime_without_pictures_fails_in_words(tmp_path):
+    from tests.resil import find_corpus
+
+    corpus = find_corpus()
+    src = corpus / "video" / "pp__quicktime-jpeg.mov" if corpus else None
+    if src is None or not src.exists():
+        pytest.skip("../shared/corpus is absent (test data, not shipped)")
+    with pytest.raises(VideoError, match="no picture could be decoded from its mjpeg video stream") as exc:
+        transcode(src, tmp_path / "out.mp4")
+    _words(str(exc.value))

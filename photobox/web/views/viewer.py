@@ -13,6 +13,7 @@ from litestar.response import Response
 
 from photobox.library import timeline
 from photobox.library.timeline import Scope
+from photobox.media.camera import camera_name
 from photobox.web.render import page
 
 _DETAIL_COLUMNS = ("id, kind, original_name, mime, size, taken_at, tz_offset_min, taken_at_source, width, height, "
@@ -102,7 +103,7 @@ async def viewer(request: Request, asset_id: FromPath[int]) -> Response:
     if asset["taken_at"]:
         facts.append(("Taken", f"{asset['taken_at'].replace('T', ' ')} {_offset(asset['tz_offset_min'])}".strip()
                       + (f" (from {asset['taken_at_source']})" if asset["taken_at_source"] not in (None, "exif") else "")))
-    camera = " ".join(x for x in (asset["make"], asset["model"]) if x)
+    camera = camera_name(asset["make"], asset["model"])
     if camera:
         facts.append(("Camera", camera))
     if asset["lens"]:
