@@ -86,26 +86,6 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return run_checks(_settings(args), out=sys.stdout)
 
 
-def cmd_jobs(args: argparse.Namespace) -> int:
-    from photobox.core import Photobox
-    from photobox.jobs import store
-
-    box = Photobox(_settings(args)).open()
-    try:
-        if args.retry:
-            with box.db.transaction() as conn:
-                print(f"queued {store.retry(conn, now=box.clock())} failed job(s) again")
-        with box.db.reader() as conn:
-            counts = store.counts(conn)
-        for kind, states in sorted(counts.items()):
-            print(f"{kind:12} " + "  ".join(f"{state}={n}" for state, n in sorted(states.items())))
-        if not counts:
-            print("no jobs")
-    finally:
-        box.close()
-    return 0
-
-
 def _open(args: argparse.Namespace):
     from photobox.core import Photobox
 
@@ -351,8 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     from photobox.places.commands import add_commands as add_places_commands
 
     add_places_commands(command, sub, _settings)
-    jobs = command(sub, "jobs", "show job counts by kind and state", cmd_jobs)
-    jobs.add_argument("--retry", action="store_true", help="queue failed jobs again first")
+    from photobox.jobs.commands import add_commands as add_jobs_commands
+
+    add_jobs_commands(command, sub, _settings)
     from photobox.safety.commands import add_commands as add_safety_commands  # backup, restore, verify…
 
     add_safety_commands(sub, command)
