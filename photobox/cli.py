@@ -113,7 +113,10 @@ def _process_jobs(box, wait: bool) -> None:
     with box.db.reader() as conn:
         failed = {k: v.get("failed", 0) for k, v in store.counts(conn).items() if v.get("failed")}
     if failed:
-        print("failed jobs: " + ", ".join(f"{k}={n}" for k, n in failed.items()) + " (see `photobox jobs`)")
+        from photobox.hints import command
+
+        print("failed jobs: " + ", ".join(f"{k}={n}" for k, n in failed.items())
+              + f" (see `{command(box.settings.data_dir, 'jobs')}`)")
 
 
 def _iter_import_files(paths: list[Path]):
@@ -194,7 +197,10 @@ def cmd_library_add(args: argparse.Namespace) -> int:
         with box.db.transaction() as conn:
             lib_id = libraries.add_library(conn, Path(args.path), name=args.name or "", exclusions=exclusions,
                                            scan_minutes=args.scan_minutes, now=box.clock(), data_dir=box.data_dir)
-        print(f"library {lib_id} added: {Path(args.path).resolve()} (scan it with `photobox scan {lib_id}`)")
+        from photobox.hints import command
+
+        print(f"library {lib_id} added: {Path(args.path).resolve()} "
+              f"(scan it with `{command(box.settings.data_dir, 'scan', str(lib_id))}`)")
     except ValueError as exc:
         print(f"photobox: {exc}", file=sys.stderr)
         return 2
@@ -215,7 +221,9 @@ def cmd_library_list(args: argparse.Namespace) -> int:
             print(f"{lib.id:3}  {lib.name:20} {lib.root}  every {lib.scan_minutes} min  last scan: "
                   + (", ".join(f"{k}={v}" for k, v in stats.items()) or "never"))
         if not libs:
-            print("no external libraries (add one with `photobox library add PATH`)")
+            from photobox.hints import command
+
+            print(f"no external libraries (add one with `{command(box.settings.data_dir, 'library', 'add', 'PATH')}`)")
     finally:
         box.close()
     return 0

@@ -42,8 +42,7 @@ def _retry(box, what: tuple[str, int | str | None], out: TextIO) -> int:
             n = store.retry(conn, now=box.clock(), kind=value)
         else:
             n = store.retry(conn, now=box.clock())
-    out.write(f"queued {n} failed job(s) again; a running photobox server does them (or `photobox import` "
-              "and `photobox scan` do while they wait)\n")
+    out.write(f"queued {n} failed job(s) again; a running photobox server does them (else its next start)\n")
     return 0
 
 
@@ -84,7 +83,10 @@ def cmd_jobs(settings: Settings, out: TextIO, *, retry: str | None = None, limit
                 after = failures[-1].job_id
             if shown < failed_total:
                 out.write(f"  … and {failed_total - shown} more (--limit 0 lists them all)\n")
-            out.write("Retry with `photobox jobs --retry` (all), `--retry KIND` (e.g. thumbs) or `--retry JOB`.\n")
+            from photobox.hints import command
+
+            out.write(f"Retry with `{command(settings.data_dir, 'jobs', '--retry')}` (all), or "
+                      "with `--retry KIND` (e.g. thumbs) or `--retry JOB` instead of `--retry`.\n")
     finally:
         box.close()
     return 0
