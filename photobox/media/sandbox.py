@@ -298,7 +298,7 @@ class DecoderPool:
             child.kill()
 
     def reap_idle(self, max_idle: float = 120.0) -> int:
-        """Stop children unused for ``max_idle`` seconds (each holds ~50-60 MB); return how many.
+        """Stop children unused for ``max_idle`` seconds (each holds 45-75 MiB between calls); return how many.
 
         Run periodically (``Photobox`` does, every minute): an idle Pi gives the memory back,
         and the next call starts a child again (~0.2 s on x86, a second or two on a Pi).
