@@ -606,12 +606,12 @@ class FaceModels:
                     **({"embedding_size": record.manifest.embedding_size} if task == "face-embed" else {})}
 
         missing = [task for task, record in chosen.items() if record is None]
+        default_fetch = fetch_command(self.models_dir.parent, manifests_dir=self.manifests_dir)
         if not missing:
             message = (f"Faces are found with {chosen['face-detect'].name} and recognised with "
                        f"{chosen['face-embed'].name}.")
         elif error:
-            message = (f"The installed-models record is damaged ({error}); run "
-                       f"`{fetch_command(self.models_dir.parent, manifests_dir=self.manifests_dir)}` to reinstall.")
+            message = f"The installed-models record is damaged ({error}); run `{default_fetch}` to reinstall."
         else:
             names = []
             for task in missing:
@@ -632,7 +632,7 @@ class FaceModels:
             "missing": missing,
             "installed": sorted(n for n, m in installed.items() if m.task in self._models),
             "available": available,
-            "fetch_command": fetch_command(self.models_dir.parent, manifests_dir=self.manifests_dir),
+            "fetch_command": default_fetch,
             "message": message,
             "error": error,
         }

@@ -43,7 +43,8 @@ from photobox.ml.registry import (
     models_lock, save_installed,
 )
 
-__all__ = ["ChecksumError", "FetchError", "FetchResult", "Progress", "SourceUnreachable", "UnpinnedError", "fetch_model", "sha256_file"]
+__all__ = ["ChecksumError", "FetchError", "FetchResult", "Progress", "SourceUnreachable", "UnpinnedError",
+           "fetch_model", "sha256_file"]
 
 log = logging.getLogger(__name__)
 

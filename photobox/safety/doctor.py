@@ -76,7 +76,8 @@ def doctor_checks(settings: Settings) -> list[tuple[str, Callable[[], tuple[str,
                                          "GROUP BY kind"))
         if counts:
             return "WARN", ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) + \
-                f" file(s) found by the integrity check (see Settings → Library health or `{command(data, 'verify')}`)"
+                " file(s) found by the integrity check (see Settings → Library health or " \
+                f"`{command(data, 'verify')}`)"
         return "OK", "no findings"
 
     return [("storage", storage), ("backups", backups), ("library folders", library_folders),
