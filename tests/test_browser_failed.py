@@ -6,12 +6,14 @@ test-artifacts/failed-*.png."""
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
 from tests.browser import create_owner, make_driver, quit_driver, screenshot, upload_through_page
 from tests.gen import jpeg_bytes
 from tests.server import Server
+from tests.test_failed_files import truncated_heic
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -31,9 +33,8 @@ def test_unreadable_file_in_timeline_and_viewer(server, tmp_path):
 
     good = tmp_path / "IMG_good.jpg"
     good.write_bytes(jpeg_bytes(taken="2019:06:08 09:00:00", seed=1, size=(800, 600)))
-    bad = tmp_path / "IMG_broken.jpg"
-    whole = jpeg_bytes(taken=None, seed=2, size=(800, 600))
-    bad.write_bytes(whole[: len(whole) // 2])
+    bad = tmp_path / "IMG_broken.HEIC"
+    bad.write_bytes(truncated_heic(seed=2))  # an interrupted copy: the picture cannot be made
     os.utime(bad, (JUNE_2019, JUNE_2019))  # the browser sends it as lastModified
 
     d = make_driver(1280, 900)
@@ -47,7 +48,7 @@ def test_unreadable_file_in_timeline_and_viewer(server, tmp_path):
             return drv.find_elements(By.CSS_SELECTOR, "a.tile.failed") and drv.find_elements(By.CSS_SELECTOR, "a.tile img")
         wait.until(settled)
         tile = d.find_element(By.CSS_SELECTOR, "a.tile.failed")
-        assert "Could not read" in tile.text and "IMG_broken.jpg" in tile.text and "Processing" not in tile.text
+        assert "Could not read" in tile.text and "IMG_broken.HEIC" in tile.text and "Processing" not in tile.text
         day = tile.find_element(By.XPATH, "ancestor::section[contains(@class, 'day')]")
         assert day.get_attribute("data-day") == "2019-06-08"
         assert "Today" not in day.text
@@ -64,7 +65,7 @@ def test_unreadable_file_in_timeline_and_viewer(server, tmp_path):
         tile = d.find_element(By.CSS_SELECTOR, "a.tile.failed")
         d.get(tile.get_attribute("href"))
         panel = wait.until(lambda drv: drv.find_element(By.ID, "unreadable"))
-        assert "Could not read this file: truncated JPEG" in panel.text
+        assert re.search(r"Could not read this file: truncated HEI[CF]\b", panel.text), panel.text
         assert not d.find_elements(By.ID, "media")  # no broken image
         download = d.find_element(By.ID, "download-original")
         assert download.get_attribute("href").endswith("/original?download=1")

@@ -5,6 +5,7 @@ undated file lands on the timeline."""
 from __future__ import annotations
 
 import calendar
+import re
 import time
 from datetime import datetime
 
@@ -22,13 +23,28 @@ from tests.test_ingest import api_key, wait_idle
 JUNE_2019 = 1_560_000_000.0  # 2019-06-08 13:20 UTC
 
 
-def truncated_jpeg(seed: int = 0) -> bytes:
-    data = jpeg_bytes(taken=None, seed=seed, size=(640, 480))
-    return data[: len(data) // 2]
+def heic_bytes(seed: int = 0) -> bytes:
+    """A small HEIC without a date (pillow-heif)."""
+    import io
+
+    import pillow_heif
+    from PIL import Image
+
+    buf = io.BytesIO()
+    pillow_heif.from_pillow(Image.open(io.BytesIO(jpeg_bytes(taken=None, seed=seed, size=(640, 480))))).save(
+        buf, quality=50)
+    return buf.getvalue()
+
+
+def truncated_heic(seed: int = 0) -> bytes:
+    """A HEIC cut off by an interrupted copy: its metadata reads, its picture cannot be made
+    (a truncated HEIF is refused rather than shown with grey tiles)."""
+    data = heic_bytes(seed)
+    return data[: len(data) * 2 // 3]
 
 
 def upload(client, data: bytes, name: str, **fields) -> int:
-    r = client.post("/api/assets", files={"file": (name, data, "image/jpeg")}, data=fields,
+    r = client.post("/api/assets", files={"file": (name, data, "application/octet-stream")}, data=fields,
                     headers=api_key(client))
     assert r.status_code == 201, r.text
     return r.json()["id"]
@@ -49,14 +65,14 @@ def test_a_file_that_cannot_be_read_says_so_and_can_be_retried(owner_client):
     c = owner_client
     box = c.app.state.photobox
     good = upload(c, jpeg_bytes(taken="2019:06:08 10:00:00", seed=1), "good.jpg")
-    bad = upload(c, truncated_jpeg(), "broken.jpg", mtime=str(JUNE_2019))
+    bad = upload(c, truncated_heic(), "broken.heic", mtime=str(JUNE_2019))
     wait_idle(box)
     assert thumbs_job(box, bad).state == "failed"
 
     # The tile: "Could not read" and its name, not "Processing…" forever; filed under its file time.
     page = soup(c.get("/"))
     tile = page.select_one(f'a.tile[data-id="{bad}"]')
-    assert "failed" in tile["class"] and "Could not read" in tile.text and "broken.jpg" in tile.text
+    assert "failed" in tile["class"] and "Could not read" in tile.text and "broken.heic" in tile.text
     assert "Processing" not in tile.text
     assert tile.find_parent("section")["data-day"] == "2019-06-08"
     assert page.select_one(f'a.tile[data-id="{good}"] img')
@@ -64,11 +80,11 @@ def test_a_file_that_cannot_be_read_says_so_and_can_be_retried(owner_client):
     # The viewer: the reason in words, Retry and Download original; no broken image.
     viewer = soup(c.get(f"/photos/{bad}?in=timeline"))
     panel = viewer.find(id="unreadable")
-    assert panel.find(class_="unreadable-title").text == "Could not read this file: truncated JPEG"
+    assert re.fullmatch(r"Could not read this file: truncated HEI[CF]", panel.find(class_="unreadable-title").text)
     assert viewer.find(id="media") is None
     download = viewer.find(id="download-original")
     assert download["href"] == f"/api/assets/{bad}/original?download=1"
-    assert c.get(download["href"]).content == truncated_jpeg()
+    assert c.get(download["href"]).content == truncated_heic()
     form = panel.find("form")
     assert form["action"] == "/jobs/retry" and form.find("input", attrs={"name": "csrf_token"})["value"]
     facts = dict(zip([dt.text for dt in viewer.select("dl.facts dt")], [dd.text for dd in viewer.select("dl.facts dd")]))
@@ -86,7 +102,7 @@ def test_a_file_that_cannot_be_read_says_so_and_can_be_retried(owner_client):
     with box.db.reader() as conn:
         a = assets.get_asset(conn, bad)
         path = original_path(box, conn, a.library_id, a.rel_path)
-    path.write_bytes(jpeg_bytes(taken=None, seed=0, size=(640, 480)))
+    path.write_bytes(heic_bytes(seed=0))
     r = c.post("/jobs/retry", data=fields, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == f"/photos/{bad}?in=timeline"
     wait_idle(box)
@@ -100,7 +116,7 @@ def test_undated_upload_without_a_file_time_is_placed_at_its_import_and_called_a
     c = owner_client
     box = c.app.state.photobox
     before = time.time()
-    asset_id = upload(c, truncated_jpeg(seed=3), "nodate.jpg")
+    asset_id = upload(c, truncated_heic(seed=3), "nodate.heic")
     wait_idle(box)
     with box.db.reader() as conn:
         a = assets.get_asset(conn, asset_id)
@@ -115,8 +131,8 @@ def test_a_file_time_that_cannot_be_right_is_not_used(owner_client):
     """An mtime of 0 (a tool that lost it) or weeks ahead must not pin a file to 1970 or the top."""
     c = owner_client
     box = c.app.state.photobox
-    future = upload(c, truncated_jpeg(seed=4), "future.jpg", mtime=str(time.time() + 40 * 86400))
-    epoch = upload(c, truncated_jpeg(seed=5), "epoch.jpg", mtime="0.5")
+    future = upload(c, truncated_heic(seed=4), "future.heic", mtime=str(time.time() + 40 * 86400))
+    epoch = upload(c, truncated_heic(seed=5), "epoch.heic", mtime="0.5")
     wait_idle(box)
     today = datetime.fromtimestamp(time.time()).date().isoformat()
     with box.db.reader() as conn:
@@ -157,6 +173,8 @@ def test_every_job_kind_has_a_name(box):
 @pytest.mark.parametrize("error, mime, expected", [
     ("cannot make a thumbnail: truncated image", "image/jpeg", "truncated JPEG"),
     ("cannot make a thumbnail: truncated image", "image/heic", "truncated HEIC"),
+    ("cut.heic: cannot make a thumbnail: truncated HEIF: the file ends before its image data does", "image/heic",
+     "truncated HEIF"),
     ("cannot make a thumbnail: corrupt image (decoder error -2)", "image/tiff", "damaged TIFF data"),
     ("cannot make a thumbnail: not a readable video ([Errno 1094995529] Invalid data)", "video/mp4",
      "not a readable video (damaged, or not a video)"),
@@ -177,7 +195,7 @@ def test_reasons_in_words(error, mime, expected):
 def test_processing_page_lists_failed_files_with_names_and_retry(owner_client):
     c = owner_client
     box = c.app.state.photobox
-    bad = upload(c, truncated_jpeg(seed=6), "IMG_0007.jpg")
+    bad = upload(c, truncated_heic(seed=6), "IMG_0007.HEIC")
     wait_idle(box)
     with box.db.transaction() as conn:
         for kind in ("dupes", "places.all", "clip"):
@@ -190,8 +208,8 @@ def test_processing_page_lists_failed_files_with_names_and_retry(owner_client):
     assert not {"dupes", "places.all", "clip"} & set(names)
     items = page.select("ul.failures li[data-job]")
     thumbs = next(li for li in items if "Thumbnails" in li.strong.text)
-    assert thumbs.find("a", href=f"/photos/{bad}").text == "IMG_0007.jpg"
-    assert thumbs.find(class_="reason").text == "Truncated JPEG"
+    assert thumbs.find("a", href=f"/photos/{bad}").text == "IMG_0007.HEIC"
+    assert re.fullmatch(r"Truncated HEI[CF]", thumbs.find(class_="reason").text)
     assert thumbs.find("button").text == "Retry"
     dupes = next(li for li in items if li.strong.text == "Duplicates")
     assert dupes.find(class_="reason").text == "RuntimeError: dupes broke"
@@ -208,17 +226,17 @@ def test_jobs_command_lists_failures_and_retries_by_kind_or_id(tmp_path, setting
     card = tmp_path / "card"
     card.mkdir()
     (card / "ok.jpg").write_bytes(jpeg_bytes(seed=1))
-    (card / "half.jpg").write_bytes(truncated_jpeg(seed=7))
+    (card / "half.heic").write_bytes(truncated_heic(seed=7))
     data = str(settings.data_dir)
     r = run("import", str(card), "--data-dir", data)
     assert r.returncode == 0, r.stdout + r.stderr
     r = run("jobs", "--data-dir", data)
     assert r.returncode == 0, r.stderr
     assert "Thumbnails" in r.stdout and "failed=1" in r.stdout
-    line = next(x for x in r.stdout.splitlines() if "half.jpg" in x)
+    line = next(x for x in r.stdout.splitlines() if x.strip().startswith("job ") and "half.heic" in x)
     job_id = int(line.split()[1])
-    assert line.strip().startswith(f"job {job_id}  thumbs  asset ") \
-        and line.endswith("half.jpg: cannot make a thumbnail: truncated image")
+    assert line.strip().startswith(f"job {job_id}  thumbs  asset ") and "half.heic" in line \
+        and "cannot make a thumbnail: truncated" in line
     assert "--retry KIND" in r.stdout
 
     r = run("jobs", "--retry", "thumb", "--data-dir", data)

@@ -45,9 +45,11 @@ _FORMATS = {"image/jpeg": "JPEG", "image/heic": "HEIC", "image/heif": "HEIF", "i
 _PREFIXES = ("cannot make a thumbnail: ", "cannot show this file: ", "cannot read this video: ",
              "cannot convert this video for the browser: ", "cannot convert this video: ")
 
-# (pattern on the first line without its prefix, short sentence); {fmt} is the file format.
+# (pattern on the first line without its prefix, short sentence); {fmt} is the file format,
+# {m[N]} a group of the match.
 _KNOWN: tuple[tuple[re.Pattern, str], ...] = tuple((re.compile(p), s) for p, s in (
     (r"^(TruncatedImage: )?truncated image", "truncated {fmt}"),
+    (r"^(TruncatedImage: )?truncated ([A-Z][A-Za-z0-9]*)\b", "truncated {m[2]}"),
     (r"^(DecodeError: )?corrupt image", "damaged {fmt} data"),
     (r"^(DecodeError: )?not a supported image format", "not an image format photobox can read"),
     (r"^(VideoError: )?not a readable video", "not a readable video (damaged, or not a video)"),
@@ -74,14 +76,16 @@ def reason(error: str | None, mime: str | None = None) -> str:
     """The first line of a job's error as a short sentence: known decoder and pipeline
     errors mapped (``truncated JPEG``), anything else as it is."""
     line = (error or "").strip().splitlines()[0].strip() if (error or "").strip() else ""
-    for prefix in _PREFIXES:
-        if line.startswith(prefix):
-            line = line[len(prefix):]
-            break
+    # The stage's prefix, and anything before it (a job may name its file first).
+    found = [(line.find(p), p) for p in _PREFIXES if p in line]
+    if found:
+        at, prefix = min(found)
+        line = line[at + len(prefix):]
     fmt = _FORMATS.get(mime or "", "video" if (mime or "").startswith("video/") else "image")
     for pattern, sentence in _KNOWN:
-        if pattern.search(line):
-            return sentence.format(fmt=fmt)
+        match = pattern.search(line)
+        if match:
+            return sentence.format(fmt=fmt, m=match)
     return _AS_IS.sub("", line) or "unknown error"
 
 
