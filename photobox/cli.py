@@ -132,26 +132,6 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return run_checks(_settings(args), out=sys.stdout)
 
 
-def cmd_jobs(args: argparse.Namespace) -> int:
-    from photobox.core import Photobox
-    from photobox.jobs import store
-
-    box = Photobox(_settings(args)).open()
-    try:
-        if args.retry:
-            with box.db.transaction() as conn:
-                print(f"queued {store.retry(conn, now=box.clock())} failed job(s) again")
-        with box.db.reader() as conn:
-            counts = store.counts(conn)
-        for kind, states in sorted(counts.items()):
-            print(f"{kind:12} " + "  ".join(f"{state}={n}" for state, n in sorted(states.items())))
-        if not counts:
-            print("no jobs")
-    finally:
-        box.close()
-    return 0
-
-
 def _open(args: argparse.Namespace):
     from photobox.core import Photobox
 
@@ -179,7 +159,10 @@ def _process_jobs(box, wait: bool) -> None:
     with box.db.reader() as conn:
         failed = {k: v.get("failed", 0) for k, v in store.counts(conn).items() if v.get("failed")}
     if failed:
-        print("failed jobs: " + ", ".join(f"{k}={n}" for k, n in failed.items()) + " (see `photobox jobs`)")
+        from photobox.hints import command
+
+        print("failed jobs: " + ", ".join(f"{k}={n}" for k, n in failed.items())
+              + f" (see `{command(box.settings.data_dir, 'jobs')}`)")
 
 
 def _iter_import_files(paths: list[Path], skipped: list[tuple[Path, str]] | None = None):
@@ -281,7 +264,10 @@ def cmd_library_add(args: argparse.Namespace) -> int:
         with box.db.transaction() as conn:
             lib_id = libraries.add_library(conn, Path(args.path), name=args.name or "", exclusions=exclusions,
                                            scan_minutes=args.scan_minutes, now=box.clock(), data_dir=box.data_dir)
-        print(f"library {lib_id} added: {Path(args.path).resolve()} (scan it with `photobox scan {lib_id}`)")
+        from photobox.hints import command
+
+        print(f"library {lib_id} added: {Path(args.path).resolve()} "
+              f"(scan it with `{command(box.settings.data_dir, 'scan', str(lib_id))}`)")
     except ValueError as exc:
         print(f"photobox: {exc}", file=sys.stderr)
         return 2
@@ -302,7 +288,9 @@ def cmd_library_list(args: argparse.Namespace) -> int:
             print(f"{lib.id:3}  {lib.name:20} {lib.root}  every {lib.scan_minutes} min  last scan: "
                   + (", ".join(f"{k}={v}" for k, v in stats.items()) or "never"))
         if not libs:
-            print("no external libraries (add one with `photobox library add PATH`)")
+            from photobox.hints import command
+
+            print(f"no external libraries (add one with `{command(box.settings.data_dir, 'library', 'add', 'PATH')}`)")
     finally:
         box.close()
     return 0
@@ -423,8 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
     from photobox.places.commands import add_commands as add_places_commands
 
     add_places_commands(command, sub, _settings)
-    jobs = command(sub, "jobs", "show job counts by kind and state", cmd_jobs)
-    jobs.add_argument("--retry", action="store_true", help="queue failed jobs again first")
+    from photobox.jobs.commands import add_commands as add_jobs_commands
+
+    add_jobs_commands(command, sub, _settings)
     from photobox.safety.commands import add_commands as add_safety_commands  # backup, restore, verify…
 
     add_safety_commands(sub, command)

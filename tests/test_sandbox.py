@@ -239,3 +239,37 @@ def test_video_transcode_runs_in_a_child_under_the_memory_cap(tmp_path):
     finally:
         pool.close()
     assert video.browser_playable(video.probe(tmp_path / "out.mp4"))
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads RSS from /proc (Linux)")
+def test_a_big_decode_gives_its_buffers_back(tmp_path):
+    """A 12 MP decode must not leave its buffers in the child's RSS: glibc's dynamic mmap
+    threshold kept ~18 MiB after the first big photo (and ~30 MiB after a HEIC); the
+    children now start with a fixed threshold (sandbox.CHILD_ENV). scripts/bench decoders
+    measures real 12 MP JPEG/HEIC and 1080p video."""
+    import numpy as np
+
+    small, big = tmp_path / "small.png", tmp_path / "big.png"
+    Image.new("RGB", (64, 48), (9, 99, 200)).save(small)
+    y, x = np.mgrid[0:3000, 0:4000]
+    arr = np.stack([x * 255 // 4000, y * 255 // 3000, (x + y) % 256], -1).astype(np.uint8)
+    Image.fromarray(arr).save(big, compress_level=1)  # 12 MP, no DCT scaling: full-size buffers
+    del arr, x, y
+    pool = DecoderPool(1, memory_mb=1024, timeout=120)
+    try:
+        pool.call("thumbs", small, tmp_path / "t.webp", tmp_path / "p.webp", kind="image")  # libraries loaded
+        pid = pool.pids()[0]
+        before = _rss_mib(pid)
+        pool.call("thumbs", big, tmp_path / "t.webp", tmp_path / "p.webp", kind="image")
+        assert pool.pids() == [pid]
+        grown = _rss_mib(pid) - before
+        assert grown < 6, f"the child kept {grown:.1f} MiB after a 12 MP decode"
+    finally:
+        pool.close()

@@ -256,6 +256,7 @@ REVIEWED = {
                                      "', '.join(cols)"},  # cols: a constant tuple of column names
     "photobox/db/migrate.py": {"int(migration.version)"},
     "photobox/jobs/store.py": {"_COLUMNS"},
+    "photobox/jobs/failures.py": {"_FAILURE_SQL"},  # a constant SELECT … JOIN, parameters only
     "photobox/library/assets.py": {"sets", "', '.join(_ASSET_COLUMNS)", "_SELECT"},  # sets: "col = :col" per constant column
     "photobox/library/libraries.py": {"_COLUMNS"},
     "photobox/library/timeline.py": {"_TILE", "marks", "base", "order", "ident"},

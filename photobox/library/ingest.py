@@ -341,6 +341,8 @@ def thumbs_job(job: Job) -> None:
         conn.execute(
             "UPDATE assets SET placeholder = ?, thumb_version = thumb_version + 1, "
             "display_width = coalesce(display_width, ?), display_height = coalesce(display_height, ?), "
+            # a retry that worked: the failure recorded by an earlier attempt is no longer true
+            "error = CASE WHEN error LIKE 'cannot show this file:%' THEN NULL ELSE error END, "
             "updated_at = ? WHERE id = ?",
             (getattr(result, "placeholder", None), getattr(result, "source_width", None),
              getattr(result, "source_height", None), box.clock(), asset.id),

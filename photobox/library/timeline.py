@@ -20,7 +20,11 @@ __all__ = ["Scope", "Tile", "month_index", "neighbors", "page", "month_cursor"]
 
 _TILE = ("a.id, a.kind, a.sort_ts, a.local_date, a.taken_at, coalesce(a.display_width, a.width), "
          "coalesce(a.display_height, a.height), a.duration, a.thumb_version, a.placeholder, a.motion_state, "
-         "a.favorite, a.original_name, a.trashed_at")
+         "a.favorite, a.original_name, a.trashed_at, "
+         # Only tiles without a thumbnail ask the jobs table (one unique-index probe each), so
+         # a file whose thumbnail failed for good says so instead of "Processing…" forever.
+         "a.thumb_version = 0 AND EXISTS (SELECT 1 FROM jobs j WHERE j.kind = 'thumbs' "
+         "AND j.target = CAST(a.id AS TEXT) AND j.state = 'failed')")
 
 # name -> (FROM/WHERE without the cursor, order value column, id column)
 _SCOPES: dict[str, tuple[str, str, str]] = {
@@ -104,6 +108,7 @@ class Tile:
     favorite: int
     original_name: str
     trashed_at: float | None
+    thumb_failed: int = 0  # its thumbnail job failed for good: the tile says "could not read"
 
     @property
     def cursor(self) -> str:

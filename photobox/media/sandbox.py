@@ -30,7 +30,6 @@ Shape:
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import logging
 import os
@@ -43,7 +42,9 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-__all__ = ["DecoderCrashed", "DecoderError", "DecoderOutOfMemory", "DecoderPool", "DecoderTimeout",
+from photobox.media._sandbox_child import resolve
+
+__all__ = ["CHILD_ENV", "DecoderCrashed", "DecoderError", "DecoderOutOfMemory", "DecoderPool", "DecoderTimeout",
            "FUNCTIONS", "register"]
 
 log = logging.getLogger(__name__)
@@ -60,18 +61,25 @@ FUNCTIONS: dict[str, str] = {
 #: Calls a child serves before it is replaced (native leaks stay bounded).
 DEFAULT_MAX_CALLS = 500
 
+#: The children's memory settings (``scripts/bench decoders`` measures their effect).
+#: glibc raises its mmap threshold to the size of the largest buffer freed so far (up to
+#: 32 MiB), so after the first photo a 12 MP decode's buffers come from the heap, stay in
+#: the child's RSS when freed (+18-28 MiB after a JPEG or HEIC here), and a single arena per
+#: libheif/FFmpeg thread multiplies that. A fixed threshold sends every buffer of 256 KiB or
+#: more to mmap, so it goes back to the system the moment the decoder frees it; two arenas
+#: bound the per-thread heaps. The decoders use no BLAS, so numpy's OpenBLAS gets one thread.
+CHILD_ENV = {
+    "MALLOC_ARENA_MAX": "2",
+    "MALLOC_MMAP_THRESHOLD_": str(256 * 1024),
+    "OPENBLAS_NUM_THREADS": "1",
+}
+
 
 def register(name: str, target: str) -> None:
     """Allow ``name`` to run ``target`` (``"package.module:function"``, a top-level function)."""
     if ":" not in target:
         raise ValueError(f"decoder target must be 'module:function', not {target!r}")
     FUNCTIONS[name] = target
-
-
-def resolve(target: str) -> Callable[..., Any]:
-    """The function a ``"module:function"`` target names."""
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
 
 
 class DecoderError(Exception):
@@ -113,7 +121,7 @@ class _Child:
     def __init__(self, memory_mb: int) -> None:
         req_r, req_w = os.pipe()
         res_r, res_w = os.pipe()
-        env = dict(os.environ)
+        env = {**os.environ, **CHILD_ENV}
         # The child must import what this process can (tests, plugins): same sys.path.
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         try:
@@ -290,7 +298,7 @@ class DecoderPool:
             child.kill()
 
     def reap_idle(self, max_idle: float = 120.0) -> int:
-        """Stop children unused for ``max_idle`` seconds (each holds ~50-60 MB); return how many.
+        """Stop children unused for ``max_idle`` seconds (each holds 45-75 MiB between calls); return how many.
 
         Run periodically (``Photobox`` does, every minute): an idle Pi gives the memory back,
         and the next call starts a child again (~0.2 s on x86, a second or two on a Pi).

@@ -14,7 +14,29 @@ and :meth:`ModelManager.status` says what to run.
 
 from __future__ import annotations
 
-__all__ = ["FETCH_COMMAND"]
+from collections.abc import Sequence
+from pathlib import Path
 
-#: What the user runs to get models; shown by the UI and ``photobox doctor`` when none is installed.
-FETCH_COMMAND = "photobox models fetch"
+__all__ = ["fetch_command"]
+
+
+def fetch_command(data_dir: Path | None, names: Sequence[str] = (), *, manifests_dir: Path | None = None,
+                  from_dir: bool = False) -> str:
+    """What the user runs to get models (shown by the UI, ``photobox doctor`` and errors), as a
+    command that works as typed here (:func:`photobox.hints.command`).
+
+    It carries ``--trust-on-first-use`` while one of the models (the default ones when none
+    is named) has a file without a sha256 pin, since ``fetch`` refuses those without it,
+    and ``--from DIR`` for an offline install when ``from_dir``.
+    """
+    from photobox.hints import command
+    from photobox.ml.registry import list_manifests
+
+    manifests = list_manifests(manifests_dir)
+    wanted = [m for m in manifests if m.name in names] if names else [m for m in manifests if m.default]
+    args = ["models", "fetch", *names]
+    if from_dir:
+        args += ["--from", "DIR"]
+    if any(m.unpinned for m in wanted):
+        args.append("--trust-on-first-use")
+    return command(data_dir, *args)

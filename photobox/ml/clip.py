@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from photobox.ml import FETCH_COMMAND
+from photobox.ml import fetch_command
 from photobox.ml.registry import InstalledModel, Manifest, list_manifests
 from photobox.ml.session import (
     InstalledCache, LazySession, ModelError, choose_installed, l2_normalise, pad_batch, swap_model,
@@ -417,24 +417,26 @@ class ModelManager:
                       "embedding_size": record.manifest.embedding_size, "licence": record.manifest.licence,
                       "loaded": clip.loaded if clip else {"image": False, "text": False},
                       "text_cache": clip.cache_info() if clip else None}
+        command = fetch_command(self.models_dir.parent, manifests_dir=self.manifests_dir)
         if record is not None:
             message = f"Search by description uses {record.name}."
         elif error:
-            message = f"The installed-models record is damaged ({error}); run `{FETCH_COMMAND}` to reinstall."
+            message = f"The installed-models record is damaged ({error}); run `{command}` to reinstall."
         elif self.model_name and installed:
-            message = f"Model {self.model_name} is not installed; run `{FETCH_COMMAND} {self.model_name}`."
+            named = fetch_command(self.models_dir.parent, [self.model_name], manifests_dir=self.manifests_dir)
+            message = f"Model {self.model_name} is not installed; run `{named}`."
         else:
             default = next((a for a in available if a["default"]), None)
             size = f" (downloads about {default['approx_mb']:.0f} MB once)" if default and default["approx_mb"] else ""
             message = (f"No CLIP model is installed, so search by description is off. "
-                       f"Run `{FETCH_COMMAND}` on the photobox{size}.")
+                       f"Run `{command}` on the photobox{size}.")
         return {
             "ready": record is not None,
             "models_dir": str(self.models_dir),
             "active": active,
             "installed": sorted(installed),
             "available": available,
-            "fetch_command": FETCH_COMMAND,
+            "fetch_command": command,
             "message": message,
             "error": error,
         }

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from photobox.ml import FETCH_COMMAND
-from photobox.ml.fetch import FetchError, UnpinnedError, fetch_model
+from photobox.ml import fetch_command
+from photobox.ml.fetch import FetchError, SourceUnreachable, UnpinnedError, fetch_model
 from photobox.ml.registry import (
     InstalledModel, InstalledStateError, Manifest, get_manifest, list_manifests, load_installed,
 )
@@ -55,8 +55,8 @@ def cmd_models_list(settings: Settings, out: TextIO, *, manifests_dir: Path | No
     if not manifests:
         out.write("no model manifests found\n")
     elif not installed:
-        out.write(f"\nNo model is installed. `{FETCH_COMMAND}` installs the default; "
-                  f"`{FETCH_COMMAND} NAME` another.\n")
+        out.write(f"\nNo model is installed. `{fetch_command(settings.data_dir, manifests_dir=manifests_dir)}` "
+                  f"installs the default ones; add a NAME to install another.\n")
     return 0
 
 
@@ -153,8 +153,17 @@ def cmd_models_fetch(settings: Settings, names: list[str], out: TextIO, *, sourc
                                  trust_on_first_use=trust_on_first_use, manifest=manifest)
         except UnpinnedError as exc:
             printer.finish()
-            out.write(f"photobox: {exc}\n")
+            command = fetch_command(settings.data_dir, [name], manifests_dir=manifests_dir)
+            out.write(f"photobox: {exc}\nTo accept them: `{command}`\n")
             status = max(status, 2)
+            continue
+        except SourceUnreachable as exc:
+            printer.finish()
+            command = fetch_command(settings.data_dir, [name], manifests_dir=manifests_dir, from_dir=True)
+            out.write(f"photobox: fetching {name} failed: {exc}\n"
+                      f"Without internet on this box: download the files of {manifest.source} on another "
+                      f"computer, copy that folder here (laid out as in the repository) and run `{command}`\n")
+            status = max(status, 1)
             continue
         except FetchError as exc:
             printer.finish()
@@ -177,16 +186,19 @@ def cmd_models_fetch(settings: Settings, names: list[str], out: TextIO, *, sourc
 
 def doctor_check(settings: Settings) -> tuple[str, str]:
     """``(level, detail)`` for ``photobox doctor``'s models line: OK when a CLIP model is installed."""
+    command = fetch_command(settings.data_dir)
     try:
         installed = load_installed(models_dir(settings))
     except InstalledStateError as exc:
-        return "FAIL", f"{exc}; run `{FETCH_COMMAND}` to reinstall"
+        return "FAIL", f"{exc}; run `{command}` to reinstall"
     clips = [m for m in installed.values() if m.task == "clip"]
     if not clips:
-        return "WARN", f"no models: search by description is unavailable until `{FETCH_COMMAND}` is run"
+        return "WARN", f"no models: search by description is unavailable until `{command}` is run"
     missing = [f"{m.name}/{k}" for m in clips for k in m.files if not m.path(k, models_dir(settings)).is_file()]
     if missing:
-        return "FAIL", f"installed model files are missing ({', '.join(missing)}); run `{FETCH_COMMAND}` again"
+        names = sorted({m.name for m in clips if any(f"{m.name}/{k}" in missing for k in m.files)})
+        return "FAIL", (f"installed model files are missing ({', '.join(missing)}); "
+                        f"run `{fetch_command(settings.data_dir, names)}` again")
     from photobox.ml.quantize import int8_cpu, recipe_of
 
     cpu = int8_cpu()
@@ -194,7 +206,7 @@ def doctor_check(settings: Settings) -> tuple[str, str]:
     unfit = [name for name, recipe in recipes.items() if recipe and not cpu.fits(recipe)]
     if unfit:
         return "WARN", (f"{', '.join(unfit)} were quantized for another CPU and compute inexactly on this one "
-                        f"({cpu.why}); run `{FETCH_COMMAND}` to quantize them again")
+                        f"({cpu.why}); run `{fetch_command(settings.data_dir, unfit)}` to quantize them again")
     return "OK", ", ".join(f"{m.name} ({m.revision}, {_precision(m)})" for m in clips)
 
 

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
-from photobox.ml import FETCH_COMMAND
+from photobox.ml import fetch_command
 from photobox.ml.registry import InstalledModel, Manifest, list_manifests
 from photobox.ml.session import (
     InstalledCache, LazySession, ModelError, choose_installed, l2_normalise, pad_batch, swap_model,
@@ -606,11 +606,12 @@ class FaceModels:
                     **({"embedding_size": record.manifest.embedding_size} if task == "face-embed" else {})}
 
         missing = [task for task, record in chosen.items() if record is None]
+        default_fetch = fetch_command(self.models_dir.parent, manifests_dir=self.manifests_dir)
         if not missing:
             message = (f"Faces are found with {chosen['face-detect'].name} and recognised with "
                        f"{chosen['face-embed'].name}.")
         elif error:
-            message = f"The installed-models record is damaged ({error}); run `{FETCH_COMMAND}` to reinstall."
+            message = f"The installed-models record is damaged ({error}); run `{default_fetch}` to reinstall."
         else:
             names = []
             for task in missing:
@@ -621,7 +622,7 @@ class FaceModels:
             what = " and ".join({"face-detect": "face detector", "face-embed": "face recogniser"}[t] for t in missing)
             sizes = [a["approx_mb"] for a in available if a["name"] in names]
             size = f" (downloads about {sum(sizes):.0f} MB once)" if names and None not in sizes and sizes else ""
-            command = f"{FETCH_COMMAND} {' '.join(names)}" if names else FETCH_COMMAND
+            command = fetch_command(self.models_dir.parent, names, manifests_dir=self.manifests_dir)
             message = f"No {what} is installed, so People is off. Run `{command}` on the photobox{size}."
         return {
             "ready": not missing,
@@ -631,7 +632,7 @@ class FaceModels:
             "missing": missing,
             "installed": sorted(n for n, m in installed.items() if m.task in self._models),
             "available": available,
-            "fetch_command": FETCH_COMMAND,
+            "fetch_command": default_fetch,
             "message": message,
             "error": error,
         }

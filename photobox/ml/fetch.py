@@ -43,7 +43,8 @@ from photobox.ml.registry import (
     models_lock, save_installed,
 )
 
-__all__ = ["ChecksumError", "FetchError", "FetchResult", "Progress", "UnpinnedError", "fetch_model", "sha256_file"]
+__all__ = ["ChecksumError", "FetchError", "FetchResult", "Progress", "SourceUnreachable", "UnpinnedError",
+           "fetch_model", "sha256_file"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,10 @@ class FetchError(RuntimeError):
 
 class ChecksumError(FetchError):
     """A downloaded file's sha256 (or size) is not the one the manifest pins."""
+
+
+class SourceUnreachable(FetchError):
+    """The model hub could not be reached, or the download broke off (no or bad network)."""
 
 
 class UnpinnedError(FetchError):
@@ -98,7 +103,7 @@ def _open_source(source: str, timeout: float):
         except urllib.error.HTTPError as exc:
             raise FetchError(f"{source}: HTTP {exc.code} {exc.reason}") from None
         except (urllib.error.URLError, OSError) as exc:
-            raise FetchError(f"{source}: {getattr(exc, 'reason', exc)}") from None
+            raise SourceUnreachable(f"{source}: {getattr(exc, 'reason', exc)}") from None
         length = response.headers.get("Content-Length")
         return response, int(length) if length and length.isdigit() else None
     if parsed.scheme == "file":
@@ -128,7 +133,7 @@ def _download(source: str, dest: Path, *, label: str, expected_size: int | None,
             try:
                 block = stream.read(CHUNK)
             except (OSError, ValueError, http.client.HTTPException) as exc:  # reset, timeout, IncompleteRead
-                raise FetchError(f"{source}: download interrupted after {done} bytes ({type(exc).__name__}: "
+                raise SourceUnreachable(f"{source}: download interrupted after {done} bytes ({type(exc).__name__}: "
                                  f"{exc})") from None
             if not block:
                 break
@@ -140,7 +145,7 @@ def _download(source: str, dest: Path, *, label: str, expected_size: int | None,
         out.flush()
         os.fsync(out.fileno())
     if announced is not None and done != announced:
-        raise FetchError(f"{source}: download interrupted after {done} of {announced} bytes")
+        raise SourceUnreachable(f"{source}: download interrupted after {done} of {announced} bytes")
     return h.hexdigest(), done
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TextIO
 
 from photobox.core import Photobox
+from photobox.hints import command
 from photobox.places.data import DEFAULT_SOURCE, ChecksumMismatch
 from photobox.places.geocoder import installed
 from photobox.settings import Settings
@@ -63,7 +64,7 @@ def cmd_status(settings: Settings, out: TextIO) -> int:
     finally:
         box.close()
     if info is None:
-        print("places data: not installed (run `photobox places install`)", file=out)
+        print(f"places data: not installed (run `{command(settings.data_dir, 'places', 'install')}`)", file=out)
     else:
         print(f"places data: {info['cities']} cities from {info['source']} (sha256 {info['sha256'][:12]}…), "
               f"{info['licence']}", file=out)
@@ -78,7 +79,7 @@ def doctor_check(settings: Settings) -> tuple[str, str]:
     info = file_info(settings.db_path.with_name(FILE_NAME))
     if info is None:
         return "WARN", (f"not installed ({FILE_NAME} is not in the data folder): photos get no town or country "
-                        "(run `photobox places install`)")
+                        f"(run `{command(settings.data_dir, 'places', 'install')}`)")
     return "OK", f"{info['cities']} towns from {info['source']} ({FILE_NAME}, not in backups)"
 
 

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from photobox.hints import command  # hints that work as typed
 from photobox.settings import Settings
 
 __all__ = ["doctor_checks"]
@@ -51,7 +52,7 @@ def doctor_checks(settings: Settings) -> list[tuple[str, Callable[[], tuple[str,
         if not found:
             if not settings.db_path.exists():
                 return "OK", "no database yet"
-            return "WARN", "no backup yet (one is made automatically, or run `photobox backup`)"
+            return "WARN", f"no backup yet (one is made automatically, or run `{command(data, 'backup')}`)"
         age_h = (time.time() - found[0].created_at) / 3600
         level = "WARN" if settings.backup_interval_hours and age_h > 2 * settings.backup_interval_hours + 1 else "OK"
         return level, f"{len(found)} backup(s) in {data / 'backups'}, the newest {age_h:.1f} h old ({found[0].name})"
@@ -75,7 +76,8 @@ def doctor_checks(settings: Settings) -> list[tuple[str, Callable[[], tuple[str,
                                          "GROUP BY kind"))
         if counts:
             return "WARN", ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) + \
-                " file(s) found by the integrity check (see Settings → Library health or `photobox verify`)"
+                " file(s) found by the integrity check (see Settings → Library health or " \
+                f"`{command(data, 'verify')}`)"
         return "OK", "no findings"
 
     return [("storage", storage), ("backups", backups), ("library folders", library_folders),

@@ -9,6 +9,7 @@ from litestar import Request
 from litestar.response import Response, Template
 
 from photobox import __version__
+from photobox.hints import command
 from photobox.web.security import csrf_token_for
 
 __all__ = ["page"]
@@ -16,14 +17,20 @@ __all__ = ["page"]
 
 def page(request: Request, name: str, *, block: str | None = None, status_code: int = 200, **context: Any) -> Response:
     """Render ``name`` with the common context; for an HTMX request with ``block``, just that block."""
+    box = request.app.state.photobox
+    user = request.scope.get("user")
     context.update(
+        # cli("places", "install"): a command to show, written to work as typed (photobox.hints);
+        # without this box's paths for visitors who are not logged in
+        cli=lambda *args: command(getattr(getattr(box, "settings", None), "data_dir", None), *args,
+                                  public=user is None),
         request=request,
-        user=request.scope.get("user"),
+        user=user,
         csrf_token=csrf_token_for(request),
         version=__version__,
         ml_available=False,
         # backup: missing library folders (unmounted disks), shown as a banner on every page
-        storage_problems=getattr(request.app.state.photobox, "storage_problems", None) or [],
+        storage_problems=getattr(box, "storage_problems", None) or [],
     )
     if block is not None and request.headers.get("hx-request") == "true":
         engine = request.app.template_engine

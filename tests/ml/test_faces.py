@@ -293,7 +293,7 @@ def test_status_with_only_a_detector(models_dir, face_manifests_dir, tiny_faces)
     fetch("yunet", models_dir, face_manifests_dir, tiny_faces)
     status = FaceModels(models_dir, manifests_dir=face_manifests_dir).status()
     assert not status["ready"] and status["missing"] == ["face-embed"]
-    assert "`photobox models fetch tiny-sface`" in status["message"] and "recogniser" in status["message"]
+    assert "photobox models fetch tiny-sface --data-dir " in status["message"] and "recogniser" in status["message"]
 
 
 def test_detect_and_embed_idle_unload_and_reload(installed, models_dir, face_manifests_dir):

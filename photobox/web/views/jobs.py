@@ -15,25 +15,17 @@ from litestar.response import Redirect, Response
 from msgspec import Struct
 
 from photobox.jobs import store
+from photobox.jobs.failures import KIND_NAMES, list_failures
 from photobox.web.render import page
+from photobox.web.security import local_path
 
-#: Human names of the stages, in pipeline order.
-STAGE_NAMES = {
-    "scan": "Library scans",
-    "ingest.file": "Reading library files",
-    "metadata": "Metadata",
-    "thumbs": "Thumbnails",
-    "motion": "Motion photos",
-    "video": "Video renditions",
-    "backup": "Database backups",  # backup
-    "integrity": "Checking originals",  # backup
-}
 STATES = ("queued", "running", "done", "failed")
 
 
 class RetryForm(Struct):
     job_id: int | None = None
     kind: str | None = None
+    back: str = ""  # the viewer's Retry comes back to the photo
     csrf_token: str = ""
 
 
@@ -41,12 +33,12 @@ async def _render(request: Request) -> Response:
     box = request.app.state.photobox
 
     def load(conn):
-        return store.counts(conn), store.list_jobs(conn, state="failed", limit=50)
+        return store.counts(conn), list_failures(conn, limit=50)
 
     counts, failed = await box.db.read(load)
-    kinds = [k for k in STAGE_NAMES if k in counts] + sorted(k for k in counts if k not in STAGE_NAMES)
+    kinds = [k for k in KIND_NAMES if k in counts] + sorted(k for k in counts if k not in KIND_NAMES)
     busy = any(counts[k].get("queued") or counts[k].get("running") for k in counts)
-    response = page(request, "jobs.html", block="progress", counts=counts, kinds=kinds, names=STAGE_NAMES,
+    response = page(request, "jobs.html", block="progress", counts=counts, kinds=kinds, names=KIND_NAMES,
                     states=STATES, failed=failed, busy=busy)
     if request.headers.get("hx-request") == "true" and request.method == "GET" and not busy:
         response.status_code = 286  # htmx swaps this last state in and stops polling
@@ -63,9 +55,9 @@ async def retry(request: Request, data: Annotated[RetryForm, Body(media_type=Req
     box = request.app.state.photobox
     await box.db.write(lambda c: store.retry(c, now=box.clock(), job_id=data.job_id, kind=data.kind or None))
     box.scheduler.notify()
-    if request.headers.get("hx-request") == "true":
+    if request.headers.get("hx-request") == "true" and not data.back:
         return await _render(request)
-    return Redirect("/jobs", status_code=303)
+    return Redirect(local_path(data.back) if data.back else "/jobs", status_code=303)
 
 
 ROUTES = [jobs_page, retry]

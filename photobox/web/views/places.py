@@ -39,7 +39,10 @@ async def places_page(request: Request) -> Response:
         return info, _cached("countries", store.countries)(conn), bool(gps)
 
     info, countries, any_gps = await box.db.read(load, time_limit_ms=box.settings.web_query_time_limit_ms)
-    return page(request, "places.html", dataset=info, countries=countries, any_gps=any_gps, **_map_context(box))
+    from photobox.places.data import DEFAULT_SOURCE
+
+    return page(request, "places.html", dataset=info, countries=countries, any_gps=any_gps,
+                places_file=DEFAULT_SOURCE.url.rsplit("/", 1)[-1], **_map_context(box))
 
 
 def _country_code(code: str) -> str:

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime, timezone
 
 from litestar import Request, get
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.response import Response
 
+from photobox.jobs.failures import asset_failure
 from photobox.library import timeline
+from photobox.library.assets import date_basis
 from photobox.library.timeline import Scope
 from photobox.media.camera import camera_name
 from photobox.web.render import page
@@ -19,7 +22,8 @@ from photobox.web.render import page
 _DETAIL_COLUMNS = ("id, kind, original_name, mime, size, taken_at, tz_offset_min, taken_at_source, width, height, "
                    "display_width, display_height, duration, latitude, longitude, altitude, make, model, lens, "
                    "exposure_time, f_number, iso, focal_length, favorite, archived, trashed_at, offline, thumb_version, "
-                   "motion_state, rendition, description, error, library_id, rel_path, motion_of, metadata")
+                   "motion_state, rendition, description, error, library_id, rel_path, motion_of, sort_ts, mtime, created_at, "
+                   "metadata")
 
 
 def _exposure(seconds: float | None) -> str | None:
@@ -41,6 +45,24 @@ def _size(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return str(n)
+
+
+#: Where a capture time was read, when it is not the camera's own EXIF record.
+_SOURCES = {"xmp": "XMP", "iptc": "IPTC", "quicktime": "the video's metadata", "video": "the video's metadata",
+            "filename": "the file name", "gps": "gps"}
+
+
+def date_fact(asset: dict) -> tuple[str, str]:
+    """("Taken", …) for a date the file records; ("Date", … "a guess" …) when the timeline
+    places it by the file's modification time or by when it was added (``assets.date_basis``)."""
+    basis = date_basis(asset["taken_at"], asset["taken_at_source"], asset["mtime"], asset["created_at"])
+    if basis == "file":
+        source = _SOURCES.get(asset["taken_at_source"] or "exif")
+        return ("Taken", f"{asset['taken_at'].replace('T', ' ')} {_offset(asset['tz_offset_min'])}".strip()
+                + (f" (from {source})" if source else ""))
+    shown = datetime.fromtimestamp(asset["sort_ts"], timezone.utc).strftime("%Y-%m-%d %H:%M")  # wall clock
+    why = "the file's modification time" if basis == "mtime" else "when it was added to photobox"
+    return "Date", f"{shown}, a guess: the file has no date of its own, so this is {why}"
 
 
 @get("/photos/{asset_id:int}", include_in_schema=False)
@@ -69,6 +91,7 @@ async def viewer(request: Request, asset_id: FromPath[int]) -> Response:
         from photobox.places.store import place_of_asset
 
         asset["place"] = place_of_asset(conn, asset_id)
+        asset["failure"] = asset_failure(conn, asset_id) if not asset["thumb_version"] else None
         return asset, view_scope, newer, older, albums, album_name
 
     loaded = await box.db.read(load, time_limit_ms=box.settings.web_query_time_limit_ms)
@@ -99,10 +122,7 @@ async def viewer(request: Request, asset_id: FromPath[int]) -> Response:
                              else f"/places/{view_scope.country}/photos" if view_scope.name == "country"
                              else f"/people/{view_scope.person_id}" if view_scope.name == "person"
                              else f"/albums/{view_scope.album_id}")
-    facts = []
-    if asset["taken_at"]:
-        facts.append(("Taken", f"{asset['taken_at'].replace('T', ' ')} {_offset(asset['tz_offset_min'])}".strip()
-                      + (f" (from {asset['taken_at_source']})" if asset["taken_at_source"] not in (None, "exif") else "")))
+    facts = [date_fact(asset)]
     camera = camera_name(asset["make"], asset["model"])
     if camera:
         facts.append(("Camera", camera))
