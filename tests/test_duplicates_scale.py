@@ -249,6 +249,33 @@ def test_two_clusters_of_identical_copies_stay_one_group(box):
     assert len(_forest(box)) == n - 1
 
 
+def test_grouping_matches_every_pair_where_a_tree_alone_would_split_copies(box):
+    """Burst frames f0, f1 with a copy c1 of f1 (same moment) and a messaging copy m of f0
+    (no camera time) that is also close to f1 and c1. The forest links m-f0, m-f1, m-c1 (the
+    nearest) and not f1-c1; grouping must still put c1 with f1, as grouping every pair does."""
+    bits = lambda *b: sum(1 << i for i in b)  # noqa: E731
+    base = 0x1234_5678_9ABC
+    hashes = {"m": base, "f0": base ^ bits(0), "f1": base ^ bits(1, 2, 3, 4), "c1": base ^ bits(5, 6, 7, 8, 9)}
+    t0 = 1_600_000_000.0
+    rows = {"m": {"sort_ts": t0 + 50},
+            "f0": {"sort_ts": t0, "taken_at": "2020-09-13T12:26:40", "taken_at_source": "exif"},
+            "f1": {"sort_ts": t0 + 2, "taken_at": "2020-09-13T12:26:42", "taken_at_source": "exif"},
+            "c1": {"sort_ts": t0 + 2, "taken_at": "2020-09-13T12:26:42", "taken_at_source": "exif"}}
+    with box.db.transaction() as conn:
+        ids = dict(zip(rows, insert_photos(conn, list(rows.values()))))
+        store.save_hashes(conn, [(ids[k], h, 0, 1) for k, h in hashes.items()], now=0.0)
+    run_dupes(box)  # hashes stored for this thumb_version: searched, not hashed
+    links_made = {(a, b) for a, b, _ in _forest(box)}
+    assert (min(ids["f1"], ids["c1"]), max(ids["f1"], ids["c1"])) not in links_made
+    with box.db.reader() as conn:
+        photos = Finder(conn).photos(list(ids.values()))
+    every_pair = [(a, b, int(hashing.hamming(photos[a].phash, photos[b].phash)))
+                  for a in ids.values() for b in ids.values() if a < b
+                  and detect.is_duplicate(photos[a], photos[b], int(hashing.hamming(photos[a].phash, photos[b].phash)), 0)]
+    reference = detect.group_pairs(every_pair, lambda x, y: detect.different_moments(photos[x], photos[y]))
+    assert _groups(box) == reference == sorted([sorted([ids["f0"], ids["m"]]), sorted([ids["f1"], ids["c1"]])])
+
+
 @pytest.fixture
 def copies(box):
     """An original with two copies (one without camera time), as real thumbnails."""

@@ -251,7 +251,7 @@ REVIEWED = {
     "photobox/dav/store.py": {"where", "_COLUMNS"},  # where: _subtree_where's constant text with ? params
     "photobox/duplicates/memories.py": {"marks"},
     "photobox/duplicates/index.py": {"marks", "ELIGIBLE"},
-    "photobox/duplicates/neighbours.py": {"marks"},
+    "photobox/duplicates/links.py": {"marks"},
     "photobox/duplicates/store.py": {"marks", "_MEMBER", "ELIGIBLE", "', '.join(cols)"},  # cols: constant column names
     "photobox/db/migrate.py": {"int(migration.version)"},
     "photobox/jobs/store.py": {"_COLUMNS"},

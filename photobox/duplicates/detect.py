@@ -16,10 +16,11 @@ EXIF), while burst frames carry distinct times from the camera. So:
    strict thresholds (``UNKNOWN_MOMENT``): re-encodes and messaging copies stay within a few
    bits, while unrelated screenshots or scans can come close under the loose ones.
 
-Grouping is union-find over the accepted pairs, closest first, with cannot-links: two sets
-are not joined when any member of one is a different moment from any member of the other,
-or the user said "not duplicates" for such a pair. So a messaging copy of one burst frame
-joins that frame and does not chain the whole burst together.
+Grouping is union-find over accepted pairs, closest first, with cannot-links: two sets are
+not joined when any member of one is a different moment from any member of the other, or
+the user said "not duplicates" to a group that held both. So a messaging copy of one burst
+frame joins that frame and does not chain the whole burst together. The pairs it is given
+are the stored links between look-alikes (:mod:`photobox.duplicates.links`), not every pair.
 
 Known limit: burst frames within one second from a camera that writes no sub-seconds
 (older compacts) have the same moment, and pixels cannot keep them apart (the bench's
