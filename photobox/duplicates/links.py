@@ -141,7 +141,7 @@ def plan(conn: apsw.Connection, changed: Iterable[int]) -> Plan:
     finder = Finder(conn)
     todo = finder.photos(sorted(changed | _to_search_again(conn, changed)))
     found = {i: finder.matches(p) for i, p in todo.items()}
-    reach = set(todo) | set(np.unique(np.concatenate([ids for ids, _ in found.values()] or [[]])).astype(int).tolist())
+    reach = set(todo).union(*(ids.tolist() for ids, _ in found.values()))
     nodes, links = component(conn, reach, skip=changed)
     trees = _Sets()
     for a, b, _ in links:
