@@ -179,10 +179,29 @@ def lookalike_case(args, tmp: Path) -> None:
         rows = dupe_rows(box)
         grown = db_bytes(box) - before
         groups = job_groups(box, ids)
+        # Then one more look-alike, and the most linked photo to the trash.
+        with box.db.transaction() as conn:
+            more, = insert_photos(conn, [{}], thumb_version=0)
+        lookalikes(n + 1, seed=3)[-1].save(derived_path(box, "thumb", more))
+        with box.db.transaction() as conn:
+            conn.execute("UPDATE assets SET thumb_version = 1 WHERE id = ?", (more,))
+        t0 = time.perf_counter()
+        run_dupes(box)
+        one_more = time.perf_counter() - t0
+        with box.db.reader() as conn:  # the most linked photo (before links existed: any)
+            has_links = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'dupe_links'").fetchone()
+            busiest = conn.execute("SELECT x FROM (SELECT a AS x FROM dupe_links UNION ALL SELECT b FROM dupe_links) "
+                                   "GROUP BY x ORDER BY count(*) DESC LIMIT 1").fetchone()[0] if has_links else ids[0]
+        with box.db.transaction() as conn:
+            conn.execute("UPDATE assets SET trashed_at = 1 WHERE id = ?", (busiest,))
+        t0 = time.perf_counter()
+        run_dupes(box)
+        trashed = time.perf_counter() - t0
     print(f"\n{n:,} look-alikes without a camera time (every pair a duplicate: {n * (n - 1) // 2:,} pairs):")
     print(f"  job {elapsed:.1f} s; database +{grown / 1e6:.1f} MB; {len(groups)} group(s) of "
           f"{', '.join(str(len(g)) for g in groups[:5])}")
     print("  rows: " + ", ".join(f"{k} {v:,}" for k, v in rows.items()))
+    print(f"  then one more look-alike: job {one_more:.1f} s; the best-linked one to the trash: job {trashed:.1f} s")
 
 
 def seed(box, n: int, rng: np.random.Generator) -> None:

@@ -221,8 +221,8 @@ def insert_photos(conn, photos: list[dict], *, thumb_version: int = 1) -> list[i
         conn.execute(
             "INSERT INTO assets (library_id, rel_path, original_name, checksum, size, mtime, kind, mime, sort_ts, "
             "taken_at, taken_at_source, thumb_version, width, height, created_at, updated_at) "
-            "VALUES (1, ?, ?, randomblob(20), 1000, ?, 'image', 'image/jpeg', ?, ?, ?, ?, 640, 480, 0, 0)",
-            (f"gen/{n}-{ts}.jpg", f"{n}.jpg", ts, ts, p.get("taken_at"), p.get("taken_at_source", "mtime"),
-             thumb_version))
+            "VALUES (1, 'gen/' || hex(randomblob(12)) || '.jpg', ?, randomblob(20), 1000, ?, 'image', 'image/jpeg', "
+            "?, ?, ?, ?, 640, 480, 0, 0)",
+            (f"{n}.jpg", ts, ts, p.get("taken_at"), p.get("taken_at_source", "mtime"), thumb_version))
         ids.append(conn.last_insert_rowid())
     return ids
