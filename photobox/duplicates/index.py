@@ -47,9 +47,12 @@ ELIGIBLE = "a.kind = 'image' AND a.trashed_at IS NULL AND a.motion_of IS NULL"
 # SQLite to use them. ``>>`` of a negative (signed) hash fills with ones; the mask drops them.
 _BANDS = (
     "SELECT asset_id, phash FROM dupe_hashes WHERE (phash & 65535) IN (SELECT value FROM json_each(?1)) "
-    "UNION ALL SELECT asset_id, phash FROM dupe_hashes WHERE ((phash >> 16) & 65535) IN (SELECT value FROM json_each(?2)) "
-    "UNION ALL SELECT asset_id, phash FROM dupe_hashes WHERE ((phash >> 32) & 65535) IN (SELECT value FROM json_each(?3)) "
-    "UNION ALL SELECT asset_id, phash FROM dupe_hashes WHERE ((phash >> 48) & 65535) IN (SELECT value FROM json_each(?4))"
+    "UNION ALL SELECT asset_id, phash FROM dupe_hashes "
+    "WHERE ((phash >> 16) & 65535) IN (SELECT value FROM json_each(?2)) "
+    "UNION ALL SELECT asset_id, phash FROM dupe_hashes "
+    "WHERE ((phash >> 32) & 65535) IN (SELECT value FROM json_each(?3)) "
+    "UNION ALL SELECT asset_id, phash FROM dupe_hashes "
+    "WHERE ((phash >> 48) & 65535) IN (SELECT value FROM json_each(?4))"
 )
 # Two halves so each is served by an existing partial index on the capture time (the
 # timeline's and the archive's; together they cover every photo that can be a duplicate).

@@ -164,8 +164,8 @@ def plan(conn: apsw.Connection, changed: Iterable[int]) -> Plan:
             j = int(ids[k])
             offers[(min(i, j), max(i, j))] = int(distance[k])
             trees.union(i, j)
-    return Plan(changed, nodes | reach, offers,
-                {i: list(zip(ids[:NEAREST].tolist(), distance[:NEAREST].tolist())) for i, (ids, distance) in found.items()})
+    closest = {i: list(zip(ids[:NEAREST].tolist(), distance[:NEAREST].tolist())) for i, (ids, distance) in found.items()}
+    return Plan(changed, nodes | reach, offers, closest)
 
 
 def _existing(conn: apsw.Connection, ids: set[int]) -> set[int]:
