@@ -201,3 +201,28 @@ def score(cases_: list[Case], groups: list[list[int]]) -> dict[str, float]:
         "copies": len(copies), "burst_pairs": len(burst_pairs), "groups": len(groups),
         **{f"recall_{k}": sum(v) / len(v) for k, v in sorted(by_kind.items())},
     }
+
+
+def lookalikes(n: int, seed: int = 0, size=(64, 48)) -> list[Image.Image]:
+    """``n`` near-identical thumbnails (one textured picture, each with its own faint noise),
+    as screenshots of one app screen or scans of one form are: every pair is a duplicate to
+    the pixels, and none carries a camera time."""
+    rng = np.random.default_rng(seed)
+    base = np.asarray(scene_canvas(seed, size=size)[0], dtype=np.int16)
+    return [Image.fromarray(np.uint8(np.clip(base + rng.integers(-2, 3, base.shape), 0, 255))) for _ in range(n)]
+
+
+def insert_photos(conn, photos: list[dict], *, thumb_version: int = 1) -> list[int]:
+    """Asset rows for photos put straight into a library (no ingest): each dict may give
+    ``sort_ts``, ``taken_at`` and ``taken_at_source``. Returns their ids, in order."""
+    ids = []
+    for n, p in enumerate(photos):
+        ts = p.get("sort_ts", 1_650_000_000.0 + n)
+        conn.execute(
+            "INSERT INTO assets (library_id, rel_path, original_name, checksum, size, mtime, kind, mime, sort_ts, "
+            "taken_at, taken_at_source, thumb_version, width, height, created_at, updated_at) "
+            "VALUES (1, 'gen/' || hex(randomblob(12)) || '.jpg', ?, randomblob(20), 1000, ?, 'image', 'image/jpeg', "
+            "?, ?, ?, ?, 640, 480, 0, 0)",
+            (f"{n}.jpg", ts, ts, p.get("taken_at"), p.get("taken_at_source", "mtime"), thumb_version))
+        ids.append(conn.last_insert_rowid())
+    return ids

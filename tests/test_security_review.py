@@ -252,8 +252,9 @@ _SQL = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|PRAGMA|WHERE|FROM
 REVIEWED = {
     "photobox/dav/store.py": {"where", "_COLUMNS"},  # where: _subtree_where's constant text with ? params
     "photobox/duplicates/memories.py": {"marks"},
-    "photobox/duplicates/store.py": {"marks", "_MEMBER", "_ELIGIBLE", "trusted", "_ELIGIBLE.replace('a.', 'b.')",
-                                     "', '.join(cols)"},  # cols: a constant tuple of column names
+    "photobox/duplicates/index.py": {"marks", "ELIGIBLE"},
+    "photobox/duplicates/links.py": {"marks"},
+    "photobox/duplicates/store.py": {"marks", "_MEMBER", "ELIGIBLE", "', '.join(cols)"},  # cols: constant column names
     "photobox/db/migrate.py": {"int(migration.version)"},
     "photobox/jobs/store.py": {"_COLUMNS"},
     "photobox/jobs/failures.py": {"_FAILURE_SQL"},  # a constant SELECT … JOIN, parameters only

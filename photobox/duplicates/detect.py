@@ -16,10 +16,11 @@ EXIF), while burst frames carry distinct times from the camera. So:
    strict thresholds (``UNKNOWN_MOMENT``): re-encodes and messaging copies stay within a few
    bits, while unrelated screenshots or scans can come close under the loose ones.
 
-Grouping is union-find over the accepted pairs, closest first, with cannot-links: two sets
-are not joined when any member of one is a different moment from any member of the other,
-or the user said "not duplicates" for such a pair. So a messaging copy of one burst frame
-joins that frame and does not chain the whole burst together.
+Grouping is union-find over accepted pairs, closest first, with cannot-links: two sets are
+not joined when any member of one is a different moment from any member of the other, or
+the user said "not duplicates" to a group that held both. So a messaging copy of one burst
+frame joins that frame and does not chain the whole burst together. The pairs it is given
+are the stored links between look-alikes (:mod:`photobox.duplicates.links`), not every pair.
 
 Known limit: burst frames within one second from a camera that writes no sub-seconds
 (older compacts) have the same moment, and pixels cannot keep them apart (the bench's
@@ -29,14 +30,14 @@ thresholds need calibrating on a real model.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
 from photobox.duplicates.hashing import hamming
 
-__all__ = ["HashIndex", "Photo", "SAME_MOMENT", "UNKNOWN_MOMENT", "TRUSTED_TIME_SOURCES", "candidate_pairs",
+__all__ = ["Photo", "SAME_MOMENT", "UNKNOWN_MOMENT", "TRUSTED_TIME_SOURCES", "accepted", "candidate_pairs",
            "different_moments", "group_pairs", "is_duplicate", "keeper_order"]
 
 #: capture-time sources written by the camera or an editor (a copy carries them along)
@@ -66,7 +67,7 @@ class Photo:
 
     @property
     def moment(self) -> float:
-        """The capture time when timed, else NaN (what :class:`HashIndex` sorts on)."""
+        """The capture time when timed, else NaN."""
         return float(self.sort_ts) if self.timed else float("nan")
 
     @property
@@ -84,19 +85,36 @@ def different_moments(a: Photo, b: Photo) -> bool:
     return a.has_subseconds and b.has_subseconds and delta >= 0.001
 
 
+def accepted(a: Photo, moments: np.ndarray, subseconds: np.ndarray, d_phash: np.ndarray,
+             d_dhash: np.ndarray) -> np.ndarray:
+    """The pair rule (module docstring) between ``a`` and many photos at once: which of them
+    are its duplicates. ``moments`` are their :attr:`Photo.moment` (NaN when untimed),
+    ``subseconds`` their :attr:`Photo.has_subseconds`, the distances their hashes' to ``a``'s."""
+    d_phash, d_dhash = np.asarray(d_phash), np.asarray(d_dhash)
+    same = np.zeros(d_phash.shape, dtype=bool)
+    if a.timed:
+        timed = ~np.isnan(moments)
+        delta = np.abs(np.where(timed, moments, 0.0) - a.sort_ts)
+        apart = (delta >= 1.0) | (a.has_subseconds & np.asarray(subseconds, dtype=bool) & (delta >= 0.001))
+        same = timed & ~apart
+        d_phash = np.where(timed & apart, 1 << 30, d_phash)  # different moments: never
+    max_p = np.where(same, SAME_MOMENT[0], UNKNOWN_MOMENT[0])
+    max_sum = np.where(same, SAME_MOMENT[1], UNKNOWN_MOMENT[1])
+    return (d_phash <= max_p) & (d_phash + d_dhash <= max_sum)
+
+
 def is_duplicate(a: Photo, b: Photo, d_phash: int, d_dhash: int) -> bool:
-    """The pair rule (module docstring)."""
-    if different_moments(a, b):
-        return False
-    max_p, max_sum = SAME_MOMENT if (a.timed and b.timed) else UNKNOWN_MOMENT
-    return d_phash <= max_p and d_phash + d_dhash <= max_sum
+    """The pair rule (module docstring) for one pair."""
+    return bool(accepted(a, np.array([b.moment]), np.array([b.has_subseconds]), np.array([d_phash]),
+                         np.array([d_dhash]))[0])
 
 
 def candidate_pairs(new_ids: np.ndarray, new_p: np.ndarray, new_d: np.ndarray, all_ids: np.ndarray,
                     all_p: np.ndarray, all_d: np.ndarray, *, block: int = 64) -> list[tuple[int, int, int, int]]:
     """Pairs (a < b, d_phash, d_dhash) between new hashes and all hashes within the widest
-    thresholds: a vectorised XOR + popcount scan (~1-3 ns per comparison), in blocks so the
-    distance matrix stays small. Each pair is reported once."""
+    thresholds: a vectorised XOR + popcount scan over everything (~1-3 ns per comparison), in
+    blocks so the distance matrix stays small. Each pair is reported once. The reference the
+    maintained index (:mod:`photobox.duplicates.index`) is tested and benchmarked against."""
     out: set[tuple[int, int, int, int]] = set()
     max_sum = max(SAME_MOMENT[1], UNKNOWN_MOMENT[1])
     for start in range(0, len(new_ids), block):
@@ -113,49 +131,26 @@ def candidate_pairs(new_ids: np.ndarray, new_p: np.ndarray, new_d: np.ndarray, a
     return sorted(out)
 
 
-class HashIndex:
-    """Every stored hash, arranged so that a timed photo is compared only with what can be
-    its copy: photos without a camera time (any of them) and timed photos within a second
-    of it (a copy keeps its moment). Only untimed photos are compared with everything. On a
-    camera library this skips most of the N×N scan (``scripts/bench dupes`` measures it).
-
-    ``ts`` is the capture time (sort_ts) of timed photos and NaN for the others.
-    """
-
-    def __init__(self, ids: np.ndarray, phash: np.ndarray, dhash: np.ndarray, ts: np.ndarray) -> None:
-        self.all = (ids, phash, dhash)
-        untimed = np.isnan(ts)
-        self.untimed = (ids[untimed], phash[untimed], dhash[untimed])
-        order = np.argsort(ts[~untimed], kind="stable")
-        self.timed_ts = ts[~untimed][order]
-        self.timed = tuple(x[~untimed][order] for x in (ids, phash, dhash))
-
-    def pairs(self, ids: np.ndarray, phash: np.ndarray, dhash: np.ndarray,
-              ts: np.ndarray) -> list[tuple[int, int, int, int]]:
-        """Candidate pairs (a < b, d_phash, d_dhash) of the given new photos (see :func:`candidate_pairs`)."""
-        untimed = np.isnan(ts)
-        out = set(candidate_pairs(ids[untimed], phash[untimed], dhash[untimed], *self.all))
-        timed = ~untimed
-        out.update(candidate_pairs(ids[timed], phash[timed], dhash[timed], *self.untimed))
-        lo = np.searchsorted(self.timed_ts, ts[timed] - 1.0, side="left")
-        hi = np.searchsorted(self.timed_ts, ts[timed] + 1.0, side="right")
-        for i, a, b in zip(np.flatnonzero(timed).tolist(), lo.tolist(), hi.tolist()):
-            if b - a > 1:
-                out.update(candidate_pairs(ids[i:i + 1], phash[i:i + 1], dhash[i:i + 1],
-                                           *(x[a:b] for x in self.timed)))
-        return sorted(out)
-
-
-def group_pairs(pairs: Iterable[tuple[int, int, int]], cannot: Callable[[int, int], bool]) -> list[list[int]]:
+def group_pairs(pairs: Iterable[tuple[int, int, int]], cannot: Callable[[int, int], bool],
+                key: Callable[[int], Hashable] | None = None) -> list[list[int]]:
     """Union-find over ``(a, b, distance)`` pairs, closest first, never joining two sets
     that hold a pair for which ``cannot(x, y)`` is true. Returns groups of two or more,
-    each sorted, ordered by their smallest id."""
+    each sorted, ordered by their smallest id.
+
+    ``key(x)``, when given, says what ``cannot`` depends on (a photo's moment and the "not
+    duplicates" decisions it is in): then only one member per key and set is checked, so
+    joining thousands of look-alikes with one moment costs one check, not one per pair of
+    members. Without it every pair of members across the two sets is checked."""
+    key = key or (lambda x: x)
     parent: dict[int, int] = {}
+    kinds: dict[int, dict[Hashable, int]] = {}  # set root → {key: one member with it}
     members: dict[int, list[int]] = {}
 
     def find(x: int) -> int:
-        parent.setdefault(x, x)
-        members.setdefault(x, [x])
+        if x not in parent:
+            parent[x] = x
+            members[x] = [x]
+            kinds[x] = {key(x): x}
         while parent[x] != x:
             parent[x] = parent[parent[x]]
             x = parent[x]
@@ -165,12 +160,14 @@ def group_pairs(pairs: Iterable[tuple[int, int, int]], cannot: Callable[[int, in
         ra, rb = find(a), find(b)
         if ra == rb:
             continue
-        if any(cannot(x, y) for x in members[ra] for y in members[rb]):
+        if any(cannot(x, y) for x in kinds[ra].values() for y in kinds[rb].values()):
             continue
         if len(members[ra]) < len(members[rb]):
             ra, rb = rb, ra
         parent[rb] = ra
         members[ra].extend(members.pop(rb))
+        for k, x in kinds.pop(rb).items():
+            kinds[ra].setdefault(k, x)
     return sorted((sorted(m) for m in members.values() if len(m) > 1), key=lambda g: g[0])
 
 

@@ -1,16 +1,20 @@
-"""The ``dupes`` job: hash photos from their thumbnails, find their near-duplicates, and
-regroup.
+"""The ``dupes`` job: hash photos from their thumbnails, update their look-alike lists and
+regroup what changed.
 
-One job (target ``""``) works through every photo whose thumbnail is not hashed yet, in
-batches: hash (a few ms each, from the ~250 px WebP thumbnail), store, compare the batch
-with the stored hashes (a vectorised XOR + popcount scan), keep the pairs the rule accepts,
-and at the end rebuild the groups from the stored pairs. The comparison goes through
-:class:`~photobox.duplicates.detect.HashIndex`: a photo with a camera time is compared only
-with untimed photos and those within a second of it (``scripts/bench dupes`` measures it). Idempotent: hashes and pairs are
-upserts keyed by asset, and the groups are rebuilt from them as a whole.
+It works through the ``dupe_dirty`` queue (filled by triggers: a new or regenerated
+thumbnail, a changed capture time, trash, restore, a deleted look-alike), in batches:
 
-A periodic task queues the job when assets changed since the last run began (new
-thumbnails, trash, restore), so the review page follows what the user does elsewhere.
+1. hash what needs it (a few ms each, from the ~250 px WebP thumbnail), store;
+2. on a reader, look up each photo's matches through the maintained index
+   (:mod:`~photobox.duplicates.index`: a few hundred index seeks, whatever the library's
+   size) — the slow part, kept out of the write lock so uploads are not held up;
+3. in one short write transaction, update the links between look-alikes
+   (:mod:`~photobox.duplicates.links`), regroup the trees they touch
+   (:func:`~photobox.duplicates.store.regroup`) and take the batch off the queue.
+
+Idempotent: a batch that is interrupted stays queued and is done again. The periodic task
+queues the job when the queue is not empty (one indexed look), so the review page follows
+what the user does elsewhere.
 """
 
 from __future__ import annotations
@@ -18,9 +22,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from photobox.duplicates import detect, hashing, store
+from photobox.duplicates import hashing, links, store
 from photobox.jobs import REGISTRY, Job, Stopping
 from photobox.library.paths import derived_path
 
@@ -31,8 +33,7 @@ __all__ = ["BATCH", "queue_dupes", "run_dupes"]
 
 log = logging.getLogger(__name__)
 
-BATCH = 1024  # per batch the stored hashes are read once: bigger batches amortise that
-_STAMP_KEY = "dupes_grouped_at"
+BATCH = 256  # photos per write transaction (each costs ~1 ms of lookups on the reader before it)
 
 
 def _hash_batch(box: Photobox, rows: list[tuple[int, int]]) -> list[tuple[int, int, int, int]]:
@@ -41,7 +42,7 @@ def _hash_batch(box: Photobox, rows: list[tuple[int, int]]) -> list[tuple[int, i
         try:
             h = hashing.hash_file(derived_path(box, "thumb", asset_id))
         except FileNotFoundError:
-            continue  # thumbnail not made (yet): the next run looks again
+            continue  # no thumbnail after all: a new one bumps thumb_version, which queues the photo again
         except (OSError, ValueError) as exc:
             log.warning("dupes: cannot read the thumbnail of asset %s: %s", asset_id, exc)
             continue
@@ -50,43 +51,30 @@ def _hash_batch(box: Photobox, rows: list[tuple[int, int]]) -> list[tuple[int, i
 
 
 def run_dupes(box: Photobox, should_stop=lambda: False) -> dict[str, int]:
-    """Hash what is pending, store accepted pairs, rebuild the groups; returns counts."""
-    stats = {"hashed": 0, "pairs": 0, "groups": 0}
-    with box.db.reader() as conn:
-        # Read before hashing: anything that changes while this runs is newer, and queues a rerun.
-        stamp = conn.execute("SELECT max(updated_at) FROM assets").fetchone()[0]
+    """Work through the queue; returns counts (photos hashed, photos searched, groups written)."""
+    stats = {"hashed": 0, "searched": 0, "groups": 0}
     after = 0
     while True:
         if should_stop():
             raise Stopping()
         with box.db.reader() as conn:
-            rows = store.pending_assets(conn, BATCH, after)
-        if not rows:
+            queued = store.dirty(conn, BATCH, after)
+            todo = store.needs_hash(conn, [i for _, i in queued])
+        if not queued:
             break
-        after = rows[-1][0]
-        hashed = _hash_batch(box, rows)
-        if not hashed:
-            continue
-        with box.db.transaction() as conn:
-            store.save_hashes(conn, hashed, now=box.clock())
+        after = queued[-1][0]
+        hashed = _hash_batch(box, todo)
+        if hashed:
+            with box.db.transaction() as conn:
+                store.save_hashes(conn, hashed, now=box.clock())
         with box.db.reader() as conn:
-            index = store.hash_index(conn)
-            new_ids = [r[0] for r in hashed]
-            mine = store.photos(conn, new_ids)
-            new = np.array([(r[0], r[1], r[2]) for r in hashed if r[0] in mine], dtype=np.int64).reshape(-1, 3)
-            ts = np.array([mine[i].moment for i in new[:, 0].tolist()], dtype=np.float64)
-            found = index.pairs(new[:, 0], new[:, 1], new[:, 2], ts)
-            info = store.photos(conn, [i for a, b, _, _ in found for i in (a, b)])
-        pairs = [(a, b, p + d) for a, b, p, d in found
-                 if a in info and b in info and detect.is_duplicate(info[a], info[b], p, d)]
+            work = links.plan(conn, {i for _, i in queued})
         with box.db.transaction() as conn:
-            store.replace_pairs(conn, [r[0] for r in hashed], pairs)
+            touched = links.apply(conn, work)
+            stats["groups"] += store.regroup(conn, touched)
+            store.done(conn, [s for s, _ in queued])
         stats["hashed"] += len(hashed)
-        stats["pairs"] += len(pairs)
-    with box.db.transaction() as conn:
-        stats["groups"] = store.rebuild_groups(conn)
-        conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                     (_STAMP_KEY, repr(stamp or 0.0)))
+        stats["searched"] += work.searched
     return stats
 
 
@@ -94,17 +82,14 @@ def run_dupes(box: Photobox, should_stop=lambda: False) -> dict[str, int]:
 def dupes_job(job: Job) -> None:
     stats = run_dupes(job.context, job.should_stop)
     if stats["hashed"]:
-        log.info("dupes: hashed %(hashed)d photo(s), %(pairs)d near-duplicate pair(s), %(groups)d group(s)", stats)
+        log.info("dupes: hashed %(hashed)d photo(s), %(searched)d searched, %(groups)d group(s) written", stats)
 
 
 async def queue_dupes(box: Photobox) -> None:
-    """Periodic: queue ``dupes`` when assets changed since the last run began (a new
-    thumbnail, trash, restore… all bump ``updated_at``): one indexed max(), so checking every
-    minute costs nothing on a big library."""
+    """Periodic: queue ``dupes`` when photos wait in its queue (a primary-key look, so
+    checking every minute costs nothing on a big library)."""
     def due(conn) -> bool:
-        last = conn.execute("SELECT value FROM meta WHERE key = ?", (_STAMP_KEY,)).fetchone()
-        newest = conn.execute("SELECT max(updated_at) FROM assets").fetchone()[0]
-        return newest is not None and (last is None or newest > float(last[0]))
+        return conn.execute("SELECT 1 FROM dupe_dirty LIMIT 1").fetchone() is not None
 
     if await box.db.read(due):
         await box.scheduler.enqueue("dupes", "", force=True)

@@ -1,34 +1,56 @@
-"""Near-duplicates in the database: hashes, accepted pairs, groups, and the user's decisions.
+"""Near-duplicates in the database: hashes, the work queue, groups, and the user's decisions.
 
 Plain SQL with parameters; every function takes the connection of the caller's read or
-write transaction. The grouping itself is :mod:`photobox.duplicates.detect`.
+write transaction. The pair rule and the grouping are :mod:`photobox.duplicates.detect`,
+the lookups :mod:`~photobox.duplicates.index`, the links between look-alikes
+:mod:`~photobox.duplicates.links`.
+
+Groups are what the review page lists and what the user resolves. They are kept, not
+rebuilt: when photos change, :func:`regroup` builds again only the groups reachable from
+them through the links (their trees), which gives the same groups as grouping everything,
+since trees never share a photo.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import apsw
-import numpy as np
 
 from photobox.db.sql import id_chunks
-from photobox.duplicates import detect
+from photobox.duplicates import detect, links
+from photobox.duplicates.index import ELIGIBLE, Finder
 from photobox.library import actions
 
-__all__ = ["Group", "Member", "hash_index", "dismiss_group", "get_group", "keep_one", "list_groups",
-           "pending_assets", "photos", "rebuild_groups", "replace_pairs", "save_hashes"]
-
-#: a photo that can be a duplicate: a still (not the video of a Live Photo), not in the trash
-_ELIGIBLE = "a.kind = 'image' AND a.trashed_at IS NULL AND a.motion_of IS NULL"
+__all__ = ["Group", "Member", "count_groups", "dirty", "dismiss_group", "done", "get_group", "keep_one",
+           "list_groups", "needs_hash", "regroup", "save_hashes"]
 
 
-def pending_assets(conn: apsw.Connection, limit: int, after_id: int = 0) -> list[tuple[int, int]]:
-    """(asset id, thumb_version) of photos with a thumbnail that is not hashed (or changed since)."""
-    return conn.execute(
-        f"SELECT a.id, a.thumb_version FROM assets a LEFT JOIN dupe_hashes h ON h.asset_id = a.id "
-        f"WHERE {_ELIGIBLE} AND a.thumb_version > 0 AND a.id > ? "
-        f"AND (h.asset_id IS NULL OR h.thumb_version != a.thumb_version) ORDER BY a.id LIMIT ?",
-        (after_id, limit)).fetchall()
+def dirty(conn: apsw.Connection, limit: int, after: int = 0) -> list[tuple[int, int]]:
+    """(queue position, asset id) of photos to look at again, oldest first, after ``after``.
+    Migration 0013's triggers queue a photo when its thumbnail, capture time, trash state or
+    kind changes, and when it is deleted while it has links or a group."""
+    return conn.execute("SELECT seq, asset_id FROM dupe_dirty WHERE seq > ? ORDER BY seq LIMIT ?",
+                        (after, limit)).fetchall()
+
+
+def done(conn: apsw.Connection, seqs: list[int]) -> None:
+    """Take handled entries off the queue. A photo queued again meanwhile has a new position
+    and stays."""
+    conn.executemany("DELETE FROM dupe_dirty WHERE seq = ?", [(s,) for s in seqs])
+
+
+def needs_hash(conn: apsw.Connection, ids: list[int]) -> list[tuple[int, int]]:
+    """(asset id, thumb_version) of those of ``ids`` that can be duplicates and whose
+    thumbnail is not hashed (or changed since)."""
+    out = []
+    for chunk, marks in id_chunks(ids):
+        out += conn.execute(
+            f"SELECT a.id, a.thumb_version FROM assets a LEFT JOIN dupe_hashes h ON h.asset_id = a.id "
+            f"WHERE a.id IN ({marks}) AND {ELIGIBLE} AND a.thumb_version > 0 "
+            f"AND (h.asset_id IS NULL OR h.thumb_version != a.thumb_version)", chunk).fetchall()
+    return sorted(out)
 
 
 def save_hashes(conn: apsw.Connection, rows: list[tuple[int, int, int, int]], *, now: float) -> None:
@@ -39,37 +61,6 @@ def save_hashes(conn: apsw.Connection, rows: list[tuple[int, int, int, int]], *,
         "ON CONFLICT (asset_id) DO UPDATE SET phash = excluded.phash, dhash = excluded.dhash, "
         "thumb_version = excluded.thumb_version, hashed_at = excluded.hashed_at",
         [(*r, now) for r in rows])
-
-
-def hash_index(conn: apsw.Connection) -> detect.HashIndex:
-    """Every hashed photo that can be a duplicate, as a :class:`~detect.HashIndex` (32 bytes
-    a photo: 16 MB for half a million)."""
-    trusted = ",".join("?" * len(detect.TRUSTED_TIME_SOURCES))
-    rows = conn.execute(
-        f"SELECT h.asset_id, h.phash, h.dhash, CASE WHEN a.taken_at IS NOT NULL AND a.taken_at_source IN ({trusted}) "
-        f"THEN a.sort_ts END FROM dupe_hashes h JOIN assets a ON a.id = h.asset_id WHERE {_ELIGIBLE}",
-        sorted(detect.TRUSTED_TIME_SOURCES)).fetchall()
-    ints = np.array([r[:3] for r in rows], dtype=np.int64).reshape(-1, 3)
-    ts = np.array([np.nan if r[3] is None else r[3] for r in rows], dtype=np.float64)
-    return detect.HashIndex(ints[:, 0].copy(), ints[:, 1].copy(), ints[:, 2].copy(), ts)
-
-
-def photos(conn: apsw.Connection, ids: list[int]) -> dict[int, detect.Photo]:
-    """What the pair rule needs about each of ``ids`` (hashed ones only)."""
-    out: dict[int, detect.Photo] = {}
-    for chunk, marks in id_chunks(sorted(set(ids))):
-        for row in conn.execute(
-                f"SELECT a.id, h.phash, h.dhash, a.sort_ts, a.taken_at, a.taken_at_source FROM assets a "
-                f"JOIN dupe_hashes h ON h.asset_id = a.id WHERE a.id IN ({marks})", chunk):
-            out[row[0]] = detect.Photo(*row)
-    return out
-
-
-def replace_pairs(conn: apsw.Connection, asset_ids: list[int], pairs: list[tuple[int, int, int]]) -> None:
-    """Forget the pairs of ``asset_ids`` (their hashes changed) and store ``pairs`` (a, b, distance)."""
-    for chunk, marks in id_chunks(asset_ids):
-        conn.execute(f"DELETE FROM dupe_pairs WHERE a IN ({marks}) OR b IN ({marks})", chunk + chunk)
-    conn.executemany("INSERT OR REPLACE INTO dupe_pairs (a, b, distance) VALUES (?, ?, ?)", pairs)
 
 
 def _keeper_rows(conn: apsw.Connection, ids: list[int]) -> list[dict]:
@@ -86,25 +77,57 @@ def suggest_keeper(rows: list[dict]) -> int:
     return min(rows, key=detect.keeper_order)["id"]
 
 
-def rebuild_groups(conn: apsw.Connection) -> int:
-    """Group the stored pairs again (photos in the trash left out, "not duplicates" kept
-    apart) and replace ``dupe_groups``/``dupe_members``; returns the number of groups."""
-    pairs = conn.execute(
-        f"SELECT p.a, p.b, p.distance FROM dupe_pairs p JOIN assets a ON a.id = p.a JOIN assets b ON b.id = p.b "
-        f"WHERE {_ELIGIBLE} AND {_ELIGIBLE.replace('a.', 'b.')} "
-        f"AND NOT EXISTS (SELECT 1 FROM dupe_dismissed d WHERE d.a = p.a AND d.b = p.b)").fetchall()
-    ids = sorted({i for a, b, _ in pairs for i in (a, b)})
-    info = photos(conn, ids)
-    dismissed: set[tuple[int, int]] = set()
+def _component(conn: apsw.Connection, seeds: set[int]) -> tuple[set[int], list[tuple[int, int, int]]]:
+    """Every photo reachable from ``seeds`` through the forest or a stored group, and the
+    forest's links between them."""
+    nodes: set[int] = set()
+    edges: set[tuple[int, int, int]] = set()
+    todo = set(seeds)
+    while todo:
+        found, links_found = links.component(conn, todo)
+        nodes |= found
+        edges.update(links_found)
+        members: set[int] = set()
+        for chunk, marks in id_chunks(sorted(found)):
+            members.update(i for (i,) in conn.execute(
+                f"SELECT m.asset_id FROM dupe_members m WHERE m.group_id IN "
+                f"(SELECT group_id FROM dupe_members WHERE asset_id IN ({marks}))", chunk))
+        todo = members - nodes
+    return nodes, sorted(edges)
+
+
+def _dismissals(conn: apsw.Connection, ids: list[int]) -> dict[int, frozenset[int]]:
+    out: dict[int, set[int]] = {}
     for chunk, marks in id_chunks(ids):
-        dismissed.update(conn.execute(f"SELECT a, b FROM dupe_dismissed WHERE a IN ({marks})", chunk).fetchall())
+        for asset_id, set_id in conn.execute(
+                f"SELECT asset_id, set_id FROM dupe_dismissals WHERE asset_id IN ({marks})", chunk):
+            out.setdefault(asset_id, set()).add(set_id)
+    return {i: frozenset(s) for i, s in out.items()}
+
+
+def regroup(conn: apsw.Connection, seeds: Iterable[int]) -> int:
+    """Build again the groups of the photos connected to ``seeds`` (their look-alikes, and
+    the members of their current groups): photos in the trash left out, photos the user
+    called "not duplicates" kept apart. Returns the number of groups written."""
+    nodes, edges = _component(conn, set(seeds))
+    if not nodes:
+        return 0
+    info = Finder(conn).photos(sorted(nodes))
+    dismissed = _dismissals(conn, sorted(info))
+    none: frozenset[int] = frozenset()
 
     def cannot(x: int, y: int) -> bool:
-        return (min(x, y), max(x, y)) in dismissed or detect.different_moments(info[x], info[y])
+        return bool(dismissed.get(x, none) & dismissed.get(y, none)) or detect.different_moments(info[x], info[y])
 
-    groups = detect.group_pairs(pairs, cannot)
-    conn.execute("DELETE FROM dupe_members")
-    conn.execute("DELETE FROM dupe_groups")
+    def key(x: int):  # everything ``cannot`` looks at
+        p = info[x]
+        return (p.sort_ts, p.has_subseconds, dismissed.get(x, none)) if p.timed else (None, dismissed.get(x, none))
+
+    edges = {(a, b): d for a, b, d in [*edges, *links.nearest(conn, info)] if a in info and b in info}
+    groups = detect.group_pairs([(a, b, d) for (a, b), d in edges.items()], cannot, key)
+    for chunk, marks in id_chunks(sorted(nodes)):
+        conn.execute(f"DELETE FROM dupe_groups WHERE id IN (SELECT group_id FROM dupe_members "
+                     f"WHERE asset_id IN ({marks}))", chunk)  # members go with their group (ON DELETE CASCADE)
     for members in groups:
         keeper = suggest_keeper(_keeper_rows(conn, members))
         conn.execute("INSERT INTO dupe_groups (id, keeper_id, size) VALUES (?, ?, ?)", (members[0], keeper, len(members)))
@@ -168,7 +191,7 @@ def _members(conn: apsw.Connection, group_ids: list[int]) -> dict[int, list[Memb
     for chunk, marks in id_chunks(group_ids):
         for gid, *row in conn.execute(
                 f"SELECT m.group_id, {_MEMBER} FROM dupe_members m JOIN assets a ON a.id = m.asset_id "
-                f"WHERE m.group_id IN ({marks}) AND {_ELIGIBLE} ORDER BY m.group_id, a.id", chunk):
+                f"WHERE m.group_id IN ({marks}) AND {ELIGIBLE} ORDER BY m.group_id, a.id", chunk):
             row[8], row[9] = bool(row[8]), bool(row[9])
             out.setdefault(gid, []).append(Member(*row))
     return out
@@ -249,13 +272,15 @@ def keep_one(conn: apsw.Connection, group_id: int, keeper_id: int, *, now: float
 
 
 def dismiss_group(conn: apsw.Connection, group_id: int, *, now: float) -> int:
-    """"Not duplicates": remember every pair of the group so it is never suggested again."""
+    """"Not duplicates": remember the group's photos as a set that is never grouped together
+    again (one row per photo, not per pair)."""
     members = [i for (i,) in conn.execute("SELECT asset_id FROM dupe_members WHERE group_id = ? ORDER BY asset_id",
                                           (group_id,))]
     if not members:
         raise LookupError("no such group of duplicates (any more)")
-    conn.executemany("INSERT OR IGNORE INTO dupe_dismissed (a, b, created_at) VALUES (?, ?, ?)",
-                     [(a, b, now) for n, a in enumerate(members) for b in members[n + 1:]])
+    set_id = conn.execute("SELECT coalesce(max(set_id), 0) + 1 FROM dupe_dismissals").fetchone()[0]
+    conn.executemany("INSERT INTO dupe_dismissals (set_id, asset_id, created_at) VALUES (?, ?, ?)",
+                     [(set_id, a, now) for a in members])
     _drop_group(conn, group_id)
     return len(members)
 
