@@ -43,7 +43,7 @@ _BAND_BITS = 16
 #: a photo that can be a duplicate: a still (not the video of a Live Photo), not in the trash
 ELIGIBLE = "a.kind = 'image' AND a.trashed_at IS NULL AND a.motion_of IS NULL"
 
-# The expressions must be written exactly as in the indexes (0013_dupe_links.sql) for
+# The expressions must be written exactly as in the indexes (0014_dupe_links.sql) for
 # SQLite to use them. ``>>`` of a negative (signed) hash fills with ones; the mask drops them.
 _BANDS = (
     "SELECT asset_id, phash FROM dupe_hashes WHERE (phash & 65535) IN (SELECT value FROM json_each(?1)) "

@@ -29,7 +29,7 @@ __all__ = ["Group", "Member", "count_groups", "dirty", "dismiss_group", "done", 
 
 def dirty(conn: apsw.Connection, limit: int, after: int = 0) -> list[tuple[int, int]]:
     """(queue position, asset id) of photos to look at again, oldest first, after ``after``.
-    Migration 0013's triggers queue a photo when its thumbnail, capture time, trash state or
+    Migration 0014's triggers queue a photo when its thumbnail, capture time, trash state or
     kind changes, and when it is deleted while it has links or a group."""
     return conn.execute("SELECT seq, asset_id FROM dupe_dirty WHERE seq > ? ORDER BY seq LIMIT ?",
                         (after, limit)).fetchall()
