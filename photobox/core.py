@@ -1,151 +1,143 @@
-"""The photobox instance: settings, data folder, database and scheduler, shared by the web
-app and the CLI so both behave the same against one data folder."""
+"""The photobox instance: settings, data folder, database, scheduler and the loaded features,
+shared by the web app and the CLI so both behave the same against one data folder.
+
+The core imports no feature: it loads them by name (:data:`photobox.pipeline.BUILTIN_FEATURES`
+and the ``plugins`` setting) and iterates what they declare (:mod:`photobox.plugins`): job
+kinds, pipeline stages, periodic sweeps, reference databases and startup work.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import importlib
+import inspect
 import logging
 import secrets
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from photobox.library.storage import clean_temp, recover_placements
+import apsw
+
+from photobox import datadir
+from photobox.datadir.copy import BackupError, clean_partials, copy_database
+from photobox.datadir.lock import ServerLock
+from photobox.datadir.restore import apply_staged_restore
+from photobox.datadir.storage import clean_temp, recover_placements
 from photobox.db import Database
 from photobox.db.sql import meta_value
-from photobox.jobs import REGISTRY, JobRegistry, Scheduler
+from photobox.jobs import Scheduler
+from photobox.pipeline import Pipeline, feature_names
+from photobox.plugins import Feature, Periodic, job_registry, load_features
 from photobox.settings import Settings
 
 __all__ = ["Photobox"]
 
 log = logging.getLogger(__name__)
 
-DATA_SUBDIRS = ("library", "cache/thumbs", "cache/previews", "cache/video", "cache/motion", "backups", "models", "tmp")
-
-
-#: Built-in features register their job kinds through the same seam as plugins
-#: (Datasette's DEFAULT_PLUGINS).
-DEFAULT_PLUGINS = ("photobox.library.ingest", "photobox.library.libraries", "photobox.search.indexing",
-                   "photobox.people.faces_job", "photobox.places.jobs", "photobox.duplicates.job",
-                   "photobox.safety.backups", "photobox.safety.integrity")
-
-
-def load_plugins(names: str) -> None:
-    """Import the built-in modules and each one named in the ``plugins`` setting."""
-    for name in (*DEFAULT_PLUGINS, *filter(None, (n.strip() for n in names.split(",")))):
-        importlib.import_module(name)
-
 
 class Photobox:
-    """Everything one running photobox owns. ``open()`` before use, ``close()`` after."""
+    """Everything one running photobox owns. ``open()`` before use, ``close()`` after.
 
-    def __init__(self, settings: Settings, registry: JobRegistry = REGISTRY, clock=time.time) -> None:
+    ``features`` defaults to the built-in ones plus the ``plugins`` setting.
+    """
+
+    def __init__(self, settings: Settings, features: Sequence[Feature] | None = None, clock=time.time) -> None:
         self.settings = settings
-        load_plugins(settings.plugins)
+        self.features = list(features) if features is not None else load_features(feature_names(settings.plugins))
         self.data_dir = settings.data_dir.resolve()
-        from photobox.places import gazetteer
-
-        #: The places (GeoNames) file: reference data, ATTACHed to every connection, not backed up.
-        self.places_path = settings.db_path.with_name(gazetteer.FILE_NAME)
-        self.db = Database(settings.db_path, busy_timeout_ms=settings.db_busy_timeout_ms,
-                           readers=settings.read_connections, attach={gazetteer.ALIAS: self.places_path})
         self.clock = clock
+        #: Reference databases the features declare (e.g. places), ATTACHed to every connection.
+        self.attached = {alias: settings.db_path.with_name(name)
+                         for feature in self.features for alias, name in feature.databases.items()}
+        self.db = Database(settings.db_path, busy_timeout_ms=settings.db_busy_timeout_ms,
+                           readers=settings.read_connections, attach=self.attached)
         self.scheduler = Scheduler(
-            self.db, registry, context=self, cpu_workers=settings.cpu_workers,
+            self.db, job_registry(self.features), context=self, cpu_workers=settings.cpu_workers,
             poll_seconds=settings.job_poll_seconds, backoff_seconds=settings.job_backoff_seconds,
             max_attempts=settings.job_max_attempts, clock=clock,
         )
+        self.pipeline = Pipeline(self.features)
         self.secret_key = b""
         from photobox.media.sandbox import DecoderPool
+        from photobox.ml.clip import ModelManager
+        from photobox.ml.faces import FaceModels
 
         # isolate: decoders run in child processes, started on first use (photobox.media.sandbox).
         self.decoders = DecoderPool(settings.cpu_workers, memory_mb=settings.decoder_memory_mb,
                                     timeout=settings.decoder_timeout_s, enabled=settings.isolate_decoders)
-        self.scheduler.every(60, lambda: asyncio.to_thread(self.decoders.reap_idle), "decoders-reap")
-        from photobox.library.actions import empty_expired_trash
-        from photobox.library.libraries import queue_due_scans
-        from photobox.ml.clip import ModelManager
-        from photobox.search.indexing import queue_indexing
-
         # Models load lazily on first use and are unloaded when idle (rclip does the same).
-        self.models = ModelManager(self.path("models"), threads=settings.ml_threads or settings.cpu_workers,
-                                   idle_seconds=settings.ml_idle_seconds)
-        self.scheduler.every(60, lambda: queue_due_scans(self), "library-scans")
-        self.scheduler.every(3600, lambda: empty_expired_trash(self), "empty-trash")
-        self.scheduler.every(60, lambda: asyncio.to_thread(self.models.unload_idle), "ml-unload")
-        self.scheduler.every(300, lambda: queue_indexing(self), "search-indexing")
-        from photobox.library.upload_cleanup import expire_uploads
+        threads = settings.ml_threads or settings.cpu_workers
+        self.models = ModelManager(self.path("models"), threads=threads, idle_seconds=settings.ml_idle_seconds)
+        self.face_models = FaceModels(self.path("models"), threads=threads, idle_seconds=settings.ml_idle_seconds)
+        for seconds, name, unload in ((60, "decoders-reap", self.decoders.reap_idle),
+                                      (60, "ml-unload", self.models.unload_idle),
+                                      (60, "faces-unload", self.face_models.unload_idle)):
+            self.scheduler.every(seconds, lambda fn=unload: asyncio.to_thread(fn), name)
+        for feature in self.features:
+            for periodic in feature.periodic:
+                self.scheduler.every(periodic.seconds, self._periodic_call(periodic), periodic.name)
 
-        self.scheduler.every(3600, lambda: expire_uploads(self), "expire-uploads")
-        from photobox.ml.faces import FaceModels
-        from photobox.people.faces_job import queue_face_scans, queue_recluster_when_idle
-
-        self.face_models = FaceModels(self.path("models"), threads=settings.ml_threads or settings.cpu_workers,
-                                      idle_seconds=settings.ml_idle_seconds)
-        self.scheduler.every(60, lambda: asyncio.to_thread(self.face_models.unload_idle), "faces-unload")
-        self.scheduler.every(300, lambda: queue_face_scans(self), "face-scans")
-        self.scheduler.every(300, lambda: queue_recluster_when_idle(self), "people-recluster")
-        from photobox.places.jobs import queue_geocoding
-
-        self.scheduler.every(300, lambda: queue_geocoding(self), "places-geocoding")
-        from photobox.duplicates.job import queue_dupes
-        from photobox.duplicates.memories import refresh_memories
-
-        self.scheduler.every(60, lambda: queue_dupes(self), "duplicates")
-        self.scheduler.every(3600, lambda: refresh_memories(self), "memories")
-        # backup: scheduled backups, integrity slices and the storage check (photobox.safety).
-        from photobox.safety import backups, integrity, mounts
-
-        #: True in the web server (it holds the data folder's server lock; see safety.restore).
+        #: True in the web server (it holds the data folder's server lock; see datadir.lock).
         self.serving = False
         #: ``photobox rebuild`` sets this to make a new database where one is missing.
         self.allow_new_database = False
         #: Human-readable storage problems (missing external library folders), for the banner.
         self.storage_problems: list[str] = []
-        self._server_lock = None
-        self.scheduler.every(600, lambda: backups.queue_backup_if_due(self), "backup-schedule")
-        self.scheduler.every(3600, lambda: integrity.queue_slice_if_due(self), "integrity-schedule")
-        self.scheduler.every(60, lambda: mounts.refresh_problems(self), "storage-check")
+        self._server_lock: ServerLock | None = None
+
+    def _periodic_call(self, periodic: Periodic):
+        """``await fn(box)``, or ``fn(box)`` in a thread when it is a plain function."""
+        if inspect.iscoroutinefunction(periodic.fn):
+            return lambda: periodic.fn(self)
+        return lambda: asyncio.to_thread(periodic.fn, self)
 
     def path(self, *parts: str) -> Path:
         """A path inside the data folder."""
         return self.data_dir.joinpath(*parts)
 
+    def attached_path(self, alias: str) -> Path:
+        """The file of an attached reference database (see :meth:`photobox.plugins.Feature.attach`)."""
+        return self.attached[alias]
+
+    def queue_after(self, conn: apsw.Connection, done: str, asset_id: int, kind: str, facts: Any) -> list[str]:
+        """Queue, in the caller's transaction, the pipeline stages after ``done`` for one asset."""
+        return self.pipeline.queue_after(self, conn, done, asset_id, kind, facts)
+
     def open(self) -> Photobox:
         """Create the data folder layout, open and migrate the database, load the secret key.
 
-        Refuses (:class:`photobox.safety.mounts.StorageMissingError`) a data folder that is
+        Refuses (:class:`photobox.datadir.StorageMissingError`) a data folder that is
         missing rather than new, and applies a staged restore when no server holds the folder.
         """
-        from photobox.safety import backups, mounts, restore
-
         if not self.allow_new_database:
-            mounts.check_data_dir(self.data_dir, require_existing=self.settings.require_existing_data)
-        for sub in DATA_SUBDIRS:
+            datadir.check_data_dir(self.data_dir, require_existing=self.settings.require_existing_data)
+        for sub in datadir.SUBDIRS:
             self.path(sub).mkdir(parents=True, exist_ok=True)
         removed = clean_temp(self.path("tmp"))
         if removed:
             log.warning("removed %d partial upload(s) left by an interrupted run", removed)
-        if backups.clean_partials(self.path("backups")):  # a backup still being written is left alone
+        if clean_partials(self.path("backups")):  # a backup still being written is left alone
             log.warning("removed partial backup file(s) left by an interrupted backup")
-        lock = restore.ServerLock(self.data_dir)
+        lock = ServerLock(self.data_dir)
         if lock.acquire():  # no server runs on this folder: safe to swap the database file
-            restore.apply_staged_restore(self.data_dir, now=self.clock())
+            apply_staged_restore(self.data_dir, now=self.clock())
             if self.serving:
                 self._server_lock = lock
             else:
                 lock.release()
         elif self.serving and lock.held_by_parent():  # granian's worker under `photobox serve`'s lock
-            restore.apply_staged_restore(self.data_dir, now=self.clock())
+            apply_staged_restore(self.data_dir, now=self.clock())
         elif self.serving:
             log.error("another photobox server is already using %s", self.data_dir)
         self.db.open(before_upgrade=self._backup_before_upgrade)
         self._recover_placements()
         with self.db.transaction() as conn:
             self.secret_key = bytes.fromhex(meta_value(conn, "secret_key", lambda: secrets.token_hex(32)))
-        mounts.ensure_marker(self)
-        # storage_problems is filled by the "storage-check" periodic task, off the start path:
-        # a hung network mount must not stop photobox from starting.
+        datadir.ensure_marker(self)
+        for feature in self.features:
+            for opener in feature.openers:
+                opener(self)
         return self
 
     def close(self) -> None:
@@ -172,8 +164,6 @@ class Photobox:
         beets takes a backup before data migrations; a schema change is the riskiest moment,
         so when the copy fails (a damaged database, a full disk) nothing is migrated.
         """
-        from photobox.safety.backups import BackupError, copy_database
-
         stamp = time.strftime("%Y%m%d-%H%M%S")
         dest = self.path("backups", f"pre-upgrade-v{current}-to-v{target}-{stamp}.db")
         log.warning("upgrading the database from schema %d to %d; backup first: %s", current, target, dest)

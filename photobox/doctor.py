@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import TextIO
 
 from photobox import __version__, hostinfo
+from photobox.pipeline import feature_names
+from photobox.plugins import load_features
+from photobox.safety.doctor import check_storage
 from photobox.settings import Settings
 
 __all__ = ["run_checks"]
@@ -119,27 +122,14 @@ def run_checks(settings: Settings, out: TextIO, *, host_root: Path = Path("/"), 
         state = "up to date" if version == latest else f"will migrate {version} → {latest} on start"
         return "OK", f"{settings.db_path} integrity ok, schema {version} ({state}), sqlite-vec {vec}"
 
-    def models() -> tuple[str, str]:
-        from photobox.ml.commands import doctor_check
-
-        return doctor_check(settings)
-
     check("data folder", data_folder)
     check("storage", lambda: hostinfo.storage_check(data if data.exists() else _existing_parent(data), host_root))
     check("free space", disk)
     check("database", database)
-    check("models", models)
+    check("storage", lambda: check_storage(settings))
     _host_checks(check, report, host_root, machine)
 
-    def places() -> tuple[str, str]:
-        from photobox.places.commands import doctor_check
-
-        return doctor_check(settings)
-
-    check("places data", places)
-
-    from photobox.safety.doctor import doctor_checks  # backup: storage, backups, library folders, integrity
-
-    for what, fn in doctor_checks(settings):
-        check(what, fn)
+    for feature in load_features(feature_names(settings.plugins)):  # each feature's own lines
+        for line in feature.checks:
+            check(line.name, lambda fn=line.fn: fn(settings))
     return 1 if failures else 0

@@ -23,8 +23,9 @@ import logging
 from typing import TYPE_CHECKING
 
 from photobox.duplicates import hashing, links, store
-from photobox.jobs import REGISTRY, Job, Stopping
+from photobox.jobs import Job, Stopping
 from photobox.library.paths import derived_path
+from photobox.plugins import Feature
 
 if TYPE_CHECKING:
     from photobox.core import Photobox
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 __all__ = ["BATCH", "queue_dupes", "run_dupes"]
 
 log = logging.getLogger(__name__)
+
+feature = Feature("duplicates")
 
 BATCH = 256  # photos per write transaction (each costs ~1 ms of lookups on the reader before it)
 
@@ -78,13 +81,14 @@ def run_dupes(box: Photobox, should_stop=lambda: False) -> dict[str, int]:
     return stats
 
 
-@REGISTRY.register("dupes", concurrency=1, priority=9)
+@feature.job("dupes", title="Duplicates", priority=9)
 def dupes_job(job: Job) -> None:
     stats = run_dupes(job.context, job.should_stop)
     if stats["hashed"]:
         log.info("dupes: hashed %(hashed)d photo(s), %(searched)d searched, %(groups)d group(s) written", stats)
 
 
+@feature.every(60, "duplicates")
 async def queue_dupes(box: Photobox) -> None:
     """Periodic: queue ``dupes`` when photos wait in its queue (a primary-key look, so
     checking every minute costs nothing on a big library)."""
@@ -93,3 +97,17 @@ async def queue_dupes(box: Photobox) -> None:
 
     if await box.db.read(due):
         await box.scheduler.enqueue("dupes", "", force=True)
+
+
+@feature.every(3600, "memories")
+async def _refresh_memories(box: Photobox) -> None:
+    from photobox.duplicates.memories import refresh_memories
+
+    await refresh_memories(box)
+
+
+@feature.routes
+def _routes():
+    from photobox.web.views import duplicates
+
+    return duplicates.ROUTES

@@ -24,7 +24,6 @@ def parse_retry(value: str | None) -> tuple[str, int | str | None] | None:
 
 def _retry(box, what: tuple[str, int | str | None], out: TextIO) -> int:
     from photobox.jobs import store
-    from photobox.jobs.failures import KIND_NAMES
 
     how, value = what
     with box.db.transaction() as conn:
@@ -35,7 +34,7 @@ def _retry(box, what: tuple[str, int | str | None], out: TextIO) -> int:
                 return 2
             n = store.retry(conn, now=box.clock(), job_id=value)
         elif how == "kind":
-            known = set(KIND_NAMES) | {k for (k,) in conn.execute("SELECT DISTINCT kind FROM jobs")}
+            known = set(box.scheduler.registry.titles()) | {k for (k,) in conn.execute("SELECT DISTINCT kind FROM jobs")}
             if value not in known:
                 out.write(f"photobox: no job kind {value!r}; kinds: {', '.join(sorted(known))}\n")
                 return 2
@@ -50,18 +49,19 @@ def cmd_jobs(settings: Settings, out: TextIO, *, retry: str | None = None, limit
     """Print counts by kind and state, then the failed jobs (at most ``limit``; 0 = all)."""
     from photobox.core import Photobox
     from photobox.jobs import store
-    from photobox.jobs.failures import kind_name, list_failures
+    from photobox.jobs.failures import list_failures
 
     box = Photobox(settings).open()
     try:
         what = parse_retry(retry)
         if what is not None and (status := _retry(box, what, out)):
             return status
+        names = box.scheduler.registry.titles()
         with box.db.reader() as conn:
             counts = store.counts(conn)
         width = max((len(k) for k in counts), default=0)
         for kind, states in sorted(counts.items()):
-            out.write(f"{kind:{width}}  {kind_name(kind):22} "
+            out.write(f"{kind:{width}}  {names.get(kind, kind):22} "
                       + "  ".join(f"{state}={n}" for state, n in sorted(states.items())) + "\n")
         if not counts:
             out.write("no jobs\n")
@@ -72,7 +72,7 @@ def cmd_jobs(settings: Settings, out: TextIO, *, retry: str | None = None, limit
             while limit <= 0 or shown < limit:
                 page = min(200, limit - shown) if limit > 0 else 200
                 with box.db.reader() as conn:
-                    failures = list_failures(conn, after_id=after, limit=page)
+                    failures = list_failures(conn, box.pipeline.asset_kinds(), after_id=after, limit=page)
                 for f in failures:
                     about = (f"asset {f.asset_id} {f.file_name}" if f.asset_id is not None
                              else f.file_name or f.target or "-")
@@ -92,12 +92,14 @@ def cmd_jobs(settings: Settings, out: TextIO, *, retry: str | None = None, limit
     return 0
 
 
-def add_commands(command, sub, common_settings) -> None:
-    """Wire ``photobox jobs`` into the CLI parser."""
+def add_commands(commands) -> None:
+    """``photobox jobs`` (``commands`` is a :class:`photobox.cli.common.Commands`)."""
     import sys
 
-    jobs = command(sub, "jobs", "show job counts by kind and state, and the failed jobs with their reasons",
-                   lambda a: cmd_jobs(common_settings(a), sys.stdout, retry=a.retry, limit=a.limit))
+    from photobox.cli.common import settings_from
+
+    jobs = commands.add("jobs", "show job counts by kind and state, and the failed jobs with their reasons",
+                        lambda a: cmd_jobs(settings_from(a), sys.stdout, retry=a.retry, limit=a.limit))
     jobs.add_argument("--retry", nargs="?", const="all", default=None, metavar="KIND|JOB",
                       help="queue failed jobs again first: all of them, one kind (e.g. thumbs) or one job id")
     jobs.add_argument("--limit", type=_count, default=50, help="list at most this many failed jobs (0 = all)")

@@ -9,34 +9,13 @@ shows it under the short reason); :func:`reason` only makes its first line reada
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 import re
 from dataclasses import dataclass
 
 import apsw
 
-__all__ = ["ASSET_KINDS", "Failure", "KIND_NAMES", "asset_failure", "kind_name", "list_failures", "reason"]
-
-#: A human name for every job kind photobox registers, in pipeline order (the jobs page
-#: lists kinds in this order). tests/test_jobs_failures.py fails when a registered kind is missing.
-KIND_NAMES: dict[str, str] = {
-    "scan": "Library scans",
-    "ingest.file": "Reading library files",
-    "metadata": "Metadata",
-    "thumbs": "Thumbnails",
-    "motion": "Motion photos",
-    "video": "Video renditions",
-    "clip": "Search index",
-    "faces": "Faces",
-    "people.recluster": "Grouping people",
-    "places": "Places",
-    "places.all": "Places (catching up)",
-    "dupes": "Duplicates",
-    "backup": "Database backups",
-    "integrity": "Checking originals",
-}
-
-#: Kinds whose target is an asset id (the others: a library file, a library, or nothing).
-ASSET_KINDS = ("metadata", "thumbs", "motion", "video", "faces", "places")
+__all__ = ["Failure", "asset_failure", "list_failures", "reason"]
 
 _FORMATS = {"image/jpeg": "JPEG", "image/heic": "HEIC", "image/heif": "HEIF", "image/avif": "AVIF",
             "image/png": "PNG", "image/webp": "WebP", "image/gif": "GIF", "image/tiff": "TIFF", "image/bmp": "BMP"}
@@ -65,11 +44,6 @@ _KNOWN: tuple[tuple[re.Pattern, str], ...] = tuple((re.compile(p), s) for p, s i
      "photobox stopped while working on it more than once, so it is not tried again by itself"),
 ))
 _AS_IS = re.compile(r"^(DecoderOutOfMemory|DecoderTimeout|DecodeError|VideoError): ")
-
-
-def kind_name(kind: str) -> str:
-    """``thumbs`` → ``Thumbnails``; a kind without a name (a plugin's) is shown as it is."""
-    return KIND_NAMES.get(kind, kind)
 
 
 def reason(error: str | None, mime: str | None = None) -> str:
@@ -104,10 +78,6 @@ class Failure:
     mime: str | None
 
     @property
-    def kind_name(self) -> str:
-        return kind_name(self.kind)
-
-    @property
     def reason(self) -> str:
         return reason(self.error, self.mime)
 
@@ -125,13 +95,17 @@ _FAILURE_SQL = (
 )
 
 
-def list_failures(conn: apsw.Connection, *, kind: str | None = None, after_id: int = 0,
+def list_failures(conn: apsw.Connection, asset_kinds: Sequence[str], *, kind: str | None = None, after_id: int = 0,
                   limit: int = 50) -> list[Failure]:
-    """Failed jobs (optionally of one ``kind``), oldest first, keyset-paginated by job id."""
+    """Failed jobs (optionally of one ``kind``), oldest first, keyset-paginated by job id.
+
+    ``asset_kinds`` are the kinds whose target is an asset id (``box.pipeline.asset_kinds``):
+    their failures name the asset's file.
+    """
     rows = conn.execute(
         _FAILURE_SQL + "WHERE j.state = 'failed' AND (:kind IS NULL OR j.kind = :kind) AND j.id > :after "
         "ORDER BY j.id LIMIT :limit",
-        {"asset_kinds": json.dumps(ASSET_KINDS), "kind": kind, "after": after_id, "limit": limit},
+        {"asset_kinds": json.dumps(list(asset_kinds)), "kind": kind, "after": after_id, "limit": limit},
     ).fetchall()
     return [Failure(*r) for r in rows]
 
@@ -140,6 +114,6 @@ def asset_failure(conn: apsw.Connection, asset_id: int, kind: str = "thumbs") ->
     """The failed ``kind`` job of one asset (by default its thumbnails), if it failed for good."""
     row = conn.execute(
         _FAILURE_SQL + "WHERE j.kind = :kind AND j.target = :target AND j.state = 'failed'",
-        {"asset_kinds": json.dumps(ASSET_KINDS), "kind": kind, "target": str(int(asset_id))},
+        {"asset_kinds": json.dumps([kind]), "kind": kind, "target": str(int(asset_id))},
     ).fetchone()
     return Failure(*row) if row else None

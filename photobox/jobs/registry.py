@@ -1,5 +1,8 @@
-"""Job kinds register here, built-in ingest steps and later features alike (Datasette's
-``DEFAULT_PLUGINS`` idea: the built-ins use the same seam as any extra)."""
+"""The job kinds a scheduler knows: :class:`JobSpec` by kind.
+
+Features declare their kinds through :class:`photobox.plugins.Feature` (built-ins and plugins
+alike); the core builds one :class:`JobRegistry` from the features it loaded.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ class JobSpec:
         priority: default priority when enqueued (higher first). Thumbnails outrank ML
             so the timeline fills first.
         max_attempts: attempts before the job stays failed (``None``: the setting).
+        title: what people see for this kind on the Processing page ("Thumbnails").
     """
 
     kind: str
@@ -31,6 +35,12 @@ class JobSpec:
     concurrency: int | None = 1
     priority: int = 0
     max_attempts: int | None = None
+    title: str = ""
+
+    @property
+    def label(self) -> str:
+        """The title, or the kind itself when none was given."""
+        return self.title or self.kind
 
     @property
     def is_async(self) -> bool:
@@ -49,12 +59,20 @@ class JobRegistry:
         """Decorator: ``@registry.register("thumbs", concurrency=2)`` on a handler."""
 
         def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-            if kind in self._specs:
-                raise ValueError(f"job kind {kind!r} is registered twice")
-            self._specs[kind] = JobSpec(kind, fn, concurrency, priority, max_attempts)
+            self.add(JobSpec(kind, fn, concurrency, priority, max_attempts))
             return fn
 
         return decorate
+
+    def add(self, spec: JobSpec) -> None:
+        """Add one kind; the same kind twice is refused (two features would fight over it)."""
+        if spec.kind in self._specs:
+            raise ValueError(f"job kind {spec.kind!r} is registered twice")
+        self._specs[spec.kind] = spec
+
+    def titles(self) -> dict[str, str]:
+        """``{kind: title}`` in registration order (the pipeline's order for built-in kinds)."""
+        return {spec.kind: spec.label for spec in self._specs.values()}
 
     def get(self, kind: str) -> JobSpec | None:
         return self._specs.get(kind)

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING
 
 import apsw
 
-from photobox.jobs import REGISTRY, Job, PermanentError
+from photobox.jobs import Job, PermanentError
 from photobox.jobs import store as job_store
+from photobox.plugins import Feature
 
 if TYPE_CHECKING:
     from photobox.core import Photobox
@@ -38,6 +39,8 @@ MEDIA_EXTENSIONS = frozenset(
 DEFAULT_EXCLUSIONS = ("@eaDir", "#recycle", "#snapshot", ".*", "*.tmp", "Thumbs.db", "$RECYCLE.BIN",
                       "lost+found")
 _BATCH = 500
+
+feature = Feature("external libraries")
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,11 +287,12 @@ def _sweep(box: Photobox, library_id: int, generation: int) -> int:
     return len(gone)
 
 
-@REGISTRY.register("scan", concurrency=1, priority=60, max_attempts=3)
+@feature.job("scan", title="Scanning external libraries", priority=60, max_attempts=3)
 def scan_job(job: Job) -> None:
     scan_library(job.context, int(job.target), job.should_stop)
 
 
+@feature.every(60, "library-scans")
 async def queue_due_scans(box: Photobox) -> None:
     """Periodic: queue a scan of every library whose interval has passed."""
     now = box.clock()
@@ -305,3 +309,10 @@ async def queue_due_scans(box: Photobox) -> None:
         if not await asyncio.to_thread(library_folder_present, Path(root)):
             continue
         await box.scheduler.enqueue("scan", str(lib_id), force=True)
+
+
+@feature.check("library folders")
+def _doctor(settings):
+    from photobox.safety.doctor import check_library_folders
+
+    return check_library_folders(settings)

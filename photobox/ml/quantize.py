@@ -116,7 +116,6 @@ class Int8Cpu:
 
 def _probe_model(b_type: int, b_value: int, k: int) -> bytes:
     """A one-node ``MatMulInteger`` model: uint8 ``a`` [1, k] times a constant ``b`` [k, 1] of ``b_value``."""
-    import onnx
     from onnx import TensorProto, helper
 
     b = helper.make_tensor("b", b_type, [k, 1], [b_value] * k)

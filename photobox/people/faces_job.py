@@ -18,10 +18,11 @@ import numpy as np
 from PIL import Image
 
 from photobox.db.sql import id_chunks
-from photobox.jobs import REGISTRY, Job
+from photobox.jobs import Job
 from photobox.jobs import store as job_store
 from photobox.library.paths import derived_path
 from photobox.people import knn as face_knn
+from photobox.plugins import Feature
 from photobox.people.cluster import DEFAULTS, Constraints, assign_new_face
 from photobox.people.graph import (
     GRAPH_DISTANCE,
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 __all__ = ["face_table", "neighbours_for", "queue_face_scans", "queue_recluster_when_idle", "recluster_all"]
 
 log = logging.getLogger(__name__)
+
+feature = Feature("people")
 
 
 def face_table(dim: int) -> str:
@@ -154,7 +157,12 @@ def _preview(box: Photobox, asset_id: int) -> Image.Image | None:
         return None
 
 
-@REGISTRY.register("faces", concurrency=1, priority=8)
+def _face_models_installed(box: Photobox) -> bool:
+    return box.face_models.model_id() is not None
+
+
+@feature.job("faces", title="Faces", priority=8, after="thumbs", wanted=lambda kind, facts: kind == "image",
+             ready=_face_models_installed)
 def faces_job(job: Job) -> None:
     box: Photobox = job.context
     asset_id = int(job.target)
@@ -196,12 +204,7 @@ def faces_job(job: Job) -> None:
             place_face(conn, face_id, vec, len(vec), now=now)
 
 
-def queue_after_thumbs(box: Photobox, conn: apsw.Connection, asset_id: int) -> None:
-    """Called by the thumbs stage (in its transaction): faces come after the preview exists."""
-    if "faces" in box.scheduler.registry and box.face_models.model_id() is not None:
-        job_store.enqueue(conn, "faces", str(asset_id), now=box.clock(), priority=8, force=True)
-
-
+@feature.every(300, "face-scans")
 async def queue_face_scans(box: Photobox) -> None:
     """Periodic: queue photos with a preview that the current face models have not scanned."""
     import asyncio
@@ -305,12 +308,13 @@ def _dims(box: Photobox) -> list[int]:
         return _vector_tables(conn)
 
 
-@REGISTRY.register("people.recluster", concurrency=1, priority=1)
+@feature.job("people.recluster", title="People (grouping faces)", priority=1)
 def recluster_job(job: Job) -> None:
     stats = recluster_all(job.context)
     log.info("people: re-clustered %(faces)d faces, %(changed)d moved, %(new_people)d new people", stats)
 
 
+@feature.every(300, "people-recluster")
 async def queue_recluster_when_idle(box: Photobox) -> None:
     """Periodic: after a wave of new faces, once no face scan is pending, re-cluster in full
     (one face at a time is cautious; the full pass recovers the faces it left unassigned)."""
@@ -325,3 +329,17 @@ async def queue_recluster_when_idle(box: Photobox) -> None:
 
     if await box.db.read(due):
         await box.scheduler.enqueue("people.recluster", "", force=True)
+
+
+@feature.commands
+def _commands(commands) -> None:
+    from photobox.people.commands import add_commands
+
+    add_commands(commands)
+
+
+@feature.routes
+def _routes():
+    from photobox.web.views import people
+
+    return people.ROUTES

@@ -83,20 +83,22 @@ def doctor_check(settings: Settings) -> tuple[str, str]:
     return "OK", f"{info['cities']} towns from {info['source']} ({FILE_NAME}, not in backups)"
 
 
-def add_commands(command, sub, common_settings) -> None:
-    """Wire ``places install`` and ``places status`` into the CLI parser."""
-    places = command(sub, "places", "offline places (reverse geocoding of GPS positions)").add_subparsers(
-        dest="places_command", metavar="ACTION", required=True)
-    inst = command(places, "install", "download (sha256-checked) and load the GeoNames cities data into "
-                   "places.db (not part of backups), then geocode photos", lambda a: cmd_install(common_settings(a), _stdout(), source=a.source,
-                                                                sha256=a.sha256, force=a.force, wait=not a.no_wait))
+def add_commands(commands) -> None:
+    """``photobox places install|status`` (``commands`` is a :class:`photobox.cli.common.Commands`)."""
+    from photobox.cli.common import settings_from
+
+    places = commands.group("places", "offline places (reverse geocoding of GPS positions)")
+    inst = places.add("install", "download (sha256-checked) and load the GeoNames cities data into places.db (not "
+                      "part of backups), then geocode photos",
+                      lambda a: cmd_install(settings_from(a), _stdout(), source=a.source, sha256=a.sha256,
+                                            force=a.force, wait=not a.no_wait))
     inst.add_argument("--from", dest="source", type=Path, default=None,
                       help="load this file instead of downloading (the pinned archive, or a cities CSV with --sha256)")
     inst.add_argument("--sha256", default=None, help="expected sha256 of the --from file (default: the pinned one)")
     inst.add_argument("--force", action="store_true", help="load again even when the same data is installed")
     inst.add_argument("--no-wait", action="store_true", help="leave geocoding of the library to the running server")
-    command(places, "status", "show the installed places data and how many photos have a place",
-            lambda a: cmd_status(common_settings(a), _stdout()))
+    places.add("status", "show the installed places data and how many photos have a place",
+               lambda a: cmd_status(settings_from(a), _stdout()))
 
 
 def _stdout() -> TextIO:

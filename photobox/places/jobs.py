@@ -14,13 +14,13 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from photobox.jobs import REGISTRY, Job, Stopping
+from photobox.jobs import Job, Stopping
 from photobox.jobs import store as job_store
-from photobox.library.ingest import STAGES, Stage
 from photobox.places import store
 from photobox.places import gazetteer
 from photobox.places.data import DEFAULT_SOURCE, Source, download, read_cities, verify
 from photobox.places.geocoder import installed
+from photobox.plugins import Feature
 
 if TYPE_CHECKING:
     from photobox.core import Photobox
@@ -31,11 +31,16 @@ log = logging.getLogger(__name__)
 
 BATCH = 500
 
-STAGES.append(Stage("places", lambda kind, md: getattr(md, "latitude", None) is not None
-                    and getattr(md, "longitude", None) is not None))
+feature = Feature("places")
+#: The gazetteer is reference data: its own file, ATTACHed to every connection, not backed up.
+feature.attach(gazetteer.ALIAS, gazetteer.FILE_NAME)
 
 
-@REGISTRY.register("places", concurrency=1, priority=15)
+def _has_position(kind: str, md) -> bool:
+    return getattr(md, "latitude", None) is not None and getattr(md, "longitude", None) is not None
+
+
+@feature.job("places", title="Places", priority=15, after="metadata", wanted=_has_position)
 def places_job(job: Job) -> None:
     """Geocode one asset (its position as stored now)."""
     box: Photobox = job.context
@@ -50,7 +55,7 @@ def places_job(job: Job) -> None:
         store.geocode_asset(conn, asset_id, row[0], row[1], now=box.clock())
 
 
-@REGISTRY.register("places.all", concurrency=1, priority=5)
+@feature.job("places.all", title="Places (catching up)", priority=5)
 def places_all_job(job: Job) -> None:
     """Geocode every asset that needs it."""
     done = geocode_pending(job.context, should_stop=job.should_stop)
@@ -79,6 +84,7 @@ def geocode_pending(box: Photobox, *, should_stop=lambda: False) -> int:
         done += len(batch)
 
 
+@feature.every(300, "places-geocoding")
 async def queue_geocoding(box: Photobox) -> None:
     """Periodic: queue ``places.all`` when the gazetteer is installed and photos lack a place."""
     def pending(conn) -> bool:
@@ -117,7 +123,7 @@ def install(box: Photobox, *, source: Source = DEFAULT_SOURCE, path: Path | None
         verify(path, expected)
     member = None if path.suffix.lower() == ".csv" else source.member
     try:
-        count = gazetteer.build(box.places_path, read_cities(path, member),
+        count = gazetteer.build(box.attached_path(gazetteer.ALIAS), read_cities(path, member),
                                 info={"source": source.name, "url": source.url, "sha256": expected,
                                       "licence": source.licence, "installed_at": box.clock()})
     finally:
@@ -143,3 +149,24 @@ def _forget_places(box: Photobox) -> None:
                          (BATCH,))
             if conn.changes() == 0:
                 return
+
+
+@feature.check("places data")
+def _doctor(settings):
+    from photobox.places.commands import doctor_check
+
+    return doctor_check(settings)
+
+
+@feature.commands
+def _commands(commands) -> None:
+    from photobox.places.commands import add_commands
+
+    add_commands(commands)
+
+
+@feature.routes
+def _routes():
+    from photobox.web.views import places
+
+    return places.ROUTES

@@ -40,7 +40,8 @@ from typing import TYPE_CHECKING
 import apsw
 
 from photobox.db.connection import connect
-from photobox.jobs import REGISTRY, Job
+from photobox.jobs import Job
+from photobox.plugins import Feature
 
 if TYPE_CHECKING:
     from photobox.core import Photobox
@@ -49,6 +50,8 @@ __all__ = ["BackupError", "BackupFile", "apply_retention", "clean_partials", "co
            "list_backups", "make_backup", "queue_backup_if_due", "verify_database_file"]
 
 log = logging.getLogger(__name__)
+
+feature = Feature("backups")
 
 PREFIX = "photobox-"
 #: Seconds to sleep between backup steps; 0 in use. The crash test raises it to make a slow
@@ -394,7 +397,7 @@ def make_backup(box: Photobox, dest: Path | None = None, *, sidecar: bool = True
     return dest
 
 
-@REGISTRY.register("backup", concurrency=1, priority=80, max_attempts=3)
+@feature.job("backup", title="Database backup", priority=80, max_attempts=3)
 def backup_job(job: Job) -> None:
     """Job ``backup``: make one scheduled backup. At-least-once: a rerun after a crash makes
     a new, whole backup; the interrupted one left only ``.partial`` files, cleaned up first."""
@@ -407,6 +410,7 @@ def newest_backup_time(folder: Path) -> float | None:
     return scheduled[0].created_at if scheduled else None
 
 
+@feature.every(600, "backup-schedule")
 async def queue_backup_if_due(box: Photobox) -> bool:
     """Periodic: queue a ``backup`` job when the newest backup is older than the interval."""
     import asyncio
@@ -426,3 +430,24 @@ async def queue_backup_if_due(box: Photobox) -> bool:
         return False  # one at a time; a failing backup is retried hourly, not every poll
     await box.scheduler.enqueue("backup", "scheduled", force=True)
     return True
+
+
+@feature.commands
+def _commands(commands) -> None:
+    from photobox.safety.commands import add_commands
+
+    add_commands(commands)
+
+
+@feature.routes
+def _routes():
+    from photobox.web.views import backups
+
+    return backups.ROUTES
+
+
+@feature.check("backups")
+def _doctor(settings):
+    from photobox.safety.doctor import check_backups
+
+    return check_backups(settings)

@@ -7,36 +7,19 @@ import sys
 import time
 from pathlib import Path
 
+from photobox.cli.common import Commands, ask_password, fail, open_box, process_jobs, settings_from
+
 __all__ = ["add_commands"]
-
-
-def _settings(args):
-    from photobox.cli import _settings as settings
-
-    return settings(args)
-
-
-def _open(args, *, allow_new: bool = False):
-    from photobox.core import Photobox
-
-    box = Photobox(_settings(args))
-    box.allow_new_database = allow_new
-    return box.open()
-
-
-def _fail(message: str) -> int:
-    print(f"photobox: {message}", file=sys.stderr)
-    return 2
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
     from photobox.safety.backups import BackupError, make_backup
 
-    box = _open(args)
+    box = open_box(args)
     try:
         dest = make_backup(box, Path(args.to) if args.to else None)
     except BackupError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     finally:
         box.close()
     print(f"backup written and verified: {dest} ({dest.stat().st_size / 1048576:.1f} MiB)")
@@ -49,14 +32,14 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from photobox.safety import restore
     from photobox.safety.backups import BackupError
 
-    settings = _settings(args)
+    settings = settings_from(args)
     data = settings.data_dir.resolve()
     if not data.is_dir():
-        return _fail(f"the data folder {data} does not exist (is the disk mounted?)")
+        return fail(f"the data folder {data} does not exist (is the disk mounted?)")
     try:
         info = restore.stage_restore(data, Path(args.file))
     except (BackupError, OSError) as exc:
-        return _fail(f"not restored: {exc}")
+        return fail(f"not restored: {exc}")
     print(f"{args.file}: a photobox database, integrity ok, schema {info['schema']}, {info['assets']} photos/videos")
     from photobox.places.gazetteer import FILE_NAME, file_info
 
@@ -85,7 +68,7 @@ def cmd_sidecar_export(args: argparse.Namespace) -> int:
 
     from photobox.safety import sidecar
 
-    box = _open(args)
+    box = open_box(args)
     try:
         with box.db.reader() as conn:
             data = sidecar.export(conn)
@@ -113,11 +96,11 @@ def _print_apply(stats: dict, path) -> None:
 def cmd_sidecar_apply(args: argparse.Namespace) -> int:
     from photobox.safety import sidecar
 
-    box = _open(args)
+    box = open_box(args)
     try:
         stats = sidecar.apply_file(box, Path(args.file))
     except sidecar.SidecarError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     finally:
         box.close()
     _print_apply(stats, args.file)
@@ -138,7 +121,6 @@ def _rebuild_owner(box) -> bool:
     visitor on the network would otherwise get every photo), and make the owner here when
     a person is at a terminal. Returns whether an owner exists."""
     from photobox import auth
-    from photobox.cli import ask_password
 
     with box.db.transaction(durable=True) as conn:
         if auth.get_owner(conn) is not None:
@@ -170,7 +152,6 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     """A new database from the files: re-add library folders (from the sidecar), index the
     originals in ``library/`` in place, scan external folders, then re-apply the sidecar.
     The web setup page stays closed: the owner is made on the box (:func:`_rebuild_owner`)."""
-    from photobox.cli import _process_jobs
     from photobox.safety import integrity, sidecar
 
     data = None
@@ -178,8 +159,8 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
         try:
             data = sidecar.load_file(Path(args.sidecar))
         except sidecar.SidecarError as exc:
-            return _fail(str(exc))
-    box = _open(args, allow_new=True)
+            return fail(str(exc))
+    box = open_box(args, allow_new=True)
     try:
         has_owner = _rebuild_owner(box)
         if data is not None:
@@ -191,7 +172,7 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
         for lib_id in libs:
             box.scheduler.enqueue_sync("scan", str(lib_id), force=True)
         print(f"indexing {queued} files found in library/ and scanning {len(libs)} library folder(s)")
-        _process_jobs(box, not args.no_wait)
+        process_jobs(box, not args.no_wait)
         if data is not None:
             with box.db.transaction() as conn:
                 stats = sidecar.apply(conn, data, now=box.clock())
@@ -208,7 +189,7 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from photobox.safety import integrity
 
-    box = _open(args)
+    box = open_box(args)
     try:
         if args.slice:
             counts = integrity.run_slice(box, spread=False)
@@ -229,25 +210,24 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 1 if issues else 0
 
 
-def add_commands(sub, command) -> None:
-    """Add the safety commands to ``photobox``'s sub-parsers (``command`` is cli's helper)."""
-    b = command(sub, "backup", "back up the database now (verified, with a JSON sidecar export)", cmd_backup)
+def add_commands(commands: Commands) -> None:
+    """``backup``, ``restore``, ``sidecar export|apply``, ``rebuild`` and ``verify``."""
+    b = commands.add("backup", "back up the database now (verified, with a JSON sidecar export)", cmd_backup)
     b.add_argument("--to", default=None, help="write the backup to this new file instead of backups/")
-    r = command(sub, "restore", "restore the database from a backup file (verified; keeps a restore point)",
+    r = commands.add("restore", "restore the database from a backup file (verified; keeps a restore point)",
                 cmd_restore)
     r.add_argument("file")
-    sc_sub = command(sub, "sidecar", "JSON export of albums, favourites, people… (what files do not record)"
-                     ).add_subparsers(dest="sidecar_command", metavar="ACTION", required=True)
-    ex = command(sc_sub, "export", "write the export (default: to standard output)", cmd_sidecar_export)
+    sc_sub = commands.group("sidecar", "JSON export of albums, favourites, people… (what files do not record)")
+    ex = sc_sub.add("export", "write the export (default: to standard output)", cmd_sidecar_export)
     ex.add_argument("--to", default=None)
-    ap = command(sc_sub, "apply", "re-apply an export to this database (matched by checksum; safe to repeat)",
+    ap = sc_sub.add("apply", "re-apply an export to this database (matched by checksum; safe to repeat)",
                  cmd_sidecar_apply)
     ap.add_argument("file")
-    rb = command(sub, "rebuild", "make a new database from the files (when photobox.db is lost and no backup "
+    rb = commands.add("rebuild", "make a new database from the files (when photobox.db is lost and no backup "
                  "will do); the owner is set on this machine (asked here, or `photobox user set-password`), never "
                  "on the web setup page", cmd_rebuild)
     rb.add_argument("--sidecar", default=None, help="a sidecar export to re-apply (e.g. backups/photobox-….json)")
     rb.add_argument("--no-wait", action="store_true", help="leave the indexing to the server")
-    v = command(sub, "verify", "re-check every original's checksum (a fresh, whole pass) and look for missing and "
+    v = commands.add("verify", "re-check every original's checksum (a fresh, whole pass) and look for missing and "
                 "orphaned files (reports only)", cmd_verify)
     v.add_argument("--slice", action="store_true", help="one time-limited slice of the scheduled pass instead")

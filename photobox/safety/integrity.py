@@ -26,14 +26,17 @@ from typing import TYPE_CHECKING
 
 import apsw
 
-from photobox.jobs import REGISTRY, Job
+from photobox.jobs import Job
 from photobox.library.paths import UPLOAD_LIBRARY_ID, library_root
 from photobox.library.storage import safe_join
+from photobox.plugins import Feature
 
 if TYPE_CHECKING:
     from photobox.core import Photobox
 
 __all__ = ["adopt_orphans", "list_issues", "load_state", "queue_slice_if_due", "run_pass", "run_slice"]
+
+feature = Feature("integrity")
 
 STATE_KEY = "integrity.state"
 _BATCH = 100
@@ -271,7 +274,7 @@ def run_pass(box: Photobox, *, should_stop: Callable[[], bool] = lambda: False) 
     return _advance(box, state, now=now, quota=math.inf, persist=False, out_of_time=should_stop)
 
 
-@REGISTRY.register("integrity", concurrency=1, priority=-10, max_attempts=3)
+@feature.job("integrity", title="Checking originals", priority=-10, max_attempts=3)
 def integrity_job(job: Job) -> None:
     """Job ``integrity``: one checkpointed slice (re-running it just continues the pass)."""
     run_slice(job.context, should_stop=job.should_stop)
@@ -288,6 +291,7 @@ def slice_due(state: dict, *, now: float, days: int) -> bool:
     return last is None or now - last >= 20 * 3600
 
 
+@feature.every(3600, "integrity-schedule")
 async def queue_slice_if_due(box: Photobox) -> bool:
     """Periodic: queue the ``integrity`` job when a slice is due."""
     state = await box.db.read(load_state)
@@ -349,3 +353,10 @@ def adopt_orphans(box: Photobox) -> int:
             flush()
     flush()
     return queued
+
+
+@feature.check("integrity")
+def _doctor(settings):
+    from photobox.safety.doctor import check_integrity
+
+    return check_integrity(settings)

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from photobox.jobs import REGISTRY, Job, Stopping
+from photobox.jobs import Job, Stopping
 from photobox.library.paths import derived_path
+from photobox.plugins import Feature
 from photobox.search import vectors
 
 if TYPE_CHECKING:
@@ -43,7 +44,14 @@ def _load_preview(box: Photobox, asset_id: int) -> Image.Image | None:
         return None
 
 
-@REGISTRY.register("clip", concurrency=1, priority=10)
+feature = Feature("search")
+
+
+def _clip_installed(box: Photobox) -> bool:
+    return box.models.clip() is not None
+
+
+@feature.job("clip", title="Search index", priority=10, after="thumbs", batch=True, ready=_clip_installed)
 def clip_job(job: Job) -> None:
     box: Photobox = job.context
     model = box.models.clip()
@@ -89,6 +97,7 @@ def clip_job(job: Job) -> None:
         log.info("clip: embedded %d asset(s), %d without a preview yet", done, skipped)
 
 
+@feature.every(300, "search-indexing")
 async def queue_indexing(box: Photobox) -> None:
     """Periodic: drop vectors of deleted assets, build the search mirror ahead of the first
     search, and queue ``clip`` when assets lack vectors."""
@@ -107,3 +116,10 @@ async def queue_indexing(box: Photobox) -> None:
 
     if await box.db.read(pending):
         await box.scheduler.enqueue("clip", "", force=True)
+
+
+@feature.routes
+def _routes():
+    from photobox.web.views import search
+
+    return search.ROUTES

@@ -8,10 +8,12 @@ import os
 import time
 from pathlib import Path
 
-from photobox.jobs import REGISTRY
+from photobox.plugins import Feature
+
+feature = Feature("test.slow")
 
 
-@REGISTRY.register("test.slow", concurrency=2)
+@feature.job("test.slow", title="Slow test jobs", concurrency=2)
 def slow(job) -> None:
     out = Path(job.args["dir"]) / f"{job.target}.done"
     time.sleep(float(job.args.get("seconds", 0.2)))

@@ -15,7 +15,7 @@ from litestar.response import Redirect, Response
 from msgspec import Struct
 
 from photobox.jobs import store
-from photobox.jobs.failures import KIND_NAMES, list_failures
+from photobox.jobs.failures import list_failures
 from photobox.web.render import page
 from photobox.web.security import local_path
 
@@ -33,12 +33,13 @@ async def _render(request: Request) -> Response:
     box = request.app.state.photobox
 
     def load(conn):
-        return store.counts(conn), list_failures(conn, limit=50)
+        return store.counts(conn), list_failures(conn, box.pipeline.asset_kinds(), limit=50)
 
     counts, failed = await box.db.read(load)
-    kinds = [k for k in KIND_NAMES if k in counts] + sorted(k for k in counts if k not in KIND_NAMES)
+    names = box.scheduler.registry.titles()
+    kinds = [k for k in names if k in counts] + sorted(k for k in counts if k not in names)
     busy = any(counts[k].get("queued") or counts[k].get("running") for k in counts)
-    response = page(request, "jobs.html", block="progress", counts=counts, kinds=kinds, names=KIND_NAMES,
+    response = page(request, "jobs.html", block="progress", counts=counts, kinds=kinds, names=names,
                     states=STATES, failed=failed, busy=busy)
     if request.headers.get("hx-request") == "true" and request.method == "GET" and not busy:
         response.status_code = 286  # htmx swaps this last state in and stops polling
