@@ -32,6 +32,7 @@ from photobox.library.storage import safe_file_name
 from photobox.sharing import redact, store
 from photobox.sharing.limits import TokenBucket
 from photobox.web.files import _parse_range, file_blocks, serve_file, stream_zip
+from photobox.web.params import Id
 from photobox.web.render import page
 from photobox.web.security import ensure_anon_cookie, is_secure
 
@@ -404,8 +405,8 @@ def _zip(entries: list[tuple[str, Path, str]], name: str) -> Stream:
 # -- the owner's pages ------------------------------------------------------------------------
 
 class ShareForm(Struct):
-    album_id: int | None = None
-    ids: list[int] | int = []
+    album_id: Id | None = None
+    ids: list[Id] | Id = []
     title: str = ""
     expires_days: int = 0
     password: str = ""
@@ -470,7 +471,7 @@ async def share_create(request: Request, data: Annotated[ShareForm, Form]) -> Re
 
 
 class SelectionForm(Struct):
-    ids: list[int] | int = []
+    ids: list[Id] | Id = []
     csrf_token: str = ""
 
 

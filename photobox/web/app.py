@@ -32,7 +32,9 @@ from photobox.resources import STATIC_DIR, TEMPLATES_DIR
 from photobox.settings import Settings, load_settings
 from photobox.web.api import assets as api_assets
 from photobox.web.api import server as api_server
+from photobox.web.api import uploads as api_uploads
 from photobox.web import dav
+from photobox.web.params import PhotoboxRequest, bounded_path_ids
 from photobox.web.render import page
 from photobox.web.security import AuthMiddleware, SecurityHeadersMiddleware, guard
 from photobox.sharing import views as sharing_views
@@ -72,6 +74,13 @@ def _not_authorized(request: Request, exc: NotAuthorizedException) -> Response:
 
 
 def _http_error(request: Request, exc: HTTPException) -> Response:
+    extra = getattr(exc, "extra", None)
+    if isinstance(extra, list) and extra and exc.status_code == 400:
+        # Litestar's "Validation failed for …" alone does not say what to fix: name the fields.
+        reasons = "; ".join(f"{e.get('key') or e.get('source') or 'value'}: {e.get('message')}"
+                            for e in extra[:5] if isinstance(e, dict))
+        exc = HTTPException(status_code=400, detail=f"{exc.detail}: {reasons}" if reasons else exc.detail,
+                            headers=exc.headers)
     if _wants_html(request) and request.headers.get("hx-request") != "true":
         return page(request, "error.html", status_code=exc.status_code, status=exc.status_code, detail=exc.detail)
     return Response({"status_code": exc.status_code, "detail": exc.detail}, status_code=exc.status_code,
@@ -116,12 +125,13 @@ def create_app(settings: Settings | None = None, *, photobox: Photobox | None = 
     return Litestar(
         route_handlers=[
             *health.ROUTES, *account.ROUTES, *timeline.ROUTES, *viewer.ROUTES, *search.ROUTES, *people.ROUTES, *albums.ROUTES, *settings_page.ROUTES, *upload.ROUTES, *jobs.ROUTES, *api_server.ROUTES,
-            *api_assets.ROUTES, *places_views.ROUTES, *dav.ROUTES, *share.ROUTES, *sharing_views.ROUTES,
+            *api_assets.ROUTES, *api_uploads.ROUTES, *places_views.ROUTES, *dav.ROUTES, *share.ROUTES, *sharing_views.ROUTES,
             *duplicates.ROUTES, *backup_views.ROUTES, *library_views.ROUTES, static,
         ],
         lifespan=[lifespan],
         middleware=[SecurityHeadersMiddleware(), storage_gate.StorageGateMiddleware(), AuthMiddleware()],
-        guards=[guard],
+        guards=[guard, bounded_path_ids],
+        request_class=PhotoboxRequest,
         state=State({"photobox": box, "login_throttle": auth.LoginThrottle(limit=box.settings.login_attempts)}),
         template_config=TemplateConfig(directory=TEMPLATES_DIR, engine=JinjaTemplateEngine),
         plugins=[HTMXPlugin()],

@@ -15,6 +15,7 @@ from litestar.response import Redirect, Response
 from msgspec import Struct
 
 from photobox.jobs import store
+from photobox.web.params import Id
 from photobox.web.render import page
 
 #: Human names of the stages, in pipeline order.
@@ -32,7 +33,7 @@ STATES = ("queued", "running", "done", "failed")
 
 
 class RetryForm(Struct):
-    job_id: int | None = None
+    job_id: Id | None = None
     kind: str | None = None
     csrf_token: str = ""
 

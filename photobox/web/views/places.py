@@ -12,6 +12,7 @@ from msgspec import Struct
 from photobox.library.timeline import Scope
 from photobox.places import store
 from photobox.places.geocoder import country_name, installed
+from photobox.web.params import query_int
 from photobox.web.render import page
 from photobox.web.security import map_tile_origin
 from photobox.web.views.timeline import render_grid_page
@@ -131,10 +132,7 @@ async def _cells(box, *, south: float, west: float, north: float, east: float, z
                  "position of its photos, their count and one photo id for a thumbnail.")
 async def map_points(request: Request) -> MapPoints:
     box = request.app.state.photobox
-    try:
-        zoom = max(0, min(22, int(request.query_params.get("zoom", "2"))))
-    except ValueError:
-        zoom = 2
+    zoom = min(22, query_int(request, "zoom", 2))
     south, north = sorted((_float(request, "south", -90.0), _float(request, "north", 90.0)))
     west, east = _float(request, "west", -180.0), _float(request, "east", 180.0)
     cells = await _cells(box, south=south, west=west, north=north, east=east, zoom=zoom)
