@@ -42,6 +42,7 @@ from photobox.library import assets as asset_sql
 from photobox.library.ingest import RejectedFile, ingest_temp_file
 from photobox.library.paths import original_path
 from photobox.library.storage import DiskFullError, TempWriter, ensure_space
+from photobox.inputs import parse_time
 from photobox.web import params
 from photobox.web.files import serve_file
 
@@ -286,7 +287,7 @@ async def _propfind(request: Request, box: Photobox, path: tuple[str, ...]) -> R
 def _prop_time(text: str) -> float | None:
     """A client-set time property; None (refused with 403) when unreadable or out of range."""
     try:
-        return params.parse_time(text, name="the time")
+        return parse_time(text, name="the time")
     except ValueError:
         return None
 
@@ -376,7 +377,7 @@ async def _put(request: Request, box: Photobox, path: tuple[str, ...]) -> Respon
     _check_conditions(request, entry)
     length = _content_length(request)
     try:
-        client_mtime = params.parse_time(request.headers.get("x-oc-mtime"), name="X-OC-Mtime")
+        client_mtime = parse_time(request.headers.get("x-oc-mtime"), name="X-OC-Mtime")
     except ValueError as exc:
         raise DavError(400, str(exc)) from None
     reserve = box.settings.disk_reserve_bytes

@@ -29,7 +29,8 @@ from photobox.library.ingest import IngestResult, RejectedFile, ingest_temp_file
 from photobox.library.paths import derived_path, original_path
 from photobox.library.storage import DiskFullError, TempWriter, ensure_space
 from photobox.web.files import serve_file
-from photobox.web.params import content_length, parse_time
+from photobox.inputs import parse_time
+from photobox.web.params import content_length
 
 if TYPE_CHECKING:
     from photobox.core import Photobox

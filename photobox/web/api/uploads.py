@@ -36,7 +36,8 @@ from msgspec import Struct
 from photobox.library.ingest import hash_file
 from photobox.library.storage import DiskFullError, ensure_space
 from photobox.web.api.assets import duplicate_of, ingest_upload, parse_checksum
-from photobox.web.params import Count, parse_int, parse_time
+from photobox.inputs import parse_time
+from photobox.web.params import Count, parse_int
 
 if TYPE_CHECKING:
     from photobox.core import Photobox
