@@ -37,7 +37,7 @@ class DismissForm(Struct):
 
 
 @get("/duplicates", include_in_schema=False)
-async def duplicates_page(request: Request, after: FromQuery[int] = 0) -> Response:
+async def duplicates_page(request: Request, after: FromQuery[Id] = 0) -> Response:
     box = request.app.state.photobox
 
     def load(conn):
