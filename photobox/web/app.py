@@ -35,7 +35,7 @@ from photobox.web.api import assets as api_assets
 from photobox.web.api import server as api_server
 from photobox.web.api import uploads as api_uploads
 from photobox.web import dav
-from photobox.web.params import PhotoboxRequest, bounded_path_ids
+from photobox.web.params import BodyCutShortMiddleware, PhotoboxRequest, bounded_path_ids
 from photobox.web.render import page
 from photobox.web.security import AuthMiddleware, SecurityHeadersMiddleware, guard
 from photobox.sharing import views as sharing_views
@@ -141,7 +141,8 @@ def create_app(settings: Settings | None = None, *, photobox: Photobox | None = 
             *duplicates.ROUTES, *backup_views.ROUTES, *library_views.ROUTES, static,
         ],
         lifespan=[lifespan],
-        middleware=[SecurityHeadersMiddleware(), storage_gate.StorageGateMiddleware(), AuthMiddleware()],
+        middleware=[SecurityHeadersMiddleware(), storage_gate.StorageGateMiddleware(), BodyCutShortMiddleware(),
+                    AuthMiddleware()],
         guards=[guard, bounded_path_ids],
         request_class=PhotoboxRequest,
         state=State({"photobox": box, "login_throttle": auth.LoginThrottle(limit=box.settings.login_attempts)}),

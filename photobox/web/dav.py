@@ -555,6 +555,8 @@ async def dav(scope: Scope, receive: Receive, send: Send) -> None:
         response = await handler(request, box, _request_path(request))
     except DavError as exc:
         response = exc.response()
+    except params.BodyCutShort as exc:  # the client closed its side mid-body: it still reads this
+        response = DavError(400, str(exc.detail)).response()
     except ClientGone:
         return  # nobody to answer
     response.headers.setdefault("DAV", "1, 2")

@@ -8,6 +8,8 @@
   text (query strings, headers): ASCII digits only, within bounds, else 400.
 * :class:`PhotoboxRequest`: the app's request class; its ``json()`` refuses bodies larger
   than :data:`MAX_JSON_BYTES` (413) or nested deeper than :data:`MAX_JSON_DEPTH` (400).
+* :class:`BodyCutShortMiddleware`: a body that ends before its Content-Length (the client
+  closed its side early) is a 400 for every route, not Litestar's 500 "client disconnected".
 
 File times go through :func:`photobox.inputs.parse_time`; handlers turn its ValueError
 into a 400 that repeats its message.
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from litestar import Request
 from litestar.exceptions import ClientException, HTTPException, NotFoundException
+from litestar.middleware import ASGIMiddleware
 from litestar.params import Parameter
 from msgspec import Meta
 
@@ -27,8 +30,9 @@ from photobox.inputs import INT64_MAX, int_or_none, json_depth_exceeds
 if TYPE_CHECKING:
     from litestar.connection import ASGIConnection
     from litestar.handlers import BaseRouteHandler
+    from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["Count", "Id", "MAX_JSON_BYTES", "MAX_JSON_DEPTH", "OptionalId", "PhotoboxRequest", "bounded_path_ids",
+__all__ = ["BodyCutShort", "BodyCutShortMiddleware", "Count", "Id", "MAX_JSON_BYTES", "MAX_JSON_DEPTH", "OptionalId", "PhotoboxRequest", "bounded_path_ids",
            "content_length", "parse_int", "query_int"]
 
 #: An id of a row (asset, album, person, face…): what SQLite can hold, never negative. The
@@ -98,3 +102,42 @@ class PhotoboxRequest(Request):
         if json_depth_exceeds(body, MAX_JSON_DEPTH):
             raise ClientException(f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels")
         return await super().json()
+
+
+class BodyCutShort(ClientException):
+    """The request body ended before all of it arrived (raised from ``receive``)."""
+
+
+class BodyCutShortMiddleware(ASGIMiddleware):
+    """Turn a disconnect in the middle of a request body into :class:`BodyCutShort` (400).
+
+    A client that sends fewer bytes than its Content-Length and closes its side (a crashed
+    script, a proxy giving up) still reads the answer; Litestar would call that a 500
+    ("client disconnected prematurely") and WebDAV would answer nothing. Raised from
+    ``receive`` itself, so every reader of the body (Litestar's parsers, the streaming
+    uploads, the WebDAV mount) stops there, drops what it wrote, and the 400 says why.
+    A disconnect after the whole body arrived (a client leaving during a download) passes
+    through unchanged.
+    """
+
+    scopes = ("http",)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        received = 0
+        complete = False
+        announced = next((v for k, v in scope.get("headers", ()) if k == b"content-length"), None)
+
+        async def checked_receive() -> Message:
+            nonlocal received, complete
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                complete = complete or not message.get("more_body", False)
+            elif message["type"] == "http.disconnect" and not complete:
+                complete = True  # say it once; a second read sees the plain disconnect
+                expected = f" of the {announced.decode('latin-1')} its Content-Length announced" if announced else ""
+                raise BodyCutShort(f"the request body ended after {received} bytes{expected}; "
+                                   f"nothing of it was stored: send it again")
+            return message
+
+        await next_app(scope, checked_receive, send)
