@@ -63,15 +63,20 @@ def _fill(path: Path, leave: int) -> None:
             pass
 
 
-def test_uploads_on_a_full_disk_get_507_and_keep_nothing(tmp_path, small_disk):
-    data = tmp_path / "data"
+def _library_on(disk: Path, data: Path) -> tuple[Path, str, Server]:
+    """A data folder whose ``tmp/`` and ``library/`` live on ``disk`` (the database does not,
+    as on a Pi whose SSD holds the library), with an API key and its server started."""
     data.mkdir()
     for sub in ("tmp", "library"):
-        (small_disk / sub).mkdir()
-        (data / sub).symlink_to(small_disk / sub)
+        (disk / sub).mkdir()
+        (data / sub).symlink_to(disk / sub)
     Server(data, env=ENV).start().stop()
     key = api_key_for(data)
-    server = Server(data, env=ENV).start()
+    return data, key, Server(data, env=ENV).start()
+
+
+def test_uploads_on_a_full_disk_get_507_and_keep_nothing(tmp_path, small_disk):
+    data, key, server = _library_on(small_disk, tmp_path / "data")
     try:
         photo = jpeg_bytes(seed=1)
         status, body = raw_upload(server.port, key, "ok.jpg", photo, chunked=False)
@@ -199,14 +204,7 @@ def test_every_way_in_keeps_the_reserve_and_says_what_is_needed(tmp_path, small_
     """One rule for the four ways in, sized or streamed: an upload that would leave less than
     the reserve free is refused (507) before it eats into it, the answer says how much is
     free and how much is kept; with space back above the reserve, every way in works again."""
-    data = tmp_path / "data"
-    data.mkdir()
-    for sub in ("tmp", "library"):
-        (small_disk / sub).mkdir()
-        (data / sub).symlink_to(small_disk / sub)
-    Server(data, env=ENV).start().stop()
-    key = api_key_for(data)
-    server = Server(data, env=ENV).start()
+    data, key, server = _library_on(small_disk, tmp_path / "data")
     try:
         _fill(small_disk / "filler", leave=RESERVE + 6 * MiB)
         big = jpeg_bytes(seed=20) + os.urandom(8 * MiB)  # fits on the disk, not beside the reserve

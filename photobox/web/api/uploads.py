@@ -18,6 +18,7 @@ same bytes (a retry), and 409 otherwise.
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import os
 import secrets
@@ -202,14 +203,12 @@ async def upload_chunk(request: Request, upload_id: FromPath[str]) -> Response:
         if offset + len(data) > size:
             raise ClientException("more bytes than the announced size")
         part = _resumable_dir(box) / f"{upload_id}.part"
+        await asyncio.to_thread(ensure_space, part.parent, len(data), box.settings.disk_reserve_bytes)
         try:
-            await asyncio.to_thread(ensure_space, part.parent, len(data), box.settings.disk_reserve_bytes)
             await asyncio.to_thread(_append, part, offset, data)
-        except DiskFullError:
-            raise
         except OSError as exc:
-            if exc.errno in (28, 122):
-                raise HTTPException(status_code=507, detail="the disk is full: the upload cannot continue") from None
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DiskFullError(exc.errno, "the disk is full: the upload cannot continue") from None
             raise
         _PROGRESS.hashed(upload_id, offset, data)
         received = offset + len(data)
