@@ -76,6 +76,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("map_tile_url", "", str,
             "Online map tiles for the Places map, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png; empty "
             "(the default) = the bundled offline world outline only, and the browser contacts no other site."),
+    Setting("disk_reserve_mb", 256, int,
+            "Keep this many MiB free on the data disk: an upload (web, API, WebDAV, share) that would leave less "
+            "is refused with 507, saying how much is free and how much is needed."),
     # backup
     Setting("backup_interval_hours", 24, int,
             "Back up the database into backups/ this often (with a JSON sidecar export); 0 = never automatically."),
@@ -127,6 +130,7 @@ class Settings:
     trash_days: int
     plugins: str
     map_tile_url: str
+    disk_reserve_mb: int
     backup_interval_hours: int
     backup_daily_keep: int
     backup_monthly_keep: int
@@ -140,6 +144,11 @@ class Settings:
     @property
     def db_path(self) -> Path:
         return self.data_dir / "photobox.db"
+
+    @property
+    def disk_reserve_bytes(self) -> int:
+        """``disk_reserve_mb`` in bytes (never negative)."""
+        return max(0, self.disk_reserve_mb) * 2**20
 
     @property
     def cpu_workers(self) -> int:

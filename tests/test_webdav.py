@@ -97,7 +97,7 @@ def test_listing_pages_through_many_entries(c, monkeypatch):
     assert _hrefs(r.text) == ["/dav/upload/many/"] + [f"/dav/upload/many/d{i}/" for i in range(8)]
 
 
-def test_put_status_codes(c, monkeypatch):
+def test_put_status_codes(app_and_key, c, monkeypatch):
     data = gen.jpeg_bytes(seed=4)
     assert c.put("/dav/upload/missing/a.jpg", content=data).status_code == 409  # parent missing
     assert c.put("/dav/a.jpg", content=data).status_code == 403  # outside upload/
@@ -123,9 +123,10 @@ def test_put_status_codes(c, monkeypatch):
     c.request("MKCOL", "/dav/upload/dir/")
     assert c.put("/dav/upload/dir", content=data).status_code == 405
     # The disk is (pretend) full: refused before the body is read, nothing kept.
-    monkeypatch.setattr(dav_module, "DISK_RESERVE_BYTES", 1 << 62)
+    settings = app_and_key[0].state.photobox.settings
+    monkeypatch.setattr(settings, "disk_reserve_mb", 1 << 40)  # a reserve no disk has
     r = c.put("/dav/upload/big.jpg", content=gen.jpeg_bytes(seed=5))
-    assert r.status_code == 507 and "free space" in r.text
+    assert r.status_code == 507 and "free space" in r.text and "kept in reserve" in r.text
 
 
 def test_put_streams_to_disk_and_keeps_nothing_on_refusal(app_and_key, c):

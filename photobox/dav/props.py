@@ -15,12 +15,11 @@ import time
 import xml.etree.ElementTree as ET
 from xml.sax.saxutils import escape
 from dataclasses import dataclass
-from email.utils import formatdate, parsedate_to_datetime
-from datetime import datetime, timezone
+from email.utils import formatdate
 from urllib.parse import quote
 
 __all__ = ["DAV", "PropfindRequest", "Resource", "XML_HEAD", "lock_body", "multistatus_close",
-           "multistatus_open", "parse_propfind", "parse_proppatch", "parse_time", "propstat_response",
+           "multistatus_open", "parse_propfind", "parse_proppatch", "propstat_response",
            "resource_response", "error_body"]
 
 DAV = "DAV:"
@@ -102,26 +101,6 @@ def parse_proppatch(body: bytes) -> list[tuple[str, str | None]]:
         for child in prop:
             changes.append((child.tag, (child.text or "") if action.tag == _q("set") else None))
     return changes
-
-
-def parse_time(text: str) -> float | None:
-    """Unix seconds from an HTTP date, ISO 8601, or a number of seconds; None if unreadable."""
-    text = (text or "").strip()
-    if not text:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        return parsedate_to_datetime(text).timestamp()
-    except (TypeError, ValueError, IndexError):
-        pass
-    try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
 
 
 def href_for(segments: tuple[str, ...], is_dir: bool) -> str:

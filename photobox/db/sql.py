@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 
-__all__ = ["id_chunks", "meta_value"]
+__all__ = ["MissingRow", "id_chunks", "meta_value"]
 
 #: SQLite's default limit is 32766 host parameters; 500 keeps statements small and cached.
 CHUNK = 500
+
+
+class MissingRow(LookupError):
+    """A write names a row that does not exist (a face, a person…): the caller's input is
+    wrong, not the database. The web app answers 404 with the message."""
 
 
 def id_chunks(ids: Sequence[int], size: int = CHUNK) -> Iterator[tuple[list[int], str]]:

@@ -82,8 +82,12 @@ def add_library(conn: apsw.Connection, root: Path, *, name: str = "", exclusions
     Raises:
         ValueError: the folder does not exist, or overlaps photobox's own data folder.
     """
-    root = Path(root).expanduser().resolve()
-    if not root.is_dir():
+    try:
+        root = Path(root).expanduser().resolve()
+        is_dir = root.is_dir()
+    except (OSError, RuntimeError) as exc:  # a name too long, a symlink loop…
+        raise ValueError(f"{str(root)[:200]!r} is not a folder photobox can read ({type(exc).__name__})") from None
+    if not is_dir:
         raise ValueError(f"{root} is not a folder photobox can read")
     if data_dir is not None:
         data = data_dir.resolve()

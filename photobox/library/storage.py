@@ -10,23 +10,31 @@ a :class:`PlacementJournal` (``tmp/<random>.placing``) names the library file be
 created and is removed after the row commits. A crash in between leaves the journal, and the
 next start (:func:`recover_placements`) removes the placed file if its row never committed,
 so ``library/`` never holds a file that belongs to no asset.
+
+Free space: every way in (upload, resumable upload, WebDAV, the phone share target) keeps
+the ``disk_reserve_mb`` setting free on the data disk, so the database, its backups and the
+system keep room to work. :func:`ensure_space` refuses an upload whose size is known before
+a byte is stored, and :class:`TempWriter` (given the reserve) checks again before every
+batch it writes, which is what stops an upload of unknown size (chunked, streamed).
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import hashlib
 import os
 import re
 import secrets
+import shutil
 import threading
 import time
 import unicodedata
 from pathlib import Path, PurePosixPath
 
-__all__ = ["DiskFullError", "PlacementJournal", "TempWriter", "clean_temp", "place_original", "recover_placements",
-           "safe_file_name", "safe_join"]
+__all__ = ["DiskFullError", "PlacementJournal", "TempWriter", "clean_temp", "ensure_space", "place_original",
+           "recover_placements", "safe_file_name", "safe_join"]
 
 _FLUSH_BYTES = 1 << 20
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
@@ -37,6 +45,35 @@ class DiskFullError(OSError):
 
     def __str__(self) -> str:  # the message users see, without OSError's "[Errno 28]" prefix
         return self.strerror or super().__str__()
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.0f} MiB" if n >= 10 * 2**20 else f"{n / 2**20:.1f} MiB"
+
+
+def ensure_space(folder: Path, incoming: int, reserve: int, *, stored: int | None = None) -> None:
+    """Refuse writing ``incoming`` more bytes into ``folder`` when that would leave less than
+    ``reserve`` bytes free on its disk.
+
+    ``stored`` is what the same upload already wrote (a streamed upload of unknown size);
+    the message then says the upload was stopped rather than refused up front.
+
+    Raises:
+        DiskFullError: with a message saying how much is free, how much is kept in
+            reserve and how much more space the upload needs.
+    """
+    free = shutil.disk_usage(folder).free
+    if free - incoming >= reserve:
+        return
+    short = incoming + reserve - free
+    if stored is None:
+        what = (f"this upload needs {_mib(incoming)}, so at least {_mib(short)} more must be freed; "
+                f"nothing was stored")
+    else:
+        what = (f"the upload was stopped after {_mib(stored)} and not kept; free more space than it needs "
+                f"and send it again")
+    raise DiskFullError(errno.ENOSPC, f"not enough free space on the photobox disk: {_mib(free)} free, "
+                                      f"{_mib(reserve)} kept in reserve; {what}")
 
 
 def safe_file_name(name: str, fallback: str = "file") -> str:
@@ -118,10 +155,15 @@ def _live_owners(tmp_dir: Path) -> set[str]:
 
 
 class TempWriter:
-    """Stream bytes to a temp file in ``tmp_dir`` while computing SHA-1 and counting them."""
+    """Stream bytes to a temp file in ``tmp_dir`` while computing SHA-1 and counting them.
 
-    def __init__(self, tmp_dir: Path) -> None:
+    With a ``reserve`` (bytes), every batch is checked with :func:`ensure_space` before it
+    is written: the upload stops with :class:`DiskFullError` rather than eat into it.
+    """
+
+    def __init__(self, tmp_dir: Path, *, reserve: int = 0) -> None:
         tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.reserve = reserve
         self.path = tmp_dir / f"{_owner_token(tmp_dir)}-{secrets.token_hex(12)}.part"
         self._file = open(self.path, "xb")
         self._sha1 = hashlib.sha1()
@@ -135,6 +177,8 @@ class TempWriter:
         data = b"".join(self._buffer)
         self._buffer.clear()
         self._buffered = 0
+        if self.reserve:
+            ensure_space(self.path.parent, len(data), self.reserve, stored=self.size - len(data))
         self._sha1.update(data)  # hashlib releases the GIL for large buffers
         try:
             self._file.write(data)

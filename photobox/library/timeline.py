@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import base64
 import calendar
+import math
 from dataclasses import dataclass
 from datetime import date
 
 import apsw
 
 from photobox.db.sql import id_chunks
+from photobox.inputs import INT64_MAX, int_or_none
 
 __all__ = ["Scope", "Tile", "month_index", "neighbors", "page", "month_cursor"]
 
@@ -65,12 +67,14 @@ class Scope:
     def parse(cls, text: str | None) -> Scope:
         """From the ``in=`` query value: ``timeline``, ``album-12``, ``person-3``…; unknown values mean the timeline."""
         text = (text or "timeline").strip()
-        if text.startswith("album-") and text[6:].isdigit():
-            return cls("album", int(text[6:]))
-        if text.startswith("person-") and text[7:].isdigit():
-            return cls("person", person_id=int(text[7:]))
-        if text.startswith("place-") and text[6:].isdigit():
-            return cls("place", place_id=int(text[6:]))
+        kind, _, number = text.partition("-")
+        ident = int_or_none(number)  # ASCII digits within SQLite's range, never str.isdigit()
+        if kind == "album" and ident is not None:
+            return cls("album", ident)
+        if kind == "person" and ident is not None:
+            return cls("person", person_id=ident)
+        if kind == "place" and ident is not None:
+            return cls("place", place_id=ident)
         if text.startswith("country-") and len(text) == 10 and text[8:].isalpha() and text[8:].isupper():
             return cls("country", country=text[8:])
         return cls(text if text in _SCOPES and text not in ("album", "person", "place", "country") else "timeline")
@@ -143,10 +147,13 @@ def parse_cursor(text: str | None) -> tuple[float, int]:
     """``"<value>:<id>"`` → (value, id); the top of the list when absent or malformed."""
     if text:
         value, _, ident = text.partition(":")
+        last_id = int_or_none(ident or "0", lo=-INT64_MAX - 1)
         try:
-            return float(value), int(ident or 0)
+            number = float(value)
         except ValueError:
-            pass
+            number = math.nan
+        if math.isfinite(number) and last_id is not None:
+            return number, last_id
     return _TOP, 0
 
 

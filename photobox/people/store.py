@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import apsw
 
-from photobox.db.sql import id_chunks
+from photobox.db.sql import MissingRow, id_chunks
 
 __all__ = ["Person", "assign_face", "get_person", "list_people", "merge_people", "not_this_person",
            "person_faces_for_asset", "set_cover", "update_person"]
@@ -73,14 +73,32 @@ def _constrain(conn: apsw.Connection, face_id: int, person_id: int, kind: str) -
 
 
 def not_this_person(conn: apsw.Connection, face_id: int, person_id: int) -> None:
-    """"Not this person": the face leaves them and may never join them again."""
+    """"Not this person": the face leaves them and may never join them again.
+
+    Raises:
+        MissingRow: the face or the person does not exist.
+    """
+    _require(conn, face_id, person_id)
     conn.execute("UPDATE faces SET person_id = NULL, assigned_by = 'user' WHERE id = ? AND person_id = ?",
                  (face_id, person_id))
     _constrain(conn, face_id, person_id, "cannot")
 
 
+def _require(conn: apsw.Connection, face_id: int, person_id: int | None) -> None:
+    """Raise :class:`MissingRow` unless the face (and the person, when given) exist."""
+    if conn.execute("SELECT 1 FROM faces WHERE id = ?", (face_id,)).fetchone() is None:
+        raise MissingRow(f"no face {face_id}")
+    if person_id is not None and conn.execute("SELECT 1 FROM people WHERE id = ?", (person_id,)).fetchone() is None:
+        raise MissingRow(f"no person {person_id}")
+
+
 def assign_face(conn: apsw.Connection, face_id: int, person_id: int | None = None, *, new_name: str = "") -> int:
-    """Move a face to a person (or a new one named ``new_name``); remembered as a must-link."""
+    """Move a face to a person (or a new one named ``new_name``); remembered as a must-link.
+
+    Raises:
+        MissingRow: the face or the person does not exist.
+    """
+    _require(conn, face_id, person_id)
     if person_id is None:
         now = time.time()
         conn.execute("INSERT INTO people (name, created_at, updated_at) VALUES (?, ?, ?)", (new_name.strip()[:200], now, now))

@@ -18,6 +18,7 @@ from typing import Any
 import apsw
 
 from photobox.media.camera import camera_name
+from photobox.inputs import int_or_none
 
 __all__ = ["Filters", "allowed_ids", "cameras"]
 
@@ -61,11 +62,11 @@ class Filters:
             date_to=get("to") if _day_ts(get("to"), end=True) is not None else "",
             kind=get("type") if get("type") in ("image", "video") else "",
             favorite=get("fav") in ("1", "true", "on"),
-            album=int(album) if album.isdigit() else None,
+            album=int_or_none(album),
             camera=get("camera")[:200],
             archived=get("archived") if get("archived") in ("exclude", "include", "only") else "exclude",
-            person=int(person) if person.isdigit() else None,
-            place=int(place) if place.isdigit() else None,
+            person=int_or_none(person),
+            place=int_or_none(place),
             country=country if len(country) == 2 and country.isalpha() and country.isascii() else "",
         )
 

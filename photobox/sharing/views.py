@@ -34,6 +34,7 @@ from photobox.sharing import redact, store
 from photobox.sharing.limits import TokenBucket
 from photobox.throttle import GuessThrottle, share_key, try_again
 from photobox.web.files import _parse_range, file_blocks, serve_file, stream_zip
+from photobox.web.params import Id
 from photobox.web.render import page
 from photobox.web.security import client_address, ensure_anon_cookie, is_secure
 
@@ -401,8 +402,8 @@ def _zip(entries: list[tuple[str, Path, str]], name: str) -> Stream:
 # -- the owner's pages ------------------------------------------------------------------------
 
 class ShareForm(Struct):
-    album_id: int | None = None
-    ids: list[int] | int = []
+    album_id: Id | None = None
+    ids: list[Id] | Id = []
     title: str = ""
     expires_days: int = 0
     password: str = ""
@@ -467,7 +468,7 @@ async def share_create(request: Request, data: Annotated[ShareForm, Form]) -> Re
 
 
 class SelectionForm(Struct):
-    ids: list[int] | int = []
+    ids: list[Id] | Id = []
     csrf_token: str = ""
 
 

@@ -16,7 +16,7 @@ import apsw
 from litestar import Litestar, Request, Response
 from litestar.datastructures import CacheControlHeader
 from litestar.datastructures import State
-from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
+from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 from litestar.plugins.htmx import HTMXPlugin
@@ -27,13 +27,16 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 
 from photobox import __version__, auth
 from photobox.core import Photobox
+from photobox.db.sql import MissingRow
 from photobox.library.storage import DiskFullError
 from photobox.resources import STATIC_DIR, TEMPLATES_DIR
 from photobox.settings import Settings, load_settings
 from photobox.throttle import GuessThrottle
 from photobox.web.api import assets as api_assets
 from photobox.web.api import server as api_server
+from photobox.web.api import uploads as api_uploads
 from photobox.web import dav
+from photobox.web.params import BodyCutShortMiddleware, PhotoboxRequest, bounded_path_ids
 from photobox.web.render import page
 from photobox.web.security import AuthMiddleware, SecurityHeadersMiddleware, guard
 from photobox.sharing import views as sharing_views
@@ -50,8 +53,14 @@ __all__ = ["create_app"]
 log = logging.getLogger("photobox")
 
 
+def _path(request: Request) -> str:
+    # From the scope, never request.url: building the URL parses the Host header, and an
+    # exception handler must not fail again on the malformed Host it is answering.
+    return request.scope.get("path", "")
+
+
 def _wants_html(request: Request) -> bool:
-    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
+    return not _path(request).startswith("/api/") and "text/html" in request.headers.get("accept", "")
 
 
 def _not_authorized(request: Request, exc: NotAuthorizedException) -> Response:
@@ -64,19 +73,31 @@ def _not_authorized(request: Request, exc: NotAuthorizedException) -> Response:
     with request.app.state.photobox.db.reader() as conn:  # one indexed row: fine inline
         if auth.get_owner(conn) is None:
             target = "/setup"
-    if target == "/login" and request.method == "GET" and request.url.path != "/":
+    if target == "/login" and request.method == "GET" and _path(request) != "/":
         from urllib.parse import quote
-        target += "?next=" + quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""), safe="/")
+        query = request.scope.get("query_string", b"").decode("latin-1")
+        target += "?next=" + quote(_path(request) + (f"?{query}" if query else ""), safe="/")
     if request.headers.get("hx-request") == "true":
         return Response("", status_code=401, headers={"HX-Redirect": target})
     return Redirect(target, status_code=303)
 
 
 def _http_error(request: Request, exc: HTTPException) -> Response:
+    extra = getattr(exc, "extra", None)
+    if isinstance(extra, list) and extra and exc.status_code == 400:
+        # Litestar's "Validation failed for …" alone does not say what to fix: name the fields.
+        reasons = "; ".join(f"{e.get('key') or e.get('source') or 'value'}: {e.get('message')}"
+                            for e in extra[:5] if isinstance(e, dict))
+        exc = HTTPException(status_code=400, detail=f"{exc.detail}: {reasons}" if reasons else exc.detail,
+                            headers=exc.headers)
     if _wants_html(request) and request.headers.get("hx-request") != "true":
         return page(request, "error.html", status_code=exc.status_code, status=exc.status_code, detail=exc.detail)
     return Response({"status_code": exc.status_code, "detail": exc.detail}, status_code=exc.status_code,
                     headers=getattr(exc, "headers", None) or None)
+
+
+def _missing_row(request: Request, exc: MissingRow) -> Response:
+    return _http_error(request, NotFoundException(str(exc)))
 
 
 def _disk_full(request: Request, exc: DiskFullError) -> Response:
@@ -85,13 +106,13 @@ def _disk_full(request: Request, exc: DiskFullError) -> Response:
 
 def _database_full(request: Request, exc: Exception) -> Response:
     # SQLITE_FULL: the data disk is full, so no change can be saved (tests/test_disk_full.py).
-    log.warning("the disk is full: %s %s could not save its change", request.method, request.url.path)
+    log.warning("the disk is full: %s %s could not save its change", request.method, _path(request))
     return _http_error(request, HTTPException(
         status_code=507, detail="the disk is full: photobox cannot save changes until some space is freed"))
 
 
 def _server_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    log.exception("unhandled error on %s %s", request.method, _path(request), exc_info=exc)
     return _http_error(request, HTTPException(status_code=500, detail="Something went wrong inside photobox; the log has details."))
 
 
@@ -117,12 +138,14 @@ def create_app(settings: Settings | None = None, *, photobox: Photobox | None = 
     return Litestar(
         route_handlers=[
             *health.ROUTES, *account.ROUTES, *timeline.ROUTES, *viewer.ROUTES, *search.ROUTES, *people.ROUTES, *albums.ROUTES, *settings_page.ROUTES, *upload.ROUTES, *jobs.ROUTES, *api_server.ROUTES,
-            *api_assets.ROUTES, *places_views.ROUTES, *dav.ROUTES, *share.ROUTES, *sharing_views.ROUTES,
+            *api_assets.ROUTES, *api_uploads.ROUTES, *places_views.ROUTES, *dav.ROUTES, *share.ROUTES, *sharing_views.ROUTES,
             *duplicates.ROUTES, *backup_views.ROUTES, *library_views.ROUTES, static,
         ],
         lifespan=[lifespan],
-        middleware=[SecurityHeadersMiddleware(), storage_gate.StorageGateMiddleware(), AuthMiddleware()],
-        guards=[guard],
+        middleware=[SecurityHeadersMiddleware(), storage_gate.StorageGateMiddleware(), BodyCutShortMiddleware(),
+                    AuthMiddleware()],
+        guards=[guard, bounded_path_ids],
+        request_class=PhotoboxRequest,
         # One budget for every way a password is tried (login, WebDAV, share links): photobox.throttle.
         state=State({"photobox": box, "password_throttle": GuessThrottle(limit=box.settings.login_attempts)}),
         template_config=TemplateConfig(directory=TEMPLATES_DIR, engine=JinjaTemplateEngine),
@@ -140,6 +163,7 @@ def create_app(settings: Settings | None = None, *, photobox: Photobox | None = 
             PermissionDeniedException: _http_error,
             HTTPException: _http_error,
             DiskFullError: _disk_full,
+            MissingRow: _missing_row,
             apsw.FullError: _database_full,
             Exception: _server_error,
         },

@@ -41,8 +41,9 @@ from photobox.dav.store import ROOT, UPLOAD
 from photobox.library import assets as asset_sql
 from photobox.library.ingest import RejectedFile, ingest_temp_file
 from photobox.library.paths import original_path
-from photobox.library.storage import DiskFullError, TempWriter
-from photobox.web import proxy
+from photobox.library.storage import DiskFullError, TempWriter, ensure_space
+from photobox.inputs import parse_time
+from photobox.web import params, proxy
 from photobox.web.files import serve_file
 
 if TYPE_CHECKING:
@@ -53,8 +54,6 @@ __all__ = ["ROUTES", "is_dav_request", "parse_path", "unauthorized"]
 ALLOW = "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, MKCOL, COPY, MOVE, LOCK, UNLOCK"
 MAX_XML_BYTES = 1 << 20
 MAX_DEPTH = 32
-#: Keep this much free on the data disk: a PUT that would eat into it is refused up front.
-DISK_RESERVE_BYTES = 256 * 1024 * 1024
 _PAGE = 500
 _XML = "application/xml; charset=utf-8"
 
@@ -213,10 +212,17 @@ async def _stream(request: Request) -> AsyncIterator[bytes]:
             return
 
 
+def _content_length(request: Request) -> int | None:
+    try:
+        return params.content_length(request.headers)
+    except ClientException as exc:
+        raise DavError(400, str(exc.detail)) from None
+
+
 async def _small_body(request: Request) -> bytes:
     """An XML request body, at most :data:`MAX_XML_BYTES`."""
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > MAX_XML_BYTES:
+    length = _content_length(request)
+    if length is not None and length > MAX_XML_BYTES:
         raise DavError(413, "the XML body is too large")
     chunks, total = [], 0
     async for chunk in _stream(request):
@@ -231,7 +237,7 @@ async def _small_body(request: Request) -> bytes:
 
 def _quota(box: Photobox, conn) -> tuple[int, int]:
     free = shutil.disk_usage(box.path("tmp")).free
-    return max(0, free - DISK_RESERVE_BYTES), store.used_bytes(conn)
+    return max(0, free - box.settings.disk_reserve_bytes), store.used_bytes(conn)
 
 
 def _resource(path: tuple[str, ...], entry: store.Entry | None, quota: tuple[int, int] | None) -> props.Resource:
@@ -303,6 +309,14 @@ async def _propfind(request: Request, box: Photobox, path: tuple[str, ...]) -> R
     return Stream(listing(), status_code=207, media_type=_XML)
 
 
+def _prop_time(text: str) -> float | None:
+    """A client-set time property; None (refused with 403) when unreadable or out of range."""
+    try:
+        return parse_time(text, name="the time")
+    except ValueError:
+        return None
+
+
 async def _proppatch(request: Request, box: Photobox, path: tuple[str, ...]) -> Response:
     try:
         changes = props.parse_proppatch(await _small_body(request))
@@ -311,7 +325,7 @@ async def _proppatch(request: Request, box: Photobox, path: tuple[str, ...]) -> 
     exists, entry = await _lookup(box, path)
     if not exists:
         raise DavError(404, "no such file or folder")
-    times = [props.parse_time(v) if n in props.TIME_PROPS and v is not None else None for n, v in changes]
+    times = [_prop_time(v) if n in props.TIME_PROPS and v is not None else None for n, v in changes]
     allowed = [entry is not None and t is not None for t in times]
     if all(allowed):
         for t in times:
@@ -386,13 +400,18 @@ async def _put(request: Request, box: Photobox, path: tuple[str, ...]) -> Respon
     # Fail before the body is read: an app should not send 4 GB to learn the folder is missing.
     entry = await box.db.read(precheck)
     _check_conditions(request, entry)
-    length_header = request.headers.get("content-length")
-    length = int(length_header) if length_header and length_header.isdigit() else None
+    length = _content_length(request)
+    try:
+        client_mtime = parse_time(request.headers.get("x-oc-mtime"), name="X-OC-Mtime")
+    except ValueError as exc:
+        raise DavError(400, str(exc)) from None
+    reserve = box.settings.disk_reserve_bytes
     if length is not None:
-        free = shutil.disk_usage(box.path("tmp")).free
-        if length + DISK_RESERVE_BYTES > free:
-            raise DavError(507, f"not enough free space on the photobox disk ({free // 2**20} MiB free)")
-    writer = TempWriter(box.path("tmp"))
+        try:
+            ensure_space(box.path("tmp"), length, reserve)
+        except DiskFullError as exc:
+            raise DavError(507, str(exc)) from None
+    writer = TempWriter(box.path("tmp"), reserve=reserve)
     try:
         async for chunk in _stream(request):
             if chunk:
@@ -411,7 +430,6 @@ async def _put(request: Request, box: Photobox, path: tuple[str, ...]) -> Respon
         tmp.unlink(missing_ok=True)
         raise DavError(400, "the file's SHA-1 does not match the checksum sent: it was damaged on the way; "
                             "nothing was stored")
-    client_mtime = props.parse_time(request.headers.get("x-oc-mtime", ""))
     asset_id: int | None = None
     made_asset = False
     if size == 0:
@@ -562,6 +580,8 @@ async def dav(scope: Scope, receive: Receive, send: Send) -> None:
         response = await handler(request, box, _request_path(request))
     except DavError as exc:
         response = exc.response()
+    except params.BodyCutShort as exc:  # the client closed its side mid-body: it still reads this
+        response = DavError(400, str(exc.detail)).response()
     except ClientGone:
         return  # nobody to answer
     response.headers.setdefault("DAV", "1, 2")

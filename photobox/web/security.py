@@ -157,7 +157,9 @@ async def _given_csrf(connection: ASGIConnection) -> str | None:
     if given:
         return given
     ctype = connection.headers.get("content-type", "")
-    length = int(connection.headers.get("content-length") or 0)
+    from photobox.web.params import content_length
+
+    length = content_length(connection.headers) or 0
     form_like = ctype.startswith("application/x-www-form-urlencoded") or (
         ctype.startswith("multipart/form-data") and 0 < length <= _FORM_CSRF_MAX_BYTES)
     if form_like:

@@ -6,8 +6,8 @@ the whole file in memory; a Pi cannot hold a 4 GB video). The SHA-1 a client ann
 read (a known file is answered "duplicate" at once) and again after it is stored (a
 mismatch is refused and nothing is kept).
 
-``/api/uploads`` is the resumable form the browser uses: create, then PATCH chunks at an
-``Upload-Offset``, and after a dropped connection ask (HEAD) how far it got.
+The resumable form the browser uses (``/api/uploads``) is :mod:`photobox.web.api.uploads`.
+Both keep the ``disk_reserve_mb`` setting free on the disk (see :func:`~photobox.library.storage.ensure_space`).
 """
 
 from __future__ import annotations
@@ -15,16 +15,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import hashlib
-import json
-import os
-import secrets
-import shutil
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from litestar import Request, Response, delete, get, head, patch, post
+from litestar import Request, Response, get, post
 from litestar.exceptions import ClientException, HTTPException, NotFoundException
 from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import Struct
@@ -33,15 +27,14 @@ from multipart import MultipartError, MultipartSegment, PushMultipartParser
 from photobox.library import assets as asset_sql
 from photobox.library.ingest import IngestResult, RejectedFile, ingest_temp_file
 from photobox.library.paths import derived_path, original_path
-from photobox.library.storage import DiskFullError, TempWriter
+from photobox.library.storage import DiskFullError, TempWriter, ensure_space
 from photobox.web.files import serve_file
+from photobox.inputs import parse_time
+from photobox.web.params import content_length
 
 if TYPE_CHECKING:
     from photobox.core import Photobox
 
-#: Keep this much free on the data disk; an upload that would eat into it is refused up front.
-DISK_RESERVE_BYTES = 256 * 1024 * 1024
-MAX_CHUNK_BYTES = 32 * 1024 * 1024
 MAX_FIELD_BYTES = 4096
 
 
@@ -64,22 +57,6 @@ class CheckItem(Struct):
 
 class CheckResponse(Struct):
     results: list[CheckItem]
-
-
-class NewUpload(Struct):
-    name: str
-    size: int
-    mtime: float | None = None
-    checksum: str | None = None
-
-
-class UploadState(Struct):
-    id: str
-    offset: int
-    size: int
-    status: str = "open"  # open | created | duplicate
-    asset_id: int | None = None
-    warning: str | None = None
 
 
 class AssetInfo(Struct):
@@ -127,19 +104,14 @@ def _announced(request: Request) -> bytes | None:
     return parse_checksum(request.headers.get("x-checksum-sha1") or request.headers.get("x-immich-checksum"))
 
 
-def _check_space(box: Photobox, incoming: int) -> None:
-    free = shutil.disk_usage(box.path("tmp")).free
-    if incoming + DISK_RESERVE_BYTES > free:
-        raise HTTPException(status_code=507, detail=f"not enough free space on the photobox disk "
-                                                    f"({free // 2**20} MiB free); nothing was stored")
-
-
 def _result_response(result: IngestResult) -> Response:
     body = UploadResult(result.status, result.asset_id, result.trashed, result.warning)
     return Response(body, status_code=201 if result.status == "created" else 200)
 
 
-async def _ingest(box: Photobox, tmp: Path, checksum: bytes, size: int, name: str, mtime: float | None) -> IngestResult:
+async def ingest_upload(box: Photobox, tmp: Path, checksum: bytes, size: int, name: str,
+                        mtime: float | None) -> IngestResult:
+    """Ingest a complete temp file (consumed) in a thread; refusals become 415 / 507."""
     try:
         return await asyncio.to_thread(ingest_temp_file, box, tmp, checksum, size, original_name=name, mtime=mtime)
     except RejectedFile as exc:
@@ -148,27 +120,11 @@ async def _ingest(box: Photobox, tmp: Path, checksum: bytes, size: int, name: st
         raise HTTPException(status_code=507, detail=str(exc)) from None
 
 
-async def _duplicate_of(box: Photobox, checksum: bytes | None) -> asset_sql.Asset | None:
+async def duplicate_of(box: Photobox, checksum: bytes | None) -> asset_sql.Asset | None:
+    """The asset with this SHA-1, if photobox has it."""
     if checksum is None:
         return None
     return await box.db.read(asset_sql.find_by_checksum, checksum)
-
-
-def _mtime(value: Any) -> float | None:
-    """A file time from seconds, milliseconds (JavaScript's lastModified) or ISO 8601."""
-    if value in (None, ""):
-        return None
-    try:
-        number = float(value)
-        return number / 1000 if number > 1e11 else number
-    except (TypeError, ValueError):
-        pass
-    from datetime import datetime
-
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 @post("/api/assets", tags=["assets"], summary="Upload one photo or video (multipart, field 'file')",
@@ -176,16 +132,17 @@ def _mtime(value: Any) -> float | None:
 async def upload_asset(request: Request) -> Response:
     box: Photobox = request.app.state.photobox
     announced = _announced(request)
-    existing = await _duplicate_of(box, announced)
+    existing = await duplicate_of(box, announced)
     if existing is not None:
         return _result_response(IngestResult("duplicate", existing.id, existing.trashed_at is not None))
     ctype = request.headers.get("content-type", "")
     if not ctype.startswith("multipart/form-data") or "boundary=" not in ctype:
         raise ClientException("send multipart/form-data with the file in a field named 'file'")
     boundary = ctype.split("boundary=", 1)[1].split(";")[0].strip().strip('"')
-    length = int(request.headers.get("content-length") or -1)
+    length = content_length(request.headers, -1)
+    reserve = box.settings.disk_reserve_bytes
     if length > 0:
-        _check_space(box, length)
+        ensure_space(box.path("tmp"), length, reserve)
     writer: TempWriter | None = None
     name = "upload"
     fields: dict[str, str] = {}
@@ -199,7 +156,7 @@ async def upload_asset(request: Request) -> Response:
                     if isinstance(event, MultipartSegment):
                         segment = event
                         if event.filename is not None and writer is None and event.name in ("file", "assetData"):
-                            writer = TempWriter(box.path("tmp"))
+                            writer = TempWriter(box.path("tmp"), reserve=reserve)
                             name = event.filename or name
                         field_value.clear()
                     elif event is None:
@@ -230,8 +187,12 @@ async def upload_asset(request: Request) -> Response:
         tmp.unlink(missing_ok=True)
         raise ClientException("the file's SHA-1 does not match X-Checksum-SHA1: it was damaged on the way; "
                               "nothing was stored")
-    mtime = _mtime(fields.get("mtime") or fields.get("fileModifiedAt") or fields.get("lastModified"))
-    result = await _ingest(box, tmp, checksum, size, fields.get("filename") or name, mtime)
+    try:
+        mtime = parse_time(fields.get("mtime") or fields.get("fileModifiedAt") or fields.get("lastModified"))
+    except ValueError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ClientException(f"{exc}; nothing was stored") from None
+    result = await ingest_upload(box, tmp, checksum, size, fields.get("filename") or name, mtime)
     return _result_response(result)
 
 
@@ -250,124 +211,6 @@ async def check_assets(request: Request, data: JSONBody[CheckRequest]) -> CheckR
         return items
 
     return CheckResponse(await request.app.state.photobox.db.read(lookup))
-
-
-# -- resumable uploads -----------------------------------------------------------------
-
-def _resumable_dir(box: Photobox) -> Path:
-    folder = box.path("tmp", "resumable")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-_hashers: dict[str, tuple[int, Any]] = {}  # upload id -> (offset, running sha1): saves a re-read
-
-
-async def _upload_row(box: Photobox, upload_id: str) -> tuple:
-    row = await box.db.read(lambda c: c.execute(
-        "SELECT id, file_name, size, checksum, received, mtime FROM uploads WHERE id = ?", (upload_id,)).fetchone())
-    if row is None:
-        raise NotFoundException("no such upload (it finished, was cancelled, or expired)")
-    return row
-
-
-@post("/api/uploads", tags=["uploads"], summary="Start a resumable upload")
-async def create_upload(request: Request, data: JSONBody[NewUpload]) -> Response:
-    box: Photobox = request.app.state.photobox
-    checksum = parse_checksum(data.checksum)
-    existing = await _duplicate_of(box, checksum)
-    if existing is not None:
-        return Response(UploadState("", data.size, data.size, "duplicate", existing.id), status_code=200)
-    if data.size < 0:
-        raise ClientException("size must be >= 0")
-    _check_space(box, data.size)
-    upload_id = secrets.token_urlsafe(18)
-    now = time.time()
-    (_resumable_dir(box) / f"{upload_id}.part").touch()
-    await box.db.write(lambda c: c.execute(
-        "INSERT INTO uploads (id, file_name, size, checksum, received, mtime, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, 0, ?, ?, ?)", (upload_id, data.name[:500], data.size, checksum, _mtime(data.mtime), now, now)))
-    return Response(UploadState(upload_id, 0, data.size), status_code=201)
-
-
-@head("/api/uploads/{upload_id:str}", tags=["uploads"], summary="How many bytes of an upload arrived")
-async def upload_offset(request: Request, upload_id: FromPath[str]) -> Response[None]:
-    row = await _upload_row(request.app.state.photobox, upload_id)
-    return Response(None, headers={"Upload-Offset": str(row[4]), "Upload-Length": str(row[2]), "Cache-Control": "no-store"})
-
-
-def _append(path: Path, offset: int, data: bytes) -> None:
-    with open(path, "r+b") as f:
-        f.truncate(offset)  # drop bytes of a chunk that was cut off mid-way
-        f.seek(offset)
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-@patch("/api/uploads/{upload_id:str}", tags=["uploads"], summary="Append a chunk at Upload-Offset",
-       request_max_body_size=MAX_CHUNK_BYTES + 1)
-async def upload_chunk(request: Request, upload_id: FromPath[str]) -> Response:
-    box: Photobox = request.app.state.photobox
-    row = await _upload_row(box, upload_id)
-    _, name, size, announced, received, mtime = row
-    try:
-        offset = int(request.headers.get("upload-offset", ""))
-    except ValueError:
-        raise ClientException("send the Upload-Offset header") from None
-    if offset != received:
-        return Response(UploadState(upload_id, received, size), status_code=409,
-                        headers={"Upload-Offset": str(received)})
-    data = await request.body()
-    if offset + len(data) > size:
-        raise ClientException("more bytes than the announced size")
-    part = _resumable_dir(box) / f"{upload_id}.part"
-    try:
-        await asyncio.to_thread(_append, part, offset, data)
-    except OSError as exc:
-        if exc.errno in (28, 122):
-            raise HTTPException(status_code=507, detail="the disk is full: the upload cannot continue") from None
-        raise
-    state = _hashers.get(upload_id)
-    if state is not None and state[0] == offset:
-        state[1].update(data)
-        _hashers[upload_id] = (offset + len(data), state[1])
-    elif offset == 0:
-        _hashers[upload_id] = (len(data), hashlib.sha1(data))
-    else:
-        _hashers.pop(upload_id, None)
-    received = offset + len(data)
-    await box.db.write(lambda c: c.execute("UPDATE uploads SET received = ?, updated_at = ? WHERE id = ?",
-                                           (received, time.time(), upload_id)))
-    if received < size:
-        return Response(UploadState(upload_id, received, size), headers={"Upload-Offset": str(received)})
-    # Complete: hand the file to the pipeline exactly like a one-shot upload.
-    cached = _hashers.pop(upload_id, None)
-    if cached is not None and cached[0] == size:
-        checksum = cached[1].digest()
-    else:
-        from photobox.library.ingest import hash_file
-
-        checksum, _ = await asyncio.to_thread(hash_file, part)
-    await box.db.write(lambda c: c.execute("DELETE FROM uploads WHERE id = ?", (upload_id,)))
-    if announced is not None and checksum != announced:
-        part.unlink(missing_ok=True)
-        raise ClientException("the file's SHA-1 does not match the announced checksum; nothing was stored")
-    try:
-        result = await _ingest(box, part, checksum, size, name, mtime)
-    finally:
-        part.unlink(missing_ok=True)
-    return Response(UploadState(upload_id, size, size, result.status, result.asset_id, result.warning),
-                    status_code=201 if result.status == "created" else 200)
-
-
-@delete("/api/uploads/{upload_id:str}", tags=["uploads"], summary="Cancel a resumable upload", status_code=204)
-async def cancel_upload(request: Request, upload_id: FromPath[str]) -> None:
-    box: Photobox = request.app.state.photobox
-    await _upload_row(box, upload_id)
-    await box.db.write(lambda c: c.execute("DELETE FROM uploads WHERE id = ?", (upload_id,)))
-    (_resumable_dir(box) / f"{upload_id}.part").unlink(missing_ok=True)
-    _hashers.pop(upload_id, None)
 
 
 # -- asset info and files ---------------------------------------------------------------
@@ -466,5 +309,5 @@ async def _play(request: Request, box: Photobox, video: asset_sql.Asset) -> Resp
                            media_type="video/mp4" if video.mime == "video/quicktime" else None)
 
 
-ROUTES = [upload_asset, check_assets, create_upload, upload_offset, upload_chunk, cancel_upload, asset_info,
+ROUTES = [upload_asset, check_assets, asset_info,
           asset_thumbnail, asset_preview, asset_original, asset_video, asset_motion]

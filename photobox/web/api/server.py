@@ -12,6 +12,7 @@ from msgspec import Struct
 from photobox import __version__
 from photobox.db import schema_version
 from photobox.jobs import store
+from photobox.web.params import OptionalId
 
 
 class ServerInfo(Struct):
@@ -53,7 +54,7 @@ async def job_counts(request: Request) -> JobCounts:
 
 @post("/api/jobs/retry", tags=["jobs"], summary="Queue failed jobs again", status_code=200)
 async def retry_jobs(
-    request: Request, kind: FromQuery[str | None] = None, job_id: FromQuery[int | None] = None
+    request: Request, kind: FromQuery[str | None] = None, job_id: FromQuery[OptionalId] = None
 ) -> dict[str, int]:
     box = request.app.state.photobox
     n = await box.db.write(lambda c: store.retry(c, now=box.clock(), job_id=job_id, kind=kind))

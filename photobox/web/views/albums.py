@@ -14,6 +14,7 @@ from msgspec import Struct
 
 from photobox.library import actions
 from photobox.library.timeline import Scope
+from photobox.web.params import Id
 from photobox.web.render import page
 from photobox.web.views.timeline import render_grid_page
 
@@ -27,7 +28,7 @@ class AlbumForm(Struct):
 
 
 class CoverForm(Struct):
-    asset_id: int
+    asset_id: Id
     csrf_token: str = ""
 
 

@@ -18,6 +18,7 @@ from multipart import MultipartError, MultipartSegment, PushMultipartParser
 
 from photobox.library.storage import TempWriter
 from photobox.safety import backups, integrity, restore
+from photobox.web.params import Id, content_length
 from photobox.web.render import page
 
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
@@ -116,7 +117,7 @@ async def upload_backup(request: Request) -> Response:
     segment: MultipartSegment | None = None
     value = bytearray()
     try:
-        with PushMultipartParser(boundary, content_length=int(request.headers.get("content-length") or -1),
+        with PushMultipartParser(boundary, content_length=content_length(request.headers, -1),
                                  max_segment_count=10) as parser:
             async for chunk in request.stream():
                 for event in parser.parse(chunk):
@@ -162,7 +163,7 @@ async def cancel_restore(request: Request, data: Annotated[TokenForm, Form]) -> 
 
 
 @get("/settings/health", include_in_schema=False)
-async def health_page(request: Request, after: FromQuery[int] = 0) -> Response:
+async def health_page(request: Request, after: FromQuery[Id] = 0) -> Response:
     box = request.app.state.photobox
 
     def load(conn):

@@ -20,6 +20,7 @@ from litestar.response import Redirect, Response
 from msgspec import Struct
 
 from photobox.duplicates import memories, store
+from photobox.web.params import Id
 from photobox.web.render import page
 
 PAGE_SIZE = 20
@@ -27,7 +28,7 @@ Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 
 
 class KeepForm(Struct):
-    keeper: int
+    keeper: Id
     csrf_token: str = ""
 
 
@@ -36,7 +37,7 @@ class DismissForm(Struct):
 
 
 @get("/duplicates", include_in_schema=False)
-async def duplicates_page(request: Request, after: FromQuery[int] = 0) -> Response:
+async def duplicates_page(request: Request, after: FromQuery[Id] = 0) -> Response:
     box = request.app.state.photobox
 
     def load(conn):

@@ -16,6 +16,7 @@ from msgspec import Struct
 
 from photobox.jobs import store
 from photobox.jobs.failures import list_failures
+from photobox.web.params import Id
 from photobox.web.render import page
 from photobox.web.security import local_path
 
@@ -23,7 +24,7 @@ STATES = ("queued", "running", "done", "failed")
 
 
 class RetryForm(Struct):
-    job_id: int | None = None
+    job_id: Id | None = None
     kind: str | None = None
     back: str = ""  # the viewer's Retry comes back to the photo
     csrf_token: str = ""

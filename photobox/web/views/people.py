@@ -16,6 +16,7 @@ from photobox.library.paths import derived_path
 from photobox.library.timeline import Scope
 from photobox.people import store
 from photobox.web.files import serve_file
+from photobox.web.params import Id, query_int
 from photobox.web.render import page
 from photobox.web.security import local_path
 from photobox.web.views.timeline import render_grid_page
@@ -30,12 +31,12 @@ class PersonForm(Struct):
 
 
 class MergeForm(Struct):
-    other: int
+    other: Id
     csrf_token: str = ""
 
 
 class FaceForm(Struct):
-    person_id: int | None = None
+    person_id: Id | None = None
     new_name: str = ""
     back: str = "/people"
     csrf_token: str = ""
@@ -68,7 +69,7 @@ async def person_page(request: Request, person_id: FromPath[int]) -> Response:
 
 
 @get("/people/unassigned", include_in_schema=False)
-async def unassigned(request: Request, after: FromQuery[int] = 0) -> Response:
+async def unassigned(request: Request, after: FromQuery[Id] = 0) -> Response:
     box = request.app.state.photobox
 
     def load(conn):
@@ -118,7 +119,7 @@ async def assign(request: Request, face_id: FromPath[int], data: Annotated[FaceF
 
 @post("/people/{person_id:int}/cover", include_in_schema=False)
 async def cover(request: Request, person_id: FromPath[int], data: Annotated[FaceForm, Form]) -> Response:
-    face_id = int(request.query_params.get("face") or 0)
+    face_id = query_int(request, "face", 0)
     await request.app.state.photobox.db.write(lambda c: store.set_cover(c, person_id, face_id))
     return Redirect(local_path(data.back, "/people"), status_code=303)
 

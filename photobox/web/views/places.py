@@ -10,6 +10,7 @@ from litestar.response import Response
 from msgspec import Struct
 
 from photobox.library.timeline import Scope
+from photobox.inputs import int_or_none
 from photobox.places import store
 from photobox.places.geocoder import country_name, installed
 from photobox.web.render import page
@@ -134,10 +135,8 @@ async def _cells(box, *, south: float, west: float, north: float, east: float, z
                  "position of its photos, their count and one photo id for a thumbnail.")
 async def map_points(request: Request) -> MapPoints:
     box = request.app.state.photobox
-    try:
-        zoom = max(0, min(22, int(request.query_params.get("zoom", "2"))))
-    except ValueError:
-        zoom = 2
+    zoom = int_or_none(request.query_params.get("zoom"), lo=-1000, hi=1000)  # junk means the default, like the box
+    zoom = 2 if zoom is None else max(0, min(22, zoom))
     south, north = sorted((_float(request, "south", -90.0), _float(request, "north", 90.0)))
     west, east = _float(request, "west", -180.0), _float(request, "east", 180.0)
     cells = await _cells(box, south=south, west=west, north=north, east=east, zoom=zoom)

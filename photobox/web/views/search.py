@@ -14,6 +14,7 @@ from photobox.library import timeline
 from photobox.search import filters as search_filters
 from photobox.search.filters import Filters
 from photobox.search.service import search
+from photobox.web.params import query_int
 from photobox.web.render import page
 
 PAGE = 60
@@ -33,8 +34,8 @@ class SearchScope:
 
 def _params(request: Request) -> tuple[str, int | None, Filters]:
     q = (request.query_params.get("q") or "").strip()[:500]
-    like = request.query_params.get("like")
-    return q, int(like) if like and like.isdigit() else None, Filters.from_query(request.query_params)
+    like = query_int(request, "like", -1)
+    return q, like if like >= 0 else None, Filters.from_query(request.query_params)
 
 
 def _query_string(q: str, like: int | None, f: Filters, **extra) -> str:
@@ -46,7 +47,7 @@ def _query_string(q: str, like: int | None, f: Filters, **extra) -> str:
 async def search_page(request: Request) -> Response:
     box = request.app.state.photobox
     q, like, f = _params(request)
-    start = max(0, int(request.query_params.get("start") or 0)) if (request.query_params.get("start") or "0").isdigit() else 0
+    start = query_int(request, "start", 0)
     outcome = await asyncio.to_thread(search, box, q=q, like=like, f=f)
     ids = outcome.ids[start:start + PAGE]
     tiles = await box.db.read(timeline.tiles_by_ids, ids)
@@ -90,8 +91,7 @@ class SearchResponse(Struct):
 async def api_search(request: Request) -> SearchResponse:
     box = request.app.state.photobox
     q, like, f = _params(request)
-    raw_limit = request.query_params.get("limit") or "100"
-    limit = min(1000, max(1, int(raw_limit))) if raw_limit.isdigit() else 100
+    limit = min(1000, max(1, query_int(request, "limit", 100)))
     outcome = await asyncio.to_thread(search, box, q=q, like=like, f=f, limit=limit)
     scores = outcome.scores or [None] * len(outcome.ids)
     return SearchResponse([SearchHit(i, s) for i, s in zip(outcome.ids, scores)], outcome.ranked, outcome.message)

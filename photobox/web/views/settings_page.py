@@ -15,6 +15,7 @@ from msgspec import Struct
 
 from photobox import auth, throttle
 from photobox.library import libraries
+from photobox.web.params import Count
 from photobox.web.render import page
 from photobox.web.security import client_address
 
@@ -38,7 +39,7 @@ class LibraryForm(Struct):
     path: str = ""
     name: str = ""
     exclusions: str = ""
-    scan_minutes: int = 360
+    scan_minutes: Count = 360
     csrf_token: str = ""
 
 

@@ -17,7 +17,6 @@ it is ``SameSite=Lax``). Anything else needs the usual token (see ``security.gua
 from __future__ import annotations
 
 import asyncio
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,8 +27,9 @@ from litestar.response import Redirect
 from multipart import MultipartError, MultipartSegment, PushMultipartParser
 
 from photobox.library.ingest import RejectedFile, ingest_temp_file
-from photobox.library.storage import DiskFullError, TempWriter
+from photobox.library.storage import DiskFullError, TempWriter, ensure_space
 from photobox.resources import STATIC_DIR
+from photobox.web.params import Count, content_length, parse_int
 from photobox.web.render import page
 
 if TYPE_CHECKING:
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ROUTES"]
 
-DISK_RESERVE_BYTES = 256 * 1024 * 1024
 MAX_FILES = 200
 _FILE_FIELDS = ("media", "file", "files")
 
@@ -56,12 +55,10 @@ async def _store_files(box: Photobox, request: Request) -> tuple[list[int], list
     if not ctype.startswith("multipart/form-data") or "boundary=" not in ctype:
         raise ClientException("share photos or videos: the request must be multipart/form-data")
     boundary = ctype.split("boundary=", 1)[1].split(";")[0].strip().strip('"')
-    length = int(request.headers.get("content-length") or -1)
+    length = content_length(request.headers, -1)
+    reserve = box.settings.disk_reserve_bytes
     if length > 0:
-        free = shutil.disk_usage(box.path("tmp")).free
-        if length + DISK_RESERVE_BYTES > free:
-            raise HTTPException(status_code=507, detail=f"not enough free space on the photobox disk "
-                                                        f"({free // 2**20} MiB free); nothing was stored")
+        ensure_space(box.path("tmp"), length, reserve)
     stored: list[tuple[Path, bytes, int, str]] = []
     writer: TempWriter | None = None
     name = ""
@@ -71,7 +68,7 @@ async def _store_files(box: Photobox, request: Request) -> tuple[list[int], list
                 for event in parser.parse(chunk):
                     if isinstance(event, MultipartSegment):
                         if event.filename is not None and event.name in _FILE_FIELDS:
-                            writer = TempWriter(box.path("tmp"))
+                            writer = TempWriter(box.path("tmp"), reserve=reserve)
                             name = event.filename or "shared"
                     elif event is None:
                         if writer is not None:
@@ -122,15 +119,15 @@ async def share_target(request: Request) -> Response:
     return Redirect(f"/share/done?{query}", status_code=303)
 
 
-def _ids(text: str) -> list[int]:
-    return [int(x) for x in text.split(",") if x.isdigit()][:100]
+def _ids(text: str, name: str) -> list[int]:
+    return [parse_int(x, name=name) for x in text.split(",")[:100] if x]
 
 
 @get("/share/done", include_in_schema=False)
 async def share_done(request: Request, new: FromQuery[str] = "", dup: FromQuery[str] = "",
-                     refused: FromQuery[int] = 0) -> Response:
+                     refused: FromQuery[Count] = 0) -> Response:
     """What a share saved: the new photos, the ones photobox had already, and how many were refused."""
-    new_ids, dup_ids = _ids(new), _ids(dup)
+    new_ids, dup_ids = _ids(new, "new"), _ids(dup, "dup")
     wanted = new_ids + dup_ids
 
     def load(conn) -> dict[int, tuple]:

@@ -20,6 +20,7 @@ from photobox.library import actions, timeline
 from photobox.library.paths import original_path
 from photobox.library.timeline import Scope, Tile
 from photobox.web.files import stream_zip
+from photobox.web.params import Id
 from photobox.web.render import page
 from photobox.web.security import local_path
 
@@ -140,8 +141,8 @@ async def grid_more(request: Request, before: FromQuery[str | None] = None,
 
 class BulkForm(Struct):
     action: str
-    ids: list[int] | int = []
-    album_id: int | None = None
+    ids: list[Id] | Id = []
+    album_id: Id | None = None
     album_name: str = ""
     back: str = "/"
     csrf_token: str = ""
@@ -184,7 +185,7 @@ async def bulk(request: Request, data: Annotated[BulkForm, Body(media_type=Reque
 
 
 class DownloadForm(Struct):
-    ids: list[int] | int = []
+    ids: list[Id] | Id = []
     csrf_token: str = ""
 
 
