@@ -20,9 +20,8 @@ from typing import Any
 import apsw
 
 from photobox import datadir
-from photobox.datadir.copy import BackupError, clean_partials, copy_database
-from photobox.datadir.lock import ServerLock
-from photobox.datadir.restore import apply_staged_restore
+from photobox.datadir.copy import BackupError, copy_database
+from photobox.datadir.restore import ServerLock, apply_staged_restore
 from photobox.datadir.storage import clean_temp, recover_placements
 from photobox.db import Database
 from photobox.db.sql import meta_value
@@ -78,7 +77,7 @@ class Photobox:
             for periodic in feature.periodic:
                 self.scheduler.every(periodic.seconds, self._periodic_call(periodic), periodic.name)
 
-        #: True in the web server (it holds the data folder's server lock; see datadir.lock).
+        #: True in the web server (it holds the data folder's server lock; see datadir.restore).
         self.serving = False
         #: ``photobox rebuild`` sets this to make a new database where one is missing.
         self.allow_new_database = False
@@ -117,8 +116,6 @@ class Photobox:
         removed = clean_temp(self.path("tmp"))
         if removed:
             log.warning("removed %d partial upload(s) left by an interrupted run", removed)
-        if clean_partials(self.path("backups")):  # a backup still being written is left alone
-            log.warning("removed partial backup file(s) left by an interrupted backup")
         lock = ServerLock(self.data_dir)
         if lock.acquire():  # no server runs on this folder: safe to swap the database file
             apply_staged_restore(self.data_dir, now=self.clock())

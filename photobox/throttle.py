@@ -11,7 +11,7 @@ refused until the oldest of them ages out:
 * ``device:<id>``: a browser the owner logged in with before (the signed ``pb_device``
   cookie). Nobody else's failures count here and the spray cap does not apply, so an attacker
   cannot lock the owner out of a known browser, not even behind a proxy that makes every
-  client 127.0.0.1. (WebDAV apps keep no cookies: :mod:`photobox.dav.basic_auth` lets a
+  client 127.0.0.1. (WebDAV apps keep no cookies: :mod:`photobox.web.basic_auth` lets a
   credential it verified before through instead.)
 * ``session:<id>``: a logged-in session confirming the password (changing it).
 * ``share:<id>``: a share link, counted per link from every address together (its password

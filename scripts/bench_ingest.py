@@ -15,7 +15,7 @@ Each phase runs in a fresh subprocess of this script (``--phase photobox|baselin
 peak RSS (``ru_maxrss``) is per phase:
 
 * photobox: a ``Photobox`` on a fresh data folder with ``--workers`` threads (default: CPU
-  count); every file goes through ``photobox.cli._import_one`` (stream to a TempWriter while
+  count); every file goes through ``photobox.library.commands.import_one`` (stream to a TempWriter while
   hashing, fsync, metadata, DB insert, queue stages) in a bounded thread pool exactly like
   ``photobox import``, then the queued jobs run until idle (thumbnail + preview +
   ThumbHash; video posters). Timed wall clock, from the first file to the last thumbnail.
@@ -392,7 +392,7 @@ def _pipeline_run(paths: list[Path], data: Path, workers: int, isolate: bool = T
     import asyncio
     from concurrent.futures import ThreadPoolExecutor
 
-    from photobox.cli import _import_one
+    from photobox.library.commands import import_one as _import_one
     from photobox.library.ingest import RejectedFile
 
     box = _open_box(data, workers, isolate)
@@ -461,7 +461,7 @@ def phase_photobox(corpus: Path, files: list[dict], workers: int, tmp: Path, iso
     import photobox.media.thumbs  # noqa: F401
     import photobox.media.video  # noqa: F401
 
-    from photobox.cli import _iter_import_files
+    from photobox.library.commands import iter_import_files as _iter_import_files
 
     start_rss = _peak_rss_mib()
     by_name = {f["name"]: f["kind"] for f in files}
@@ -519,7 +519,7 @@ def phase_profile(corpus: Path, files: list[dict], tmp: Path, top: int) -> None:
     import photobox.media.metadata  # noqa: F401
     import photobox.media.thumbs  # noqa: F401
     import photobox.media.video  # noqa: F401
-    from photobox.cli import _import_one
+    from photobox.library.commands import import_one as _import_one
     from photobox.jobs import Job
     from photobox.jobs import store
 
@@ -554,8 +554,8 @@ def phase_profile(corpus: Path, files: list[dict], tmp: Path, top: int) -> None:
           f"({len(images) / wall:.2f} files/s single-threaded)")
     key_funcs = [
         ("photobox/cli.py", "_import_one", "import: temp copy + SHA-1 + fsync + metadata + DB"),
-        ("photobox/library/storage.py", "finish_sync", "  TempWriter.finish_sync (flush + fsync)"),
-        ("photobox/library/storage.py", "_flush", "  TempWriter._flush (SHA-1 + write)"),
+        ("photobox/datadir/storage.py", "finish_sync", "  TempWriter.finish_sync (flush + fsync)"),
+        ("photobox/datadir/storage.py", "_flush", "  TempWriter._flush (SHA-1 + write)"),
         ("photobox/library/ingest.py", "_extract", "  metadata.extract"),
         ("photobox/library/ingest.py", "thumbs_job", "thumbs job"),
         ("photobox/media/decode.py", "decode_image", "  decode_image (open + draft + load + ICC)"),

@@ -15,9 +15,10 @@ import pytest
 
 from photobox.core import Photobox
 from photobox.db import connect
-from photobox.safety import backups, restore, sidecar
-from photobox.safety.backups import BackupError
-from photobox.safety.mounts import StorageMissingError
+from photobox.datadir import restore
+from photobox.safety import backups, sidecar
+from photobox.datadir.copy import BackupError, verify_database_file
+from photobox.datadir import StorageMissingError
 from tests.gen import jpeg_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +30,7 @@ def run_cli(*args, env=None):
 
 
 def import_files(box, tmp_path, n=4):
-    from photobox.cli import _import_one
+    from photobox.library.commands import import_one as _import_one
 
     src = tmp_path / "src"
     src.mkdir(exist_ok=True)
@@ -60,7 +61,7 @@ def test_backup_is_verified_whole_and_has_a_sidecar(box, tmp_path):
     dest = backups.make_backup(box)
     assert dest.name.startswith("photobox-") and dest.suffix == ".db"
     assert not list(dest.parent.glob("*.partial"))
-    info = backups.verify_database_file(dest, full=True)
+    info = verify_database_file(dest, full=True)
     assert info["assets"] == 2 and info["check"] == "ok"
     conn = connect(dest, readonly=True)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"  # self-contained, no -wal needed
@@ -151,20 +152,20 @@ def test_verify_refuses_what_is_not_a_usable_photobox_db(box, tmp_path):
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"not a database at all" * 100)
     with pytest.raises(BackupError, match="not an SQLite database"):
-        backups.verify_database_file(junk)
+        verify_database_file(junk)
     other = tmp_path / "other.db"
     conn = connect(other)
     conn.execute("CREATE TABLE x (y)")
     conn.close()
     with pytest.raises(BackupError, match="not a photobox database"):
-        backups.verify_database_file(other)
+        verify_database_file(other)
     newer = backups.make_backup(box, tmp_path / "newer.db", sidecar=False)
     conn = connect(newer)
     conn.execute("PRAGMA user_version = 999")
     conn.execute("PRAGMA journal_mode=DELETE")
     conn.close()
     with pytest.raises(BackupError, match="newer photobox"):
-        backups.verify_database_file(newer)
+        verify_database_file(newer)
     damaged = backups.make_backup(box, tmp_path / "damaged.db", sidecar=False)
     raw = bytearray(damaged.read_bytes())
     page = 4096
@@ -172,7 +173,7 @@ def test_verify_refuses_what_is_not_a_usable_photobox_db(box, tmp_path):
         raw[offset:offset + 64] = b"\xff" * 64
     damaged.write_bytes(bytes(raw))
     with pytest.raises(BackupError):
-        backups.verify_database_file(damaged, full=True)
+        verify_database_file(damaged, full=True)
 
 
 def test_cli_restore_refuses_a_newer_database(box, tmp_path, settings):
@@ -500,7 +501,7 @@ def test_cli_backup_to_a_file_and_sidecar_export(box, tmp_path, settings):
     dest.parent.mkdir()
     r = run_cli("backup", "--to", str(dest), "--data-dir", str(settings.data_dir))
     assert r.returncode == 0 and "verified" in r.stdout, r.stderr
-    assert backups.verify_database_file(dest)["assets"] == 1 and dest.with_suffix(".json").exists()
+    assert verify_database_file(dest)["assets"] == 1 and dest.with_suffix(".json").exists()
     r = run_cli("backup", "--to", str(dest), "--data-dir", str(settings.data_dir))
     assert r.returncode == 2 and "exists" in r.stderr  # never overwrites
     r = run_cli("sidecar", "export", "--data-dir", str(settings.data_dir))

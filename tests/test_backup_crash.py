@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from photobox.datadir.copy import verify_database_file
 from photobox.core import Photobox
 from photobox.db import connect
 from photobox.safety import backups
@@ -78,7 +79,7 @@ def test_kill_9_during_backup_leaves_no_partial_and_next_backup_works(settings, 
         asyncio.run(box.scheduler.run_until_idle())
         made = backups.list_backups(folder)
         assert len(made) == 1 and made[0].scheduled and made[0].sidecar is not None
-        info = backups.verify_database_file(made[0].path, full=True)
+        info = verify_database_file(made[0].path, full=True)
         assert info["check"] == "ok"
         conn = connect(made[0].path, readonly=True)
         assert conn.execute("SELECT count(*) FROM ballast").fetchone()[0] == 3000
@@ -119,7 +120,7 @@ def test_kill_9_the_server_during_its_scheduled_backup(settings):
         server.stop()
     made = backups.list_backups(folder)
     assert len(made) == 1
-    assert backups.verify_database_file(made[0].path, full=True)["check"] == "ok"
+    assert verify_database_file(made[0].path, full=True)["check"] == "ok"
     conn = connect(settings.db_path, readonly=True)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()

@@ -7,7 +7,8 @@ import time
 
 from bs4 import BeautifulSoup
 
-from photobox.safety import backups, restore
+from photobox.datadir import restore
+from photobox.safety import backups
 from tests.conftest import csrf_from
 
 
@@ -64,7 +65,7 @@ def test_upload_a_backup_file_to_restore(owner_client, tmp_path):
                           data={"confirm": "yes"})
     assert r.status_code == 400 and "not an SQLite database" in r.text
     assert not (box.data_dir / restore.STAGED_NAME).exists()
-    # Only this process's owner lock (photobox.library.storage) may remain in tmp/.
+    # Only this process's owner lock (photobox.datadir.storage) may remain in tmp/.
     assert not [p for p in box.path("tmp").iterdir() if not p.name.startswith("owner-")], "the upload is not kept"
 
 
@@ -87,7 +88,7 @@ def test_health_page_lists_findings_and_banner_shows_missing_folders(owner_clien
 
 
 def test_health_page_shows_pass_progress(owner_client, tmp_path):
-    from photobox.cli import _import_one
+    from photobox.library.commands import import_one as _import_one
     from photobox.safety import integrity
     from tests.gen import jpeg_bytes
 

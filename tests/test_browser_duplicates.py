@@ -56,7 +56,7 @@ def test_review_duplicates_and_memory_slideshow(server, tmp_path):
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from photobox.duplicates import memories
+    from photobox.library import memories
     from photobox.jobs import store as job_store
 
     im = _scene(41, size=(1024, 768))

@@ -283,7 +283,7 @@ def test_review_actions_need_csrf(owner_client, web_dupes):
 
 
 def test_review_page_keyset_pagination(owner_client, web_dupes, monkeypatch):
-    from photobox.web.views import duplicates as view
+    from photobox.duplicates import views as view
 
     monkeypatch.setattr(view, "PAGE_SIZE", 1)
     ids, ids2 = web_dupes

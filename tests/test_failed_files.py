@@ -12,8 +12,8 @@ from datetime import datetime
 import pytest
 from bs4 import BeautifulSoup
 
-from photobox.jobs import REGISTRY, store
-from photobox.jobs.failures import KIND_NAMES, kind_name, list_failures, reason
+from photobox.jobs import store
+from photobox.jobs.failures import list_failures, reason
 from photobox.library import assets
 from tests.conftest import csrf_from
 from tests.gen import jpeg_bytes
@@ -163,11 +163,13 @@ def test_undated_files_use_the_local_wall_clock(monkeypatch):
 def test_every_job_kind_has_a_name(box):
     """Every kind photobox registers (the box fixture opens one, importing every feature) is named;
     a plugin's kinds (tests/plugins registers some) show as they are."""
-    kinds = {spec.kind for spec in REGISTRY if spec.handler.__module__.startswith("photobox.")}
+    registry = box.scheduler.registry
+    kinds = {spec.kind for spec in registry if spec.handler.__module__.startswith("photobox.")}
     assert {"thumbs", "clip", "faces", "places", "places.all", "dupes"} <= kinds
-    assert sorted(k for k in kinds if k not in KIND_NAMES) == []
-    assert kind_name("dupes") == "Duplicates" and kind_name("places.all") == "Places (catching up)"
-    assert kind_name("a.plugin.kind") == "a.plugin.kind"
+    assert sorted(spec.kind for spec in registry if not spec.title) == []  # each declared with its title
+    names = registry.titles()
+    assert names["dupes"] == "Duplicates" and names["places.all"] == "Places (catching up)"
+    assert names.get("a.plugin.kind", "a.plugin.kind") == "a.plugin.kind"
 
 
 @pytest.mark.parametrize("error, mime, expected", [
@@ -253,7 +255,7 @@ def test_jobs_command_lists_failures_and_retries_by_kind_or_id(tmp_path, setting
         with box.db.transaction() as conn:
             store.claim(conn, "thumbs", 1, owner="x:1", now=box.clock(), lease_seconds=600)
             store.fail(conn, job_id, "cannot make a thumbnail: truncated image", now=box.clock(), retry_at=None)
-            assert [f.job_id for f in list_failures(conn)] == [job_id]
+            assert [f.job_id for f in list_failures(conn, box.pipeline.asset_kinds())] == [job_id]
     finally:
         box.close()
     r = run("jobs", "--retry", str(job_id), "--data-dir", data)

@@ -278,7 +278,7 @@ def test_interrupted_multipart_upload_keeps_nothing(api):
 
 
 def test_disk_full_is_a_clear_error_and_keeps_nothing(api, monkeypatch):
-    from photobox.library import storage
+    from photobox.datadir import storage
 
     monkeypatch.setattr(storage.TempWriter, "finish_sync", lambda self: (_ for _ in ()).throw(
         storage.DiskFullError(28, "the disk is full: the upload was not kept")))

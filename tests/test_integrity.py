@@ -15,8 +15,10 @@ from litestar.testing import TestClient
 
 from photobox.core import Photobox
 from photobox.library import libraries
-from photobox.safety import integrity, mounts
-from photobox.safety.mounts import StorageMissingError
+from photobox import datadir as mounts
+from photobox.library.libraries import library_problems
+from photobox.safety import integrity
+from photobox.datadir import StorageMissingError
 from photobox.web.app import create_app
 from tests.gen import jpeg_bytes
 from tests.test_backup import import_files
@@ -111,10 +113,10 @@ def test_missing_external_folder_is_skipped_not_reported(box, tmp_path):
     share.rmdir()  # the share is not mounted
     counts = integrity.run_pass(box)
     assert counts["skipped"] == 1 and counts["missing"] == 0
-    problems = mounts.library_problems(box)
+    problems = library_problems(box)
     assert len(problems) == 1 and "missing" in problems[0]
     share.mkdir()  # an empty mount point
-    problems = mounts.library_problems(box)
+    problems = library_problems(box)
     assert len(problems) == 1 and "empty" in problems[0]
     # Its periodic scans are paused (not queued, so not failed either) until it is back.
     with box.db.transaction() as conn:

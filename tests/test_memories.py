@@ -11,7 +11,7 @@ import pytest
 from bs4 import BeautifulSoup
 
 from photobox.core import Photobox
-from photobox.duplicates import memories
+from photobox.library import memories
 from photobox.duplicates.job import run_dupes
 from photobox.library import actions
 from tests.conftest import FrozenClock

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bs4 import BeautifulSoup
 
-from photobox.web.views.library import DESTINATIONS
+from photobox.library.views.menu import DESTINATIONS
 from tests.conftest import PASSWORD, csrf_from
 
 

@@ -156,7 +156,7 @@ def test_empty_file_keeps_old_gazetteer(box, tmp_path):
     path = tmp_path / "empty.csv"
     path.write_bytes(b"lat,lon,name,admin1,admin2,cc\n")
     with pytest.raises(ValueError):
-        gazetteer.build(box.places_path, read_cities(path), info={"sha256": "x"})
+        gazetteer.build(box.attached_path(gazetteer.ALIAS), read_cities(path), info={"sha256": "x"})
     assert not box.path("places.db.new").exists()
     with box.db.reader() as conn:
         assert conn.execute("SELECT count(*) FROM geo_cities").fetchone()[0] == len(KNOWN)

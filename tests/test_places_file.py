@@ -18,6 +18,7 @@ import apsw
 from photobox.core import Photobox
 from photobox.db import connect
 from photobox.db.migrate import available, migrate
+from photobox.places import gazetteer
 from photobox.places.geocoder import installed, nearest, to_xyz
 from photobox.places.jobs import install
 from photobox.safety import backups
@@ -87,7 +88,7 @@ def test_upgrade_moves_the_gazetteer_out_of_photobox_db(settings):
             assert nearest(conn, 48.8584, 2.2945).name == "Paris"
             # The user's places stay in photobox.db.
             assert conn.execute("SELECT place_id FROM asset_places WHERE asset_id = 1").fetchone() == (7,)
-        assert box.places_path.is_file()
+        assert box.attached_path(gazetteer.ALIAS).is_file()
         pre = list((settings.data_dir / "backups").glob("pre-upgrade-v12-to-*.db"))
         assert len(pre) == 1 and "geo_cities" in tables(pre[0]), "the pre-upgrade copy is the old shape, whole"
         backup = backups.make_backup(box)
@@ -97,9 +98,9 @@ def test_upgrade_moves_the_gazetteer_out_of_photobox_db(settings):
     assert backup.stat().st_size < old_size / 4, (backup.stat().st_size, old_size)  # the freed pages are gone
     assert settings.db_path.stat().st_size < old_size / 4
     # Opening again changes nothing and keeps the file.
-    before = hashlib.sha256(box.places_path.read_bytes()).hexdigest()
+    before = hashlib.sha256(box.attached_path(gazetteer.ALIAS).read_bytes()).hexdigest()
     Photobox(settings).open().close()
-    assert hashlib.sha256(box.places_path.read_bytes()).hexdigest() == before
+    assert hashlib.sha256(box.attached_path(gazetteer.ALIAS).read_bytes()).hexdigest() == before
 
 
 def test_an_old_backup_restored_next_to_a_places_file_keeps_that_file(settings, tmp_path):

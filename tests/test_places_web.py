@@ -153,7 +153,7 @@ def test_map_points_cluster_by_zoom(placed):
 
 def test_map_points_are_bounded(placed, monkeypatch):
     client, _ = placed
-    from photobox.web.views import places
+    from photobox.places import views as places
 
     monkeypatch.setattr(places, "MAX_CELLS", 2)
     out = client.get("/api/places/map?zoom=18").json()
@@ -207,7 +207,7 @@ def test_map_tile_url_setting(tmp_path):
 
 def test_long_town_lists_are_cut(placed, monkeypatch):
     client, _ = placed
-    from photobox.web.views import places
+    from photobox.places import views as places
 
     soup(client.get("/places/FR"))  # cached before the limit changes: the cut is applied after the cache
     monkeypatch.setattr(places, "MAX_TOWNS", 0)

@@ -12,7 +12,7 @@ import time
 
 from photobox.core import Photobox
 from photobox.library.ingest import ingest_temp_file
-from photobox.library.storage import PlacementJournal, place_original, recover_placements
+from photobox.datadir.storage import PlacementJournal, place_original, recover_placements
 from photobox.library.upload_cleanup import ORPHAN_GRACE_SECONDS, UPLOAD_EXPIRY_SECONDS, sweep_uploads
 from tests.gen import jpeg_bytes, sha1
 from tests.resil import check_data_folder
@@ -129,12 +129,12 @@ def test_sweep_removes_abandoned_and_orphan_resumable_uploads(box):
 
 
 def test_clean_temp_keeps_live_writers_files_and_removes_dead_ones(tmp_path):
-    from photobox.library.storage import clean_temp
+    from photobox.datadir.storage import clean_temp
 
     tmp_dir = tmp_path / "tmp"
     tmp_dir.mkdir()
     writer = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time\nfrom pathlib import Path\nfrom photobox.library.storage import TempWriter\n"
+        "import sys, time\nfrom pathlib import Path\nfrom photobox.datadir.storage import TempWriter\n"
         f"w = TempWriter(Path({str(tmp_dir)!r})); w.write_sync(b'x' * 10)\n"
         "print(w.path.name, flush=True); time.sleep(60)\n")], stdout=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)})

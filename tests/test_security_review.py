@@ -29,7 +29,7 @@ from litestar.testing import TestClient
 from photobox import auth
 from photobox.settings import load_settings
 from photobox.web.app import create_app
-from photobox.web.dav import ALLOW
+from photobox.dav.views import ALLOW
 from photobox.web.security import CSP, scope_allows
 from tests.conftest import PASSWORD, csrf_from, do_setup
 from tests.gen import jpeg_bytes
@@ -251,7 +251,7 @@ _SQL = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|PRAGMA|WHERE|FROM
 #: ``db.sql.id_chunks``, or a table name made from an int (``vec_space_<int>``).
 REVIEWED = {
     "photobox/dav/store.py": {"where", "_COLUMNS"},  # where: _subtree_where's constant text with ? params
-    "photobox/duplicates/memories.py": {"marks"},
+    "photobox/library/memories.py": {"marks"},
     "photobox/duplicates/index.py": {"marks", "ELIGIBLE"},
     "photobox/duplicates/links.py": {"marks"},
     "photobox/duplicates/store.py": {"marks", "_MEMBER", "ELIGIBLE", "', '.join(cols)"},  # cols: constant column names
@@ -274,9 +274,9 @@ REVIEWED = {
     "photobox/search/vectors.py": {"_table(space_id)", "dim", "CHUNK_SIZE", "space.table", "_SPACE_COLUMNS",
                                    "marks", "int(dim)"},
     "photobox/sharing/store.py": {"marks", "_COLUMNS", "_TILE", "base", "order", "ident"},
-    "photobox/web/views/share.py": {"marks"},
-    "photobox/web/views/timeline.py": {"marks"},
-    "photobox/web/views/viewer.py": {"_DETAIL_COLUMNS"},
+    "photobox/library/views/share_target.py": {"marks"},
+    "photobox/library/views/timeline.py": {"marks"},
+    "photobox/library/views/viewer.py": {"_DETAIL_COLUMNS"},
 }
 
 

@@ -14,7 +14,9 @@ from pathlib import Path
 import httpx
 
 from photobox.core import Photobox
-from photobox.safety import backups, restore
+from photobox.datadir import restore
+from photobox.db import connect
+from photobox.safety import backups
 from photobox.settings import load_settings
 from tests.server import Server, free_port
 
@@ -82,6 +84,6 @@ def test_second_server_is_refused_on_a_held_folder_or_a_taken_port(tmp_path):
         assert list((first.data_dir / "backups").glob("pre-restore-*.db"))
     finally:
         again.stop()
-    conn = backups.connect(first.data_dir / "photobox.db", readonly=True)
+    conn = connect(first.data_dir / "photobox.db", readonly=True)
     assert [n for (n,) in conn.execute("SELECT name FROM albums")] == ["before"]
     conn.close()

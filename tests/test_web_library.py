@@ -64,7 +64,7 @@ def test_timeline_groups_newest_first(owner_client, library):
 
 
 def test_keyset_pagination_and_month_jump(owner_client, library):
-    from photobox.web.views import timeline as tl
+    from photobox.library.views import timeline as tl
 
     old = tl.PAGE_SIZE
     tl.PAGE_SIZE = 2

@@ -12,7 +12,7 @@ import pytest
 from litestar.testing import TestClient
 
 from photobox import auth
-from photobox.web import dav as dav_module
+from photobox.dav import views as dav_module
 from photobox.web.app import create_app
 from tests import gen
 from tests.conftest import PASSWORD, do_setup

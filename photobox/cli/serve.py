@@ -64,7 +64,7 @@ def _claim_server(settings: Settings):
     """
     import socket
 
-    from photobox.safety.restore import ServerLock
+    from photobox.datadir.restore import ServerLock
 
     lock = None
     data = settings.data_dir.resolve()

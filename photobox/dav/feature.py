@@ -11,6 +11,6 @@ feature = Feature("webdav")
 
 @feature.routes
 def _routes():
-    from photobox.web import dav
+    from photobox.dav import views as dav
 
     return dav.ROUTES

@@ -147,7 +147,7 @@ def _value(res: Resource, name: str) -> str | None:
         return ("<d:supportedlock><d:lockentry><d:lockscope><d:exclusive/></d:lockscope>"
                 "<d:locktype><d:write/></d:locktype></d:lockentry></d:supportedlock>")
     if name == "lockdiscovery":
-        return "<d:lockdiscovery/>"  # locks are not kept (see photobox.web.dav): never an active one
+        return "<d:lockdiscovery/>"  # locks are not kept (see photobox.dav.views): never an active one
     if name in QUOTA:
         if res.quota is None:
             return None

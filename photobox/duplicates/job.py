@@ -99,15 +99,8 @@ async def queue_dupes(box: Photobox) -> None:
         await box.scheduler.enqueue("dupes", "", force=True)
 
 
-@feature.every(3600, "memories")
-async def _refresh_memories(box: Photobox) -> None:
-    from photobox.duplicates.memories import refresh_memories
-
-    await refresh_memories(box)
-
-
 @feature.routes
 def _routes():
-    from photobox.web.views import duplicates
+    from photobox.duplicates import views as duplicates
 
     return duplicates.ROUTES

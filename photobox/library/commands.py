@@ -46,7 +46,7 @@ def iter_import_files(paths: list[Path], skipped: list[tuple[Path, str]] | None 
 
 def import_one(box, src: Path):
     from photobox.library.ingest import ingest_temp_file
-    from photobox.library.storage import TempWriter
+    from photobox.datadir.storage import TempWriter
 
     writer = TempWriter(box.path("tmp"))
     try:

@@ -19,7 +19,7 @@ import apsw
 
 from photobox.library import assets
 from photobox.library.paths import UPLOAD_LIBRARY_ID, original_path
-from photobox.library.storage import PlacementJournal, place_original
+from photobox.datadir.storage import PlacementJournal, place_original
 
 if TYPE_CHECKING:
     from photobox.core import Photobox

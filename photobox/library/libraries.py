@@ -291,7 +291,7 @@ def _sweep(box: Photobox, library_id: int, generation: int) -> int:
     return len(gone)
 
 
-@feature.job("scan", title="Scanning external libraries", priority=60, max_attempts=3)
+@feature.job("scan", title="Library scans", priority=60, max_attempts=3)
 def scan_job(job: Job) -> None:
     scan_library(job.context, int(job.target), job.should_stop)
 
@@ -306,7 +306,7 @@ async def queue_due_scans(box: Photobox) -> None:
             "SELECT id, root FROM libraries WHERE kind = 'external' AND scan_minutes > 0 "
             "AND coalesce(last_scan_at, 0) + scan_minutes * 60 <= ?", (now,))]
 
-    from photobox.safety.mounts import library_folder_present
+    from photobox.datadir import library_folder_present
 
     for lib_id, root in await box.db.read(due):
         # backup: a missing or empty (unmounted) folder pauses its scans instead of failing them.
@@ -320,3 +320,38 @@ def _doctor(settings):
     from photobox.safety.doctor import check_library_folders
 
     return check_library_folders(settings)
+
+
+def library_problems(box: Photobox) -> list[str]:
+    """External libraries whose folder is missing, or empty where photobox knows files."""
+    problems = []
+    with box.db.reader() as conn:
+        libs = conn.execute(
+            "SELECT l.id, l.name, l.root, (SELECT count(*) FROM library_files f WHERE f.library_id = l.id "
+            "AND f.state != 'vanished') FROM libraries l WHERE l.kind = 'external' ORDER BY l.id").fetchall()
+    for _lib_id, name, root, known in libs:
+        path = Path(root)
+        try:
+            if not path.is_dir():
+                problems.append(f"The library folder {root} ({name}) is missing: is the disk or share mounted? "
+                                "Its photos are kept and its scans wait until it is back.")
+            elif known and not any(os.scandir(path)):
+                problems.append(f"The library folder {root} ({name}) is empty but photobox knows {known} files "
+                                "there: is the disk or share mounted? Nothing is marked missing meanwhile.")
+        except OSError as exc:
+            problems.append(f"The library folder {root} ({name}) cannot be read: {exc}")
+    return problems
+
+
+@feature.every(60, "storage-check")
+async def refresh_problems(box: Photobox) -> None:
+    """Periodic: recompute :attr:`Photobox.storage_problems` (external library folders)."""
+    import asyncio
+
+    if getattr(box, "_storage_check_running", False):
+        return  # the last check is still stuck on a hung mount: do not pile up threads
+    box._storage_check_running = True
+    try:
+        box.storage_problems = await asyncio.to_thread(library_problems, box)
+    finally:
+        box._storage_check_running = False

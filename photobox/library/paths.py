@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import apsw
 
-from photobox.library.storage import safe_join
+from photobox.datadir.storage import safe_join
 
 if TYPE_CHECKING:
     from photobox.core import Photobox

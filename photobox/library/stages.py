@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from photobox.jobs import Job, PermanentError
 from photobox.library import assets
 from photobox.library.actions import empty_expired_trash
+from photobox.library.memories import refresh_memories
 from photobox.library.ingest import (
     TRUNCATED_NOTE, extract_metadata, ingest_library_file, link_live_photo, not_media_reason,
 )
@@ -30,6 +31,7 @@ __all__ = ["feature"]
 feature = Feature("library")
 feature.every(3600, "empty-trash")(empty_expired_trash)
 feature.every(3600, "expire-uploads")(expire_uploads)
+feature.every(3600, "memories")(refresh_memories)
 
 
 def _load(job: Job) -> tuple[Photobox, assets.Asset, Path]:
@@ -60,7 +62,7 @@ def _record_error(box: Photobox, asset_id: int, text: str) -> None:
         conn.execute("UPDATE assets SET error = ?, updated_at = ? WHERE id = ?", (text, box.clock(), asset_id))
 
 
-@feature.job("ingest.file", title="Reading new files", concurrency=None, priority=50)
+@feature.job("ingest.file", title="Reading library files", concurrency=None, priority=50)
 def ingest_file_job(job: Job) -> None:
     ingest_library_file(job.context, int(job.target))
 
@@ -110,7 +112,7 @@ def thumbs_job(job: Job) -> None:
             conn.execute("UPDATE assets SET error = ? WHERE id = ?", (TRUNCATED_NOTE, asset.id))
 
 
-@feature.job("motion", title="Motion Photos", priority=20, after="metadata",
+@feature.job("motion", title="Motion photos", priority=20, after="metadata",
              wanted=lambda kind, md: kind == "image" and bool(getattr(md, "motion_video_length", None)))
 def motion_job(job: Job) -> None:
     """Extract the video inside a Motion Photo as the asset's motion part (made playable:
@@ -144,7 +146,7 @@ def motion_job(job: Job) -> None:
                      ("embedded" if found else None, box.clock(), asset.id))
 
 
-@feature.job("video", title="Videos for the browser", priority=5, after="metadata",
+@feature.job("video", title="Video renditions", priority=5, after="metadata",
              wanted=lambda kind, md: kind == "video")
 def video_job(job: Job) -> None:
     """Make a web-playable rendition only when the original will not play in a browser."""
@@ -191,8 +193,8 @@ def _commands(commands) -> None:
 
 @feature.routes
 def _routes():
-    from photobox.web.api import assets as api_assets
-    from photobox.web.views import albums, library, share, timeline, upload, viewer
+    from photobox.library.api import assets, uploads
+    from photobox.library.views import albums, menu, share_target, timeline, upload, viewer
 
-    return [*timeline.ROUTES, *viewer.ROUTES, *albums.ROUTES, *upload.ROUTES, *library.ROUTES, *share.ROUTES,
-            *api_assets.ROUTES]
+    return [*timeline.ROUTES, *viewer.ROUTES, *albums.ROUTES, *upload.ROUTES, *menu.ROUTES, *share_target.ROUTES,
+            *assets.ROUTES, *uploads.ROUTES]

@@ -308,7 +308,7 @@ def _dims(box: Photobox) -> list[int]:
         return _vector_tables(conn)
 
 
-@feature.job("people.recluster", title="People (grouping faces)", priority=1)
+@feature.job("people.recluster", title="Grouping people", priority=1)
 def recluster_job(job: Job) -> None:
     stats = recluster_all(job.context)
     log.info("people: re-clustered %(faces)d faces, %(changed)d moved, %(new_people)d new people", stats)
@@ -340,6 +340,6 @@ def _commands(commands) -> None:
 
 @feature.routes
 def _routes():
-    from photobox.web.views import people
+    from photobox.people import views as people
 
     return people.ROUTES

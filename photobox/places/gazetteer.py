@@ -30,7 +30,7 @@ from pathlib import Path
 import apsw
 
 from photobox.places.geocoder import to_xyz
-from photobox.safety.backups import fsync_dir
+from photobox.datadir.copy import fsync_dir
 
 __all__ = ["ALIAS", "FILE_NAME", "build", "file_info", "move_out_of_main"]
 

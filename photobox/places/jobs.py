@@ -167,6 +167,6 @@ def _commands(commands) -> None:
 
 @feature.routes
 def _routes():
-    from photobox.web.views import places
+    from photobox.places import views as places
 
     return places.ROUTES

@@ -13,7 +13,8 @@ __all__ = ["add_commands"]
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    from photobox.safety.backups import BackupError, make_backup
+    from photobox.datadir.copy import BackupError
+    from photobox.safety.backups import make_backup
 
     box = open_box(args)
     try:
@@ -29,8 +30,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from photobox.safety import restore
-    from photobox.safety.backups import BackupError
+    from photobox.datadir import restore
+    from photobox.datadir.copy import BackupError
 
     settings = settings_from(args)
     data = settings.data_dir.resolve()

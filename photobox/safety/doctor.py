@@ -28,7 +28,7 @@ def _read_db(settings: Settings, sql: str, params=()) -> list[tuple]:
 def check_storage(settings: Settings) -> tuple[str, str]:
     """Is the data folder there, and is it photobox's (not an empty mount point)?"""
     data = settings.data_dir.resolve()
-    from photobox.safety.mounts import StorageMissingError, check_data_dir, read_marker
+    from photobox.datadir import StorageMissingError, check_data_dir, read_marker
 
     try:
         check_data_dir(data, require_existing=settings.require_existing_data)
@@ -46,7 +46,7 @@ def check_backups(settings: Settings) -> tuple[str, str]:
     """A recent scheduled backup, or a staged restore waiting for the next start."""
     data = settings.data_dir.resolve()
     from photobox.safety.backups import list_backups
-    from photobox.safety.restore import staged_info
+    from photobox.datadir.restore import staged_info
 
     staged = staged_info(data)
     found = [b for b in list_backups(data / "backups") if b.scheduled]

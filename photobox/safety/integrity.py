@@ -10,7 +10,7 @@ restart resumes where it stopped. Findings go to ``integrity_issues``; nothing i
 deleted, moved or marked offline here: a person decides.
 
 Assets of an external library whose folder is missing (unmounted disk) are skipped, not
-reported missing: see :mod:`photobox.safety.mounts`.
+reported missing: see :mod:`photobox.datadir`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import apsw
 
 from photobox.jobs import Job
 from photobox.library.paths import UPLOAD_LIBRARY_ID, library_root
-from photobox.library.storage import safe_join
+from photobox.datadir.storage import safe_join
 from photobox.plugins import Feature
 
 if TYPE_CHECKING:

@@ -120,6 +120,6 @@ async def queue_indexing(box: Photobox) -> None:
 
 @feature.routes
 def _routes():
-    from photobox.web.views import search
+    from photobox.search import views as search
 
     return search.ROUTES

@@ -28,7 +28,7 @@ from msgspec import Struct
 from photobox import auth
 from photobox.library import assets as asset_sql
 from photobox.library.paths import derived_path, original_path
-from photobox.library.storage import safe_file_name
+from photobox.datadir.storage import safe_file_name
 from photobox.media.camera import camera_name
 from photobox.sharing import redact, store
 from photobox.sharing.limits import TokenBucket

@@ -7,7 +7,6 @@ back to the queue) and closes the database.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,26 +26,17 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 
 from photobox import __version__, auth
 from photobox.core import Photobox
+from photobox.datadir.storage import DiskFullError
 from photobox.db.sql import MissingRow
-from photobox.library.storage import DiskFullError
 from photobox.resources import STATIC_DIR, TEMPLATES_DIR
 from photobox.settings import Settings, load_settings
 from photobox.throttle import GuessThrottle
-from photobox.web.api import assets as api_assets
+from photobox.web import basic_auth, storage_gate
 from photobox.web.api import server as api_server
-from photobox.web.api import uploads as api_uploads
-from photobox.web import dav
 from photobox.web.params import BodyCutShortMiddleware, PhotoboxRequest, bounded_path_ids
 from photobox.web.render import page
 from photobox.web.security import AuthMiddleware, SecurityHeadersMiddleware, guard
-from photobox.sharing import views as sharing_views
-from photobox.web import storage_gate
-from photobox.web.views import backups as backup_views
-from photobox.web.views import account, albums, health, jobs, people, search, settings_page, timeline, upload, viewer
-from photobox.web.views import places as places_views
-from photobox.web.views import share
-from photobox.web.views import duplicates
-from photobox.web.views import library as library_views  # mobile
+from photobox.web.views import account, health, jobs, settings_page
 
 __all__ = ["create_app"]
 
@@ -64,8 +54,8 @@ def _wants_html(request: Request) -> bool:
 
 
 def _not_authorized(request: Request, exc: NotAuthorizedException) -> Response:
-    if dav.is_dav_request(request):
-        return dav.unauthorized(request)
+    if basic_auth.is_dav_request(request):
+        return basic_auth.unauthorized(request)
     if not _wants_html(request) and request.headers.get("hx-request") != "true":
         return Response({"status_code": 401, "detail": "authentication required: log in or send an API key"},
                         status_code=401, headers={"WWW-Authenticate": 'Bearer realm="photobox"'})
@@ -136,10 +126,11 @@ def create_app(settings: Settings | None = None, *, photobox: Photobox | None = 
         cache_control=CacheControlHeader(max_age=86400),
     )
     return Litestar(
+        # The core's own pages, then every feature's (built-ins and plugins alike, see photobox.plugins).
         route_handlers=[
-            *health.ROUTES, *account.ROUTES, *timeline.ROUTES, *viewer.ROUTES, *search.ROUTES, *people.ROUTES, *albums.ROUTES, *settings_page.ROUTES, *upload.ROUTES, *jobs.ROUTES, *api_server.ROUTES,
-            *api_assets.ROUTES, *api_uploads.ROUTES, *places_views.ROUTES, *dav.ROUTES, *share.ROUTES, *sharing_views.ROUTES,
-            *duplicates.ROUTES, *backup_views.ROUTES, *library_views.ROUTES, static,
+            *health.ROUTES, *account.ROUTES, *settings_page.ROUTES, *jobs.ROUTES, *api_server.ROUTES,
+            *(handler for feature in box.features for routes in feature.route_sources for handler in routes()),
+            static,
         ],
         lifespan=[lifespan],
         middleware=[SecurityHeadersMiddleware(), storage_gate.StorageGateMiddleware(), BodyCutShortMiddleware(),

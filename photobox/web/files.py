@@ -14,7 +14,7 @@ from pathlib import Path
 from litestar import Request, Response
 from litestar.response import Stream
 
-from photobox.library.storage import safe_file_name
+from photobox.datadir.storage import safe_file_name
 
 __all__ = ["file_blocks", "serve_file", "stream_zip"]
 

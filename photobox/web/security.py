@@ -115,7 +115,7 @@ class AuthMiddleware(ASGIMiddleware):
                     if found.last_used_at is None or time.time() - found.last_used_at > 300:
                         await box.db.write(auth.mark_api_key_used, found.id)
         elif (basic := _basic_for_dav(scope)) is not None:
-            from photobox.dav.basic_auth import resolve_basic
+            from photobox.web.basic_auth import resolve_basic
 
             scope["auth"] = await resolve_basic(box, scope, basic)
             scope["user"] = scope["auth"].user if scope["auth"] is not None else None
@@ -171,7 +171,7 @@ async def _given_csrf(connection: ASGIConnection) -> str | None:
 
 _UPLOAD_ROUTES = {("POST", "/api/assets"), ("POST", "/api/assets/check"), ("POST", "/api/uploads"),
                   ("GET", "/api/server"), ("GET", "/api/me")}
-#: WebDAV methods by scope (photobox answers these under /dav, see photobox.web.dav). ``read``
+#: WebDAV methods by scope (photobox answers these under /dav, see photobox.dav.views). ``read``
 #: looks and downloads and changes nothing. ``upload`` is what an auto-upload app needs: list
 #: the folder to skip files it sent, make folders, PUT, rename a temporary name (MOVE/COPY),
 #: set times, lock, forget a name (DELETE never touches a photo); but never GET, which would
@@ -225,7 +225,7 @@ async def guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
         raise PermissionDeniedException(f"this API key's scope ({a.scopes}) does not allow this request")
     if connection.scope.get("method", "GET") in SAFE_METHODS or connection.scope["type"] != "http":
         return
-    if a is not None and a.kind in ("api_key", "basic"):  # basic: /dav only, see photobox.dav.basic_auth
+    if a is not None and a.kind in ("api_key", "basic"):  # basic: /dav only, see photobox.web.basic_auth
         return
     if handler.opt.get("csrf") == "fetch-metadata" and from_this_site(connection):
         return  # the PWA share target: the browser builds that POST, without our token

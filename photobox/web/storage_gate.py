@@ -1,6 +1,6 @@
 """Start the app even when the storage is missing, in a clear "storage missing" state.
 
-When the data folder is not there (an unplugged USB SSD: see :mod:`photobox.safety.mounts`)
+When the data folder is not there (an unplugged USB SSD: see :mod:`photobox.datadir`)
 the server must neither create an empty library nor crash-loop. It starts, answers every
 page with a 503 page that says what is missing and what to do (``/healthz`` answers
 ``{"status": "storage-missing"}``), and checks again every few seconds; once the disk is
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from photobox.safety.mounts import StorageMissingError
+from photobox.datadir import StorageMissingError
 
 if TYPE_CHECKING:
     from litestar import Litestar

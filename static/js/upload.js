@@ -1,5 +1,5 @@
 // photobox upload page: files and folders, by picker or drag and drop, resumable.
-// Protocol (photobox/web/api/uploads.py): POST /api/uploads {name,size,mtime,checksum?}
+// Protocol (photobox/library/api/uploads.py): POST /api/uploads {name,size,mtime,checksum?}
 // then PATCH /api/uploads/{id} with Upload-Offset; after a dropped connection,
 // HEAD tells how far the server got and the upload continues from there.
 "use strict";

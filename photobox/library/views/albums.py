@@ -16,7 +16,7 @@ from photobox.library import actions
 from photobox.library.timeline import Scope
 from photobox.web.params import Id
 from photobox.web.render import page
-from photobox.web.views.timeline import render_grid_page
+from photobox.library.views.timeline import render_grid_page
 
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 

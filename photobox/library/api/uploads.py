@@ -35,8 +35,8 @@ from litestar.params import FromPath, JSONBody
 from msgspec import Struct
 
 from photobox.library.ingest import hash_file
-from photobox.library.storage import DiskFullError, ensure_space
-from photobox.web.api.assets import duplicate_of, ingest_upload, parse_checksum
+from photobox.datadir.storage import DiskFullError, ensure_space
+from photobox.library.api.assets import duplicate_of, ingest_upload, parse_checksum
 from photobox.inputs import parse_time
 from photobox.web.params import Count, parse_int
 

@@ -29,6 +29,8 @@ import hmac
 import time
 from typing import TYPE_CHECKING
 
+from litestar import Request, Response
+
 from photobox import auth
 from photobox.throttle import GuessThrottle, address_key
 
@@ -38,7 +40,7 @@ if TYPE_CHECKING:
     from photobox.core import Photobox
     from photobox.web.security import Auth
 
-__all__ = ["CACHE_SECONDS", "resolve_basic"]
+__all__ = ["CACHE_SECONDS", "is_dav_request", "resolve_basic", "unauthorized"]
 
 CACHE_SECONDS = 300.0
 _KNOWN_MAX = 64
@@ -115,3 +117,20 @@ async def resolve_basic(box: Photobox, scope: Scope, credentials: str) -> Auth |
         del known[next(iter(known))]
     known[key] = (now, row[3])
     return Auth("basic", owner)
+
+
+def is_dav_request(request: Request) -> bool:
+    """Whether the request is for ``/dav`` (by the raw path: the mount has cut ``scope["path"]``)."""
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    return raw == b"/dav" or raw.startswith(b"/dav/")
+
+
+def unauthorized(request: Request) -> Response:
+    """The 401 (or 429 while throttled) every DAV client understands: a Basic challenge."""
+    retry = request.scope.get("dav_retry_after")
+    if retry:
+        return Response("too many failed logins from this address; try again later\n", status_code=429,
+                        media_type="text/plain", headers={"Retry-After": str(retry)})
+    return Response("photobox WebDAV: log in with any user name and an API key (Settings → API keys) "
+                    "as the password\n", status_code=401, media_type="text/plain",
+                    headers={"WWW-Authenticate": 'Basic realm="photobox", charset="UTF-8"'})

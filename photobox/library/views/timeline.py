@@ -109,7 +109,7 @@ async def home(request: Request, at: FromQuery[str | None] = None) -> Response:
     before = None
     if at and len(at) == 7 and at[:4].isdigit() and at[5:7].isdigit() and 1 <= int(at[5:7]) <= 12:
         before = timeline.month_cursor(int(at[:4]), int(at[5:7]))
-    from photobox.duplicates.memories import home_memories
+    from photobox.library.memories import home_memories
 
     shown = await home_memories(request.app.state.photobox) if before is None else []
     return await render_grid_page(request, Scope("timeline"), before=before, memories=shown)

@@ -1,6 +1,6 @@
 """Settings → Backups (list, back up now, staged restore, upload a backup) and Settings →
 Library health (integrity findings, storage problems). Nothing here deletes a photo; a
-restore is staged and applied at the next start (see :mod:`photobox.safety.restore`)."""
+restore is staged and applied at the next start (see :mod:`photobox.datadir.restore`)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from litestar.response import File, Response
 from msgspec import Struct
 from multipart import MultipartError, MultipartSegment, PushMultipartParser
 
-from photobox.library.storage import TempWriter
-from photobox.safety import backups, integrity, restore
+from photobox.datadir.storage import TempWriter
+from photobox.datadir import restore
+from photobox.safety import backups, integrity
 from photobox.web.params import Id, content_length
 from photobox.web.render import page
 

@@ -6,8 +6,8 @@ the whole file in memory; a Pi cannot hold a 4 GB video). The SHA-1 a client ann
 read (a known file is answered "duplicate" at once) and again after it is stored (a
 mismatch is refused and nothing is kept).
 
-The resumable form the browser uses (``/api/uploads``) is :mod:`photobox.web.api.uploads`.
-Both keep the ``disk_reserve_mb`` setting free on the disk (see :func:`~photobox.library.storage.ensure_space`).
+The resumable form the browser uses (``/api/uploads``) is :mod:`photobox.library.api.uploads`.
+Both keep the ``disk_reserve_mb`` setting free on the disk (see :func:`~photobox.datadir.storage.ensure_space`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from multipart import MultipartError, MultipartSegment, PushMultipartParser
 from photobox.library import assets as asset_sql
 from photobox.library.ingest import IngestResult, RejectedFile, ingest_temp_file
 from photobox.library.paths import derived_path, original_path
-from photobox.library.storage import DiskFullError, TempWriter, ensure_space
+from photobox.datadir.storage import DiskFullError, TempWriter, ensure_space
 from photobox.web.files import serve_file
 from photobox.inputs import parse_time
 from photobox.web.params import content_length

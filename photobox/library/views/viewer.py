@@ -103,7 +103,7 @@ async def viewer(request: Request, asset_id: FromPath[int]) -> Response:
         # Opened from search results: move within them (the query is re-run; its text
         # embedding is cached, the ranking takes milliseconds).
         from photobox.search.service import search
-        from photobox.web.views.search import SearchScope, _params, _query_string
+        from photobox.search.views import SearchScope, _params, _query_string
 
         q, like, f = _params(request)
         outcome = await asyncio.to_thread(search, box, q=q, like=like, f=f)

@@ -15,7 +15,7 @@ from photobox.places import store
 from photobox.places.geocoder import country_name, installed
 from photobox.web.render import page
 from photobox.web.security import map_tile_origin
-from photobox.web.views.timeline import render_grid_page
+from photobox.library.views.timeline import render_grid_page
 
 
 MAX_TOWNS = 500

@@ -27,7 +27,7 @@ from litestar.response import Redirect
 from multipart import MultipartError, MultipartSegment, PushMultipartParser
 
 from photobox.library.ingest import RejectedFile, ingest_temp_file
-from photobox.library.storage import DiskFullError, TempWriter, ensure_space
+from photobox.datadir.storage import DiskFullError, TempWriter, ensure_space
 from photobox.resources import STATIC_DIR
 from photobox.web.params import Count, content_length, parse_int
 from photobox.web.render import page

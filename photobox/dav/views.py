@@ -3,7 +3,7 @@
 Litestar routes only the standard HTTP methods, so the whole ``/dav`` tree is one mounted
 ASGI handler that dispatches on the method itself (PROPFIND, MKCOL, MOVE, COPY, PROPPATCH,
 LOCK and UNLOCK included). It still sits behind photobox's auth middleware and app guard:
-:mod:`photobox.dav.basic_auth` turns an HTTP Basic credential (an API key, or the owner's
+:mod:`photobox.web.basic_auth` turns an HTTP Basic credential (an API key, or the owner's
 password) into the request's ``Auth``; without one the answer is 401 with
 ``WWW-Authenticate: Basic``.
 
@@ -41,7 +41,7 @@ from photobox.dav.store import ROOT, UPLOAD
 from photobox.library import assets as asset_sql
 from photobox.library.ingest import RejectedFile, ingest_temp_file
 from photobox.library.paths import original_path
-from photobox.library.storage import DiskFullError, TempWriter, ensure_space
+from photobox.datadir.storage import DiskFullError, TempWriter, ensure_space
 from photobox.inputs import parse_time
 from photobox.web import params, proxy
 from photobox.web.files import serve_file
@@ -49,7 +49,7 @@ from photobox.web.files import serve_file
 if TYPE_CHECKING:
     from photobox.core import Photobox
 
-__all__ = ["ROUTES", "is_dav_request", "parse_path", "unauthorized"]
+__all__ = ["ALLOW", "ROUTES", "parse_path"]
 
 ALLOW = "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, MKCOL, COPY, MOVE, LOCK, UNLOCK"
 MAX_XML_BYTES = 1 << 20
@@ -79,23 +79,6 @@ class DavError(Exception):
 
 def _empty(status: int, headers: dict[str, str] | None = None) -> Response:
     return Response(b"", status_code=status, headers=headers, media_type="text/plain")
-
-
-def is_dav_request(request: Request) -> bool:
-    """Whether the request is for ``/dav`` (by the raw path: the mount has cut ``scope["path"]``)."""
-    raw = request.scope.get("raw_path") or request.url.path.encode()
-    return raw == b"/dav" or raw.startswith(b"/dav/")
-
-
-def unauthorized(request: Request) -> Response:
-    """The 401 (or 429 while throttled) every DAV client understands: a Basic challenge."""
-    retry = request.scope.get("dav_retry_after")
-    if retry:
-        return Response("too many failed logins from this address; try again later\n", status_code=429,
-                        media_type="text/plain", headers={"Retry-After": str(retry)})
-    return Response("photobox WebDAV: log in with any user name and an API key (Settings → API keys) "
-                    "as the password\n", status_code=401, media_type="text/plain",
-                    headers={"WWW-Authenticate": 'Basic realm="photobox", charset="UTF-8"'})
 
 
 # -- paths ----------------------------------------------------------------------------
@@ -358,7 +341,7 @@ async def _mkcol(request: Request, box: Photobox, path: tuple[str, ...]) -> Resp
 
 def _announced_sha1(request: Request) -> bytes | None:
     """A SHA-1 the client sent: ``OC-Checksum: SHA1:<hex>`` (Nextcloud apps) or ``X-Checksum-SHA1``."""
-    from photobox.web.api.assets import parse_checksum
+    from photobox.library.api.assets import parse_checksum
 
     oc = request.headers.get("oc-checksum", "")
     for part in oc.split():

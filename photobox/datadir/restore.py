@@ -9,9 +9,10 @@ start, or the CLI when no server runs) applies it: it takes a restore point of t
 database into ``backups/pre-restore-….db``, checkpoints and closes the current WAL, removes
 the stale ``-wal``/``-shm`` files (an old WAL replayed onto another database would corrupt
 it), then renames the staged file into place. "No server running" is an exclusive
-``flock`` on ``.photobox-server.lock`` that the server holds for its whole life: ``photobox
-serve`` takes it before it starts granian (and refuses to start when it cannot), and its
-worker process, which opens the database, works under its parent's lock.
+``flock`` on ``.photobox-server.lock`` that the server holds for its whole life (released when
+its process dies, so a kill -9 never leaves a stale lock): ``photobox serve`` takes it before it
+starts granian (and refuses to start when it cannot), and its worker process, which opens the
+database, works under its parent's lock.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from pathlib import Path
 
 import apsw
 
-from photobox.safety.backups import BackupError, copy_database, fsync_dir, verify_database_file
+from photobox.datadir.copy import BackupError, copy_database, fsync_dir, verify_database_file
 
-__all__ = ["STAGED_NAME", "ServerLock", "apply_staged_restore", "server_running", "stage_restore", "staged_info"]
+__all__ = ["LOCK_NAME", "STAGED_NAME", "ServerLock", "apply_staged_restore", "server_running", "stage_restore",
+           "staged_info"]
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,8 @@ from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Response
 from msgspec import Struct
 
-from photobox.duplicates import memories, store
+from photobox.duplicates import store
+from photobox.library import memories
 from photobox.web.params import Id
 from photobox.web.render import page
 

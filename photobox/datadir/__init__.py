@@ -1,4 +1,8 @@
-"""Is the storage really there? A missing USB SSD must not look like an empty library.
+"""The data folder: its layout, and whether the storage is really there (a missing USB SSD
+must not look like an empty library). Its other parts: :mod:`~photobox.datadir.lock` (one
+server per folder), :mod:`~photobox.datadir.copy` (the verified database copier),
+:mod:`~photobox.datadir.restore` (staged restores) and :mod:`~photobox.datadir.storage`
+(originals: temp files, placement, safe names).
 
 The data folder carries a marker file, ``.photobox-data`` (the instance id and when it was
 made), written when photobox first creates it. At start, before anything is created:
@@ -12,9 +16,8 @@ made), written when photobox first creates it. At start, before anything is crea
   there) is refused rather than created with all its parents;
 * a genuinely new folder (absent or empty, in an existing folder) is created as before.
 
-External library roots are checked the same way while running: a missing root, or an
-empty one where photobox knows files, is a "storage missing" problem shown in a banner and
-on the health page, and scans of that library never sweep (see ``libraries.scan_library``).
+External library roots are checked the same way while running
+(:func:`photobox.library.libraries.library_problems`).
 """
 
 from __future__ import annotations
@@ -28,9 +31,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from photobox.core import Photobox
 
-__all__ = ["MARKER", "StorageMissingError", "check_data_dir", "library_problems", "read_marker", "write_marker"]
+__all__ = ["MARKER", "SUBDIRS", "StorageMissingError", "check_data_dir", "ensure_marker", "library_folder_present",
+           "read_marker", "write_marker"]
 
 MARKER = ".photobox-data"
+#: The data folder's layout, created at every start (derived files can be deleted and regenerated).
+SUBDIRS = ("library", "cache/thumbs", "cache/previews", "cache/video", "cache/motion", "backups", "models", "tmp")
 
 
 class StorageMissingError(RuntimeError):
@@ -133,27 +139,6 @@ def check_data_dir(data_dir: Path, *, fstab: Path = Path("/etc/fstab"),
             "(`photobox restore FILE`) or rebuild the database from the files (`photobox rebuild`).")
 
 
-def library_problems(box: Photobox) -> list[str]:
-    """External libraries whose folder is missing, or empty where photobox knows files."""
-    problems = []
-    with box.db.reader() as conn:
-        libs = conn.execute(
-            "SELECT l.id, l.name, l.root, (SELECT count(*) FROM library_files f WHERE f.library_id = l.id "
-            "AND f.state != 'vanished') FROM libraries l WHERE l.kind = 'external' ORDER BY l.id").fetchall()
-    for _lib_id, name, root, known in libs:
-        path = Path(root)
-        try:
-            if not path.is_dir():
-                problems.append(f"The library folder {root} ({name}) is missing: is the disk or share mounted? "
-                                "Its photos are kept and its scans wait until it is back.")
-            elif known and not any(os.scandir(path)):
-                problems.append(f"The library folder {root} ({name}) is empty but photobox knows {known} files "
-                                "there: is the disk or share mounted? Nothing is marked missing meanwhile.")
-        except OSError as exc:
-            problems.append(f"The library folder {root} ({name}) cannot be read: {exc}")
-    return problems
-
-
 def ensure_marker(box: Photobox) -> str:
     """Give the instance an id (``meta.instance_id``) and write the marker into the data folder."""
     import secrets
@@ -164,19 +149,6 @@ def ensure_marker(box: Photobox) -> str:
         instance_id = meta_value(conn, "instance_id", lambda: secrets.token_hex(8))
     write_marker(box.data_dir, instance_id, now=box.clock())
     return instance_id
-
-
-async def refresh_problems(box: Photobox) -> None:
-    """Periodic: recompute :attr:`Photobox.storage_problems` (external library folders)."""
-    import asyncio
-
-    if getattr(box, "_storage_check_running", False):
-        return  # the last check is still stuck on a hung mount: do not pile up threads
-    box._storage_check_running = True
-    try:
-        box.storage_problems = await asyncio.to_thread(library_problems, box)
-    finally:
-        box._storage_check_running = False
 
 
 def library_folder_present(root: Path) -> bool:

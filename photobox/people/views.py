@@ -19,7 +19,7 @@ from photobox.web.files import serve_file
 from photobox.web.params import Id, query_int
 from photobox.web.render import page
 from photobox.web.security import local_path
-from photobox.web.views.timeline import render_grid_page
+from photobox.library.views.timeline import render_grid_page
 
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 

@@ -1,0 +1,1 @@
+"""The library's JSON API: assets (list, upload, download, check) and resumable uploads."""
