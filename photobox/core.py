@@ -131,7 +131,7 @@ class Photobox:
         self._recover_placements()
         with self.db.transaction() as conn:
             self.secret_key = bytes.fromhex(meta_value(conn, "secret_key", lambda: secrets.token_hex(32)))
-        datadir.ensure_marker(self)
+        datadir.ensure_marker(self.data_dir, self.db, now=self.clock())
         for feature in self.features:
             for opener in feature.openers:
                 opener(self)

@@ -14,7 +14,6 @@ from typing import TextIO
 from photobox import __version__, hostinfo
 from photobox.pipeline import feature_names
 from photobox.plugins import load_features
-from photobox.safety.doctor import check_storage
 from photobox.settings import Settings
 
 __all__ = ["run_checks"]
@@ -61,6 +60,23 @@ def _int8_check() -> tuple[str, str]:
     if not cpu.recipes:
         return "WARN", cpu.why
     return "OK", f"models are quantized with {RECIPES[cpu.recipes[0]].note} ({cpu.recipes[0]}): {cpu.why}"
+
+
+def check_storage(settings: Settings) -> tuple[str, str]:
+    """Is the data folder there, and is it photobox's (not an empty mount point)?"""
+    data = settings.data_dir.resolve()
+    from photobox.datadir import StorageMissingError, check_data_dir, read_marker
+
+    try:
+        check_data_dir(data, require_existing=settings.require_existing_data)
+    except StorageMissingError as exc:
+        return "FAIL", f"storage missing: {exc}"
+    marker = read_marker(data)
+    if marker is None:
+        if settings.db_path.exists():
+            return "OK", f"{data} (the .photobox-data marker is written at the next start)"
+        return "WARN", f"{data} has no photobox yet (a new library is created on first start)"
+    return "OK", f"{data} is a photobox data folder (instance {marker.get('instance_id')})"
 
 
 def run_checks(settings: Settings, out: TextIO, *, host_root: Path = Path("/"), machine: str | None = None) -> int:
@@ -127,6 +143,13 @@ def run_checks(settings: Settings, out: TextIO, *, host_root: Path = Path("/"), 
     check("free space", disk)
     check("database", database)
     check("storage", lambda: check_storage(settings))
+
+    def models() -> tuple[str, str]:
+        from photobox.ml.commands import doctor_check
+
+        return doctor_check(settings)
+
+    check("models", models)
     _host_checks(check, report, host_root, machine)
 
     for feature in load_features(feature_names(settings.plugins)):  # each feature's own lines

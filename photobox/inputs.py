@@ -11,13 +11,14 @@ recursion. Every way in reads client values through these functions (directly, o
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-__all__ = ["INT64_MAX", "MAX_TIME", "MIN_TIME", "int_or_none", "json_depth_exceeds", "parse_time"]
+__all__ = ["INT64_MAX", "MAX_TIME", "MIN_TIME", "int_or_none", "json_depth_exceeds", "parse_networks", "parse_time"]
 
 #: The largest integer SQLite stores (and binds): anything larger cannot be an id or a size.
 INT64_MAX = 2**63 - 1
@@ -117,3 +118,20 @@ def json_depth_exceeds(body: bytes, limit: int) -> bool:
             return False
         skeleton = shorter
     return bool(skeleton) and _INNERMOST.sub(b"", skeleton) != skeleton
+
+
+def parse_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """The addresses and networks of a ``trusted_proxies`` value (``"127.0.0.1, 10.0.0.0/8"``).
+
+    Raises ValueError naming the entry that is neither.
+    """
+    networks = []
+    for item in text.replace(";", ",").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address or network (e.g. 127.0.0.1 or 10.0.0.0/8)") from None
+    return tuple(networks)

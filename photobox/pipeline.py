@@ -41,7 +41,6 @@ BUILTIN_FEATURES: tuple[str, ...] = (
     "photobox.library.libraries",    # scan: external libraries indexed in place
     "photobox.sharing.feature",      # share links
     "photobox.dav.feature",          # WebDAV for phone backup apps
-    "photobox.ml.commands",          # models: photobox models list|fetch, doctor
     "photobox.safety.backups",       # backup, restore, sidecar, rebuild, verify
     "photobox.safety.integrity",     # integrity: originals re-hashed in slices
 )

@@ -14,7 +14,10 @@ its own hooks in the same way):
 * its **routes**: ``@feature.routes`` on a function that imports and returns them (called only
   when the web app is built, so the CLI never loads the web code);
 * work at **open**: ``@feature.on_open`` on ``fn(box)``, after the database is open;
-* its **reference databases**: ``feature.attach("geo", "places.db")``.
+* its **reference databases**: ``feature.attach("geo", "places.db")``;
+* its **Settings page sections**: ``@feature.settings_section("settings_x.html")`` on ``load(box, conn)``;
+* what it adds to the **viewer**: ``@feature.details`` on ``fn(conn, asset_id) -> dict`` and
+  ``@feature.viewer_scope("search")`` for moving through its own results.
 
 :func:`load_features` imports modules by name (the built-in ones listed in
 :mod:`photobox.pipeline`, then the ``plugins`` setting) and returns their features; the core
@@ -36,7 +39,7 @@ if TYPE_CHECKING:
     from photobox.core import Photobox
     from photobox.settings import Settings
 
-__all__ = ["Check", "Feature", "FeatureError", "Periodic", "Stage", "load_features"]
+__all__ = ["Check", "Feature", "FeatureError", "Periodic", "SettingsSection", "Stage", "load_features"]
 
 #: ``(level, detail)``: level is "OK", "WARN" or "FAIL".
 CheckResult = tuple[str, str]
@@ -90,6 +93,15 @@ class Check:
     fn: Callable[[Settings], CheckResult]
 
 
+@dataclass(frozen=True, slots=True)
+class SettingsSection:
+    """A section of the Settings page: ``template`` (included in the page) and ``load(box, conn)``,
+    which returns the variables the template uses (merged into the page's context)."""
+
+    template: str
+    load: Callable[[Photobox, Any], dict[str, Any]]
+
+
 @dataclass(eq=False)
 class Feature:
     """What one feature adds to photobox; see the module docstring for how to declare it."""
@@ -103,6 +115,9 @@ class Feature:
     route_sources: list[Callable[[], Sequence[Any]]] = field(default_factory=list)
     openers: list[Callable[[Photobox], None]] = field(default_factory=list)
     databases: dict[str, str] = field(default_factory=dict)
+    settings_sections: list[SettingsSection] = field(default_factory=list)
+    asset_details: list[Callable[[Any, int], dict[str, Any]]] = field(default_factory=list)
+    viewer_scopes: dict[str, Callable[..., Any]] = field(default_factory=dict)
 
     def job(self, kind: str, *, title: str, concurrency: int | None = 1, priority: int = 0,
             max_attempts: int | None = None, after: str | None = None,
@@ -149,6 +164,31 @@ class Feature:
         the web app is built, so the CLI never imports the web code."""
         self.route_sources.append(fn)
         return fn
+
+    def settings_section(self, template: str) -> Callable[[Callable[..., dict[str, Any]]], Callable[..., dict[str, Any]]]:
+        """Decorator on ``load(box, conn) -> dict``: a section of the Settings page, in ``template``."""
+
+        def decorate(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+            self.settings_sections.append(SettingsSection(template, fn))
+            return fn
+
+        return decorate
+
+    def details(self, fn: Callable[[Any, int], dict[str, Any]]) -> Callable[[Any, int], dict[str, Any]]:
+        """Decorator on ``fn(conn, asset_id) -> dict``: what this feature knows of one photo, for
+        the viewer (e.g. ``{"faces": [...]}``), read in the viewer's own read transaction."""
+        self.asset_details.append(fn)
+        return fn
+
+    def viewer_scope(self, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorator on ``async fn(request, box, asset_id) -> (scope, newer, older, back_url)``: how
+        the viewer moves between photos opened from this feature's page (``?in=name``)."""
+
+        def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+            self.viewer_scopes[name] = fn
+            return fn
+
+        return decorate
 
     def attach(self, alias: str, file_name: str) -> None:
         """A reference database (e.g. the places gazetteer) in the data folder, ATTACHed as

@@ -211,7 +211,7 @@ def load_settings(
     resolved = {name: _coerce(_BY_NAME[name], value) for name, value in values.items()}
     if resolved["secure_cookies"] not in {"auto", "always", "never"}:
         raise SettingsError("setting 'secure_cookies' must be auto, always or never")
-    from photobox.web.proxy import parse_networks
+    from photobox.inputs import parse_networks
 
     try:
         parse_networks(resolved["trusted_proxies"])

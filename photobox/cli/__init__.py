@@ -1,6 +1,6 @@
 """The ``photobox`` command: the same operations as the web app, against the same data folder.
 
-The core commands (``serve``, ``user``, ``doctor``, ``jobs``) are here; every feature adds its
+The core commands (``serve``, ``user``, ``doctor``, ``jobs``, ``models``) are here; every feature adds its
 own (``import``, ``models``, ``places``, ``backup``…) through ``@feature.commands``, as a plugin
 named in the ``plugins`` setting can.
 """
@@ -62,7 +62,8 @@ def _plugin_names() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from photobox.jobs.commands import add_commands as add_jobs_commands
+    from photobox.cli.jobs import add_commands as add_jobs_commands
+    from photobox.cli.models import add_commands as add_models_commands
     from photobox.pipeline import feature_names
     from photobox.plugins import load_features
 
@@ -87,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="read the password from PHOTOBOX_NEW_PASSWORD instead of prompting")
     commands.add("doctor", "check the data folder, database, disk, models and versions", cmd_doctor)
     add_jobs_commands(commands)
+    add_models_commands(commands)
     for feature in load_features(feature_names(_plugin_names())):
         for add in feature.command_adders:
             add(commands)

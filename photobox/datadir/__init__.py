@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from photobox.core import Photobox
+    from photobox.db import Database
 
 __all__ = ["MARKER", "SUBDIRS", "StorageMissingError", "check_data_dir", "ensure_marker", "library_folder_present",
            "read_marker", "write_marker"]
@@ -139,15 +139,15 @@ def check_data_dir(data_dir: Path, *, fstab: Path = Path("/etc/fstab"),
             "(`photobox restore FILE`) or rebuild the database from the files (`photobox rebuild`).")
 
 
-def ensure_marker(box: Photobox) -> str:
+def ensure_marker(data_dir: Path, db: Database, *, now: float) -> str:
     """Give the instance an id (``meta.instance_id``) and write the marker into the data folder."""
     import secrets
 
     from photobox.db.sql import meta_value
 
-    with box.db.transaction() as conn:
+    with db.transaction() as conn:
         instance_id = meta_value(conn, "instance_id", lambda: secrets.token_hex(8))
-    write_marker(box.data_dir, instance_id, now=box.clock())
+    write_marker(data_dir, instance_id, now=now)
     return instance_id
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import apsw
 import sqlite_vec
 
-__all__ = ["connect"]
+__all__ = ["connect", "read_file"]
 
 
 def connect(path: Path | str, *, busy_timeout_ms: int = 5000, readonly: bool = False) -> apsw.Connection:
@@ -43,3 +43,13 @@ def connect(path: Path | str, *, busy_timeout_ms: int = 5000, readonly: bool = F
     conn.execute("PRAGMA cache_size=-16000")
     conn.execute("PRAGMA mmap_size=134217728")
     return conn
+
+
+def read_file(path: Path | str, sql: str, params: tuple = ()) -> list[tuple]:
+    """The rows of one query on a database file, read-only (``photobox doctor``'s checks run
+    without opening the data folder, so a broken one can still be diagnosed)."""
+    conn = connect(path, readonly=True)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()

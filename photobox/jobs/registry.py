@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["REGISTRY", "JobRegistry", "JobSpec"]
+__all__ = ["JobRegistry", "JobSpec"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +82,3 @@ class JobRegistry:
 
     def __contains__(self, kind: str) -> bool:
         return kind in self._specs
-
-
-#: The registry the app uses; feature modules register their job kinds on import.
-REGISTRY = JobRegistry()

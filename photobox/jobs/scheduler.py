@@ -39,7 +39,7 @@ import apsw
 from photobox.procs import process_alive
 from photobox.db import Database
 from photobox.jobs import store
-from photobox.jobs.registry import REGISTRY, JobRegistry, JobSpec
+from photobox.jobs.registry import JobRegistry, JobSpec
 
 __all__ = ["Job", "PermanentError", "Scheduler", "Stopping"]
 
@@ -88,7 +88,7 @@ class Scheduler:
     def __init__(
         self,
         db: Database,
-        registry: JobRegistry = REGISTRY,
+        registry: JobRegistry,
         *,
         context: Any = None,
         cpu_workers: int = 2,

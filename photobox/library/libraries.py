@@ -25,6 +25,7 @@ from photobox.plugins import Feature
 
 if TYPE_CHECKING:
     from photobox.core import Photobox
+    from photobox.settings import Settings
 
 __all__ = ["DEFAULT_EXCLUSIONS", "MEDIA_EXTENSIONS", "Library", "add_library", "list_libraries", "scan_library",
            "queue_due_scans", "remove_library", "skip_reason", "skipped_files"]
@@ -316,10 +317,17 @@ async def queue_due_scans(box: Photobox) -> None:
 
 
 @feature.check("library folders")
-def _doctor(settings):
-    from photobox.safety.doctor import check_library_folders
+def check_library_folders(settings: Settings) -> tuple[str, str]:
+    """``photobox doctor``: every external library folder is present."""
+    from photobox.db.connection import read_file
 
-    return check_library_folders(settings)
+    if not settings.db_path.exists():
+        return "OK", "no database yet"
+    rows = read_file(settings.db_path, "SELECT name, root FROM libraries WHERE kind = 'external' ORDER BY id")
+    missing = [f"{name} ({root})" for name, root in rows if not Path(root).is_dir()]
+    if missing:
+        return "FAIL", "storage missing: " + ", ".join(missing) + " (mount them; their scans wait meanwhile)"
+    return "OK", f"{len(rows)} external library folder(s) present"
 
 
 def library_problems(box: Photobox) -> list[str]:

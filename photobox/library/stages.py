@@ -194,7 +194,21 @@ def _commands(commands) -> None:
 @feature.routes
 def _routes():
     from photobox.library.api import assets, uploads
-    from photobox.library.views import albums, menu, share_target, timeline, upload, viewer
+    from photobox.library.views import albums, folders, menu, share_target, timeline, upload, viewer
 
     return [*timeline.ROUTES, *viewer.ROUTES, *albums.ROUTES, *upload.ROUTES, *menu.ROUTES, *share_target.ROUTES,
-            *assets.ROUTES, *uploads.ROUTES]
+            *folders.ROUTES, *assets.ROUTES, *uploads.ROUTES]
+
+
+@feature.settings_section("settings_libraries.html")
+def _folders(box: Photobox, conn):
+    from photobox.library.views.folders import libraries_section
+
+    return libraries_section(box, conn)
+
+
+@feature.settings_section("settings_storage.html")
+def _storage(box: Photobox, conn):
+    from photobox.library.views.folders import storage_section
+
+    return storage_section(box, conn)

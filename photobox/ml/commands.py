@@ -1,6 +1,6 @@
 """``photobox models list`` and ``photobox models fetch``, and the ``doctor`` line for models.
 
-:func:`add_commands` wires them into the CLI; the ``cmd_*`` functions take the resolved
+:mod:`photobox.cli.models` wires them into the CLI; the ``cmd_*`` functions take the resolved
 settings and a text stream so they are easy to test and to reuse.
 
 Exit codes of :func:`cmd_models_fetch`: 0 every model is installed (now or before),
@@ -19,13 +19,9 @@ from photobox.ml.fetch import FetchError, SourceUnreachable, UnpinnedError, fetc
 from photobox.ml.registry import (
     InstalledModel, InstalledStateError, Manifest, get_manifest, list_manifests, load_installed,
 )
-from photobox.plugins import Feature
 from photobox.settings import Settings
 
-__all__ = ["feature", "cmd_models_fetch", "cmd_models_list", "doctor_check", "models_dir", "source_override_from_dir"]
-
-
-feature = Feature("models")
+__all__ = ["cmd_models_fetch", "cmd_models_list", "doctor_check", "models_dir", "source_override_from_dir"]
 
 
 def models_dir(settings: Settings) -> Path:
@@ -188,7 +184,6 @@ def cmd_models_fetch(settings: Settings, names: list[str], out: TextIO, *, sourc
     return status
 
 
-@feature.check("models")
 def doctor_check(settings: Settings) -> tuple[str, str]:
     """``(level, detail)`` for ``photobox doctor``'s models line: OK when a CLIP model is installed."""
     command = fetch_command(settings.data_dir)
@@ -225,24 +220,3 @@ def _precision(model: InstalledModel) -> str:
     if "int8_refused_on" in model.checks:
         return "fp32: no int8 version was close enough on this CPU"
     return "as published"
-
-
-@feature.commands
-def add_commands(commands) -> None:
-    """``photobox models list|fetch`` (``commands`` is a :class:`photobox.cli.common.Commands`)."""
-    import sys
-
-    from photobox.cli.common import settings_from
-
-    models = commands.group("models", "ML models for search by description and people")
-    models.add("list", "list available and installed models",
-               lambda args: cmd_models_list(settings_from(args), sys.stdout))
-    fetch = models.add("fetch", "download (checking sha256), quantize to int8 and install models",
-                       lambda args: cmd_models_fetch(settings_from(args), args.names, sys.stdout,
-                                                     source_override_dir=args.source,
-                                                     trust_on_first_use=args.trust_on_first_use))
-    fetch.add_argument("names", nargs="*", help="models to fetch (default: the default CLIP model)")
-    fetch.add_argument("--from", dest="source", type=Path, default=None,
-                       help="take the files from this folder instead of the model hub (offline installs)")
-    fetch.add_argument("--trust-on-first-use", action="store_true",
-                       help="accept files whose sha256 is not pinned in the manifest, and pin what was downloaded")

@@ -343,3 +343,10 @@ def _routes():
     from photobox.people import views as people
 
     return people.ROUTES
+
+
+@feature.details
+def _faces_of(conn, asset_id: int) -> dict:
+    from photobox.people.store import person_faces_for_asset
+
+    return {"faces": person_faces_for_asset(conn, asset_id)}

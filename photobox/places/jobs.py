@@ -170,3 +170,10 @@ def _routes():
     from photobox.places import views as places
 
     return places.ROUTES
+
+
+@feature.details
+def _place_of(conn, asset_id: int) -> dict:
+    from photobox.places.store import place_of_asset
+
+    return {"place": place_of_asset(conn, asset_id)}

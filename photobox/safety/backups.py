@@ -244,6 +244,9 @@ def _routes():
     return backups.ROUTES
 
 
+feature.settings_section("settings_safety.html")(lambda box, conn: {})
+
+
 @feature.check("backups")
 def _doctor(settings):
     from photobox.safety.doctor import check_backups

@@ -123,3 +123,20 @@ def _routes():
     from photobox.search import views as search
 
     return search.ROUTES
+
+
+@feature.viewer_scope("search")
+async def _viewer_scope(request, box: Photobox, asset_id: int):
+    """Opened from search results: move within them (the query is re-run; its text embedding is
+    cached, the ranking takes milliseconds)."""
+    from photobox.search.service import search
+    from photobox.search.views import SearchScope, search_params
+
+    q, like, f, query_string = search_params(request)
+    outcome = await asyncio.to_thread(search, box, q=q, like=like, f=f)
+    newer = older = None
+    if asset_id in outcome.ids:
+        i = outcome.ids.index(asset_id)
+        newer = outcome.ids[i - 1] if i > 0 else None
+        older = outcome.ids[i + 1] if i + 1 < len(outcome.ids) else None
+    return SearchScope(query_string), newer, older, f"/search?{query_string}"

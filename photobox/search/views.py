@@ -43,6 +43,12 @@ def _query_string(q: str, like: int | None, f: Filters, **extra) -> str:
     return urlencode(params)
 
 
+def search_params(request: Request) -> tuple[str, int | None, Filters, str]:
+    """The search a request asks for, and its query string: ``(q, like, filters, query_string)``."""
+    q, like, f = _params(request)
+    return q, like, f, _query_string(q, like, f)
+
+
 @get("/search", include_in_schema=False)
 async def search_page(request: Request) -> Response:
     box = request.app.state.photobox

@@ -16,6 +16,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from photobox.inputs import parse_networks
+
 __all__ = ["client_address", "forwarded_header", "from_trusted_proxy", "parse_networks"]
 
 log = logging.getLogger("photobox")
@@ -26,23 +28,6 @@ _warned = False
 
 
 @functools.lru_cache(maxsize=8)
-def parse_networks(text: str) -> tuple[Network, ...]:
-    """The addresses and networks of a ``trusted_proxies`` value (``"127.0.0.1, 10.0.0.0/8"``).
-
-    Raises ValueError naming the entry that is neither.
-    """
-    networks = []
-    for item in text.replace(";", ",").split(","):
-        item = item.strip()
-        if not item:
-            continue
-        try:
-            networks.append(ipaddress.ip_network(item, strict=False))
-        except ValueError:
-            raise ValueError(f"{item!r} is not an IP address or network (e.g. 127.0.0.1 or 10.0.0.0/8)") from None
-    return tuple(networks)
-
-
 def _ip(text: str) -> IP | None:
     """An address as proxies write it: bare, ``[v6]:port`` or ``v4:port``; IPv4-mapped IPv6 as IPv4."""
     text = text.strip().strip('"')

@@ -3,7 +3,6 @@ from, details, and the actions of a single photo."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import datetime, timezone
 
@@ -85,12 +84,10 @@ async def viewer(request: Request, asset_id: FromPath[int]) -> Response:
         if view_scope.name == "album":
             r = conn.execute("SELECT name FROM albums WHERE id = ?", (view_scope.album_id,)).fetchone()
             album_name = r[0] if r else None
-        from photobox.people.store import person_faces_for_asset
-
-        asset["faces"] = person_faces_for_asset(conn, asset_id)
-        from photobox.places.store import place_of_asset
-
-        asset["place"] = place_of_asset(conn, asset_id)
+        asset.update(faces=[], place=None)
+        for feature in box.features:  # people, places… say what they know of this photo
+            for details in feature.asset_details:
+                asset.update(details(conn, asset_id))
         asset["failure"] = asset_failure(conn, asset_id) if not asset["thumb_version"] else None
         return asset, view_scope, newer, older, albums, album_name
 
@@ -98,27 +95,15 @@ async def viewer(request: Request, asset_id: FromPath[int]) -> Response:
     if loaded is None:
         raise NotFoundException("no such photo")
     asset, view_scope, newer, older, albums, album_name = loaded
-    search_query = None
-    if request.query_params.get("in") == "search" and asset["trashed_at"] is None:
-        # Opened from search results: move within them (the query is re-run; its text
-        # embedding is cached, the ranking takes milliseconds).
-        from photobox.search.service import search
-        from photobox.search.views import SearchScope, _params, _query_string
-
-        q, like, f = _params(request)
-        outcome = await asyncio.to_thread(search, box, q=q, like=like, f=f)
-        search_query = _query_string(q, like, f)
-        view_scope = SearchScope(search_query)
-        if asset_id in outcome.ids:
-            i = outcome.ids.index(asset_id)
-            newer = outcome.ids[i - 1] if i > 0 else None
-            older = outcome.ids[i + 1] if i + 1 < len(outcome.ids) else None
-        else:
-            newer = older = None
+    back = None
+    opened_in = request.query_params.get("in") or ""
+    provider = next((f.viewer_scopes[opened_in] for f in box.features if opened_in in f.viewer_scopes), None)
+    if provider is not None and asset["trashed_at"] is None:
+        # Opened from a feature's own results (search): that feature says how to move within them.
+        view_scope, newer, older, back = await provider(request, box, asset_id)
     meta = json.loads(asset.pop("metadata") or "{}")
-    back = {"timeline": "/", "favorites": "/favorites", "archive": "/archive", "trash": "/trash"}.get(
-        view_scope.name) or (f"/search?{search_query}" if search_query is not None
-                             else f"/places/town/{view_scope.place_id}" if view_scope.name == "place"
+    back = back or {"timeline": "/", "favorites": "/favorites", "archive": "/archive", "trash": "/trash"}.get(
+        view_scope.name) or (f"/places/town/{view_scope.place_id}" if view_scope.name == "place"
                              else f"/places/{view_scope.country}/photos" if view_scope.name == "country"
                              else f"/people/{view_scope.person_id}" if view_scope.name == "person"
                              else f"/albums/{view_scope.album_id}")
