@@ -109,3 +109,10 @@ def order(features: Sequence[Feature]) -> str:
     rows = Pipeline(features).order()
     width = max((len(done) for done, _ in rows), default=0)
     return "\n".join(f"{done:<{width}} → {', '.join(after)}" for done, after in rows)
+
+
+if __name__ == "__main__":  # python -m photobox.pipeline: the pipeline as photobox would load it
+    from photobox.plugins import load_features
+    from photobox.settings import load_settings
+
+    print(order(load_features(feature_names(load_settings().plugins))))

@@ -72,7 +72,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("trash_days", 30, int,
             "Photos stay in the trash this many days before they are deleted for good (0 = until emptied by hand)."),
     Setting("plugins", "", str,
-            "Comma-separated Python modules imported at start; they may register job kinds and routes."),
+            "Comma-separated Python modules loaded as features after the built-in ones, through the same "
+            "seam: job kinds, pipeline stages, periodic work, routes, commands and doctor checks "
+            "(ARCHITECTURE.md)."),
     Setting("map_tile_url", "", str,
             "Online map tiles for the Places map, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png; empty "
             "(the default) = the bundled offline world outline only, and the browser contacts no other site."),
