@@ -266,7 +266,7 @@ REVIEWED = {
     "photobox/people/knn.py": {"table", "self.table"},  # _table(dim): face_vectors_<int>
     "photobox/people/store.py": {"marks", "face_table(dim)", "_PERSON"},
     "photobox/places/store.py": {"_LOST_GPS", "_VISIBLE", "lon_clause"},  # constants; lon_clause one of two
-    "photobox/safety/backups.py": {"pragma"},  # one of two constant PRAGMA names
+    "photobox/datadir/copy.py": {"pragma"},  # one of two constant PRAGMA names
     "photobox/safety/integrity.py": {"marks"},
     "photobox/safety/sidecar.py": {"marks"},
     "photobox/search/filters.py": {"' AND '.join(clauses)"},  # clauses: constant strings with :named params
