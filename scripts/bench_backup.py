@@ -3,10 +3,19 @@ integrity check's hashing (baseline: sha1sum), on a synthetic 100k-asset databas
 
 Run: PYTHONPATH=. python scripts/bench_backup.py
 """
-import time, tempfile, pathlib, shutil, subprocess, json, hashlib, os
-from photobox.settings import load_settings
+import hashlib
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import tempfile
+import time
+
 from photobox.core import Photobox
-from photobox.safety import backups, sidecar, integrity
+from photobox.safety import backups, integrity, sidecar
+from photobox.settings import load_settings
+
 d = pathlib.Path(tempfile.mkdtemp(dir="/tmp"))
 s = load_settings({"data_dir": d / "data", "workers": 1}, env={})
 box = Photobox(s).open()
@@ -19,7 +28,7 @@ with box.db.transaction() as conn:
     conn.execute("INSERT INTO albums (id, name, created_at, updated_at) VALUES (1, 'big', 0, 0)")
     conn.execute("INSERT INTO album_assets (album_id, asset_id, sort_ts, added_at) SELECT 1, id, sort_ts, 0 FROM assets WHERE id % 10 = 0")
 box.db.close(); box = Photobox(s).open()
-size = s.db_path.stat().st_size; 
+size = s.db_path.stat().st_size
 t = time.perf_counter(); shutil.copyfile(s.db_path, d / "copy.db"); cp = time.perf_counter() - t
 t = time.perf_counter(); dest = backups.make_backup(box); bk = time.perf_counter() - t
 t = time.perf_counter()

@@ -491,8 +491,8 @@ def scale_run(n: int, brute: bool) -> None:
     re-cluster). The two re-clusters must give the same people. With ``brute``, also the
     in-memory int8 brute-force callback this benchmark used before, in the same run.
     """
-    from photobox.people.faces_job import neighbours_for
     from photobox.people import knn as face_knn
+    from photobox.people.faces_job import neighbours_for
     from photobox.people.graph import REVERSE_K, known_neighbours, offer_new_face, save_lists
 
     face_knn.set_enabled(False)  # this section measures the vec0 path; knn_run compares the mirror
@@ -542,7 +542,7 @@ def scale_run(n: int, brute: bool) -> None:
         t1 = time.perf_counter()
         save_lists(conn, found)
         saved = time.perf_counter() - t1
-    del found
+    found.clear()
     s = pair_scores(y, labels(got))
     print(f"{'':>10}rebuild: block-wise scan from SQLite + clustering {took:.1f} s (+{mem.growth:.0f} MB), "
           f"storing the graph {saved:.1f} s; P {s['precision']:.3f} R {s['recall']:.3f} F1 {s['f1']:.3f}, "

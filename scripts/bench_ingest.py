@@ -460,7 +460,6 @@ def phase_photobox(corpus: Path, files: list[dict], workers: int, tmp: Path, iso
     import photobox.media.metadata  # noqa: F401
     import photobox.media.thumbs  # noqa: F401
     import photobox.media.video  # noqa: F401
-
     from photobox.library.commands import iter_import_files as _iter_import_files
 
     start_rss = _peak_rss_mib()
@@ -519,9 +518,8 @@ def phase_profile(corpus: Path, files: list[dict], tmp: Path, top: int) -> None:
     import photobox.media.metadata  # noqa: F401
     import photobox.media.thumbs  # noqa: F401
     import photobox.media.video  # noqa: F401
+    from photobox.jobs import Job, store
     from photobox.library.commands import import_one as _import_one
-    from photobox.jobs import Job
-    from photobox.jobs import store
 
     box = _open_box(tmp / "data-profile", 1)
     images = [corpus / f["name"] for f in files if f["kind"] in ("jpeg", "heic")]
@@ -609,16 +607,17 @@ def _step_replay(corpus: Path, files: list[dict]) -> None:
         if f is None:
             continue
         src = corpus / f["name"]
-        t_dec, dec = best(lambda: decode_image(src, target=(PREVIEW_SHORT_SIDE, PREVIEW_SHORT_SIDE)))
+        t_dec, dec = best(lambda src=src: decode_image(src, target=(PREVIEW_SHORT_SIDE, PREVIEW_SHORT_SIDE)))
         base = dec.image
         pw, ph = fit_size(*base.size, PREVIEW_SHORT_SIDE)
-        t_prev, preview = best(lambda: base.resize((pw, ph), Image.Resampling.BICUBIC, reducing_gap=3.0)
+        t_prev, preview = best(lambda base=base, pw=pw, ph=ph: base.resize((pw, ph), Image.Resampling.BICUBIC, reducing_gap=3.0)
                                if (pw, ph) != base.size else base)
         tw, th = fit_size(pw, ph, 250)
-        t_thumb, thumb = best(lambda: preview.resize((tw, th), Image.Resampling.LANCZOS, reducing_gap=2.0))
-        t_jpeg, _ = best(lambda: preview.save(io.BytesIO(), "JPEG", quality=85, optimize=False, progressive=False))
-        t_webp, _ = best(lambda: thumb.save(io.BytesIO(), "WEBP", quality=80, method=4))
-        t_hash, _ = best(lambda: image_to_thumbhash(thumb))
+        t_thumb, thumb = best(lambda preview=preview, tw=tw, th=th: preview.resize((tw, th), Image.Resampling.LANCZOS,
+                                                                                  reducing_gap=2.0))
+        t_jpeg, _ = best(lambda preview=preview: preview.save(io.BytesIO(), "JPEG", quality=85, optimize=False, progressive=False))
+        t_webp, _ = best(lambda thumb=thumb: thumb.save(io.BytesIO(), "WEBP", quality=80, method=4))
+        t_hash, _ = best(lambda thumb=thumb: image_to_thumbhash(thumb))
         print(f"  {kind.upper():4}: decode_image -> {base.width}x{base.height} {t_dec:6.1f} | preview resize -> "
               f"{pw}x{ph} {t_prev:5.1f} | thumb resize -> {tw}x{th} {t_thumb:4.1f} | preview JPEG q85 "
               f"{t_jpeg:4.1f} | thumb WebP m4 {t_webp:4.1f} | ThumbHash {t_hash:4.1f}")

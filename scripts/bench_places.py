@@ -110,7 +110,7 @@ def main() -> int:
                     base = [brute(lats, lons, lat, lon) for lat, lon in sample]
                     brute_s = time.perf_counter() - t0
                     mismatches = 0
-                    for hit, (i, d) in zip(hits, base):
+                    for hit, (_i, d) in zip(hits, base):
                         expect_none = d > MAX_KM
                         if expect_none != (hit is None) or (hit is not None and abs(hit.distance_km - d) > 1e-6):
                             mismatches += 1

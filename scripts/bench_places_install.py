@@ -50,13 +50,13 @@ def main() -> int:
     args = ap.parse_args()
     root = args.root.resolve()
     sys.path[:0] = [str(root), str(HERE)]
+    from bench_places import make_cities, write_csv  # noqa: E402 - the same town generator
+
     from photobox import auth  # noqa: E402 - from --root (before bench_places puts this tree first)
     from photobox.core import Photobox  # noqa: E402
     from photobox.settings import load_settings  # noqa: E402
     from tests.gen import jpeg_bytes  # noqa: E402
     from tests.server import Server  # noqa: E402
-
-    from bench_places import make_cities, write_csv  # noqa: E402 - the same town generator
 
     work = Path(tempfile.mkdtemp(prefix="bench-places-install-"))
     data = work / "data"

@@ -193,7 +193,7 @@ def measure(strategies: dict[str, tuple[str | None, Callable]], queries: np.ndar
     times: dict[str, list[float]] = {name: [] for name in names}
     recalls: dict[str, list[float]] = {name: [] for name in names}
     spent = dict.fromkeys(names, 0.0)
-    for name, (kernel, fn) in strategies.items():  # warm-up (page cache, kernel), not counted
+    for _name, (kernel, fn) in strategies.items():  # warm-up (page cache, kernel), not counted
         vectors.set_kernel(kernel)
         fn(queries[0], allowed)
     for i, q in enumerate(queries[:limit]):
@@ -310,7 +310,7 @@ def run(kind: str, n: int, args: argparse.Namespace) -> dict[str, dict[str, dict
         finally:
             db.close()
             vectors.clear_mirrors()
-    del x
+    x = None  # the vectors are no longer needed: let the RSS figure below show that
     gc.collect()
     print(f"  process RSS now {rss_bytes() / MB:.0f} MB; load average {os.getloadavg()[0]:.2f}", flush=True)
     return results

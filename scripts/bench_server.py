@@ -56,8 +56,9 @@ def main() -> None:
                        "    if scope['type'] != 'http':\n        return\n"
                        "    await send({'type': 'http.response.start', 'status': 200, 'headers': []})\n"
                        "    await send({'type': 'http.response.body', 'body': b'ok'})\n")
-        from tests.server import free_port
         import httpx
+
+        from tests.server import free_port
 
         port = free_port()
         t0 = time.monotonic()

@@ -1,7 +1,11 @@
 #!/usr/bin/env python
 """Run: PYTHONPATH=. python scripts/bench_share.py [N]. Share pages at N (100k) assets: page 1, a deep page, contains(), neighbors(), count — album vs selection."""
-import os, sys, time, tempfile, statistics
+import statistics
+import sys
+import tempfile
+import time
 from pathlib import Path
+
 from photobox.core import Photobox
 from photobox.settings import load_settings
 from photobox.sharing import store
@@ -29,13 +33,13 @@ def bench(label, fn, reps=30):
 
 for share in (album, sel):
     k = share.kind
-    bench(f"{k}: page 1 (120 tiles)", lambda c: store.page(c, share, limit=120))
+    bench(f"{k}: page 1 (120 tiles)", lambda c, share=share: store.page(c, share, limit=120))
     with box.db.reader() as c:
         cur = store.page(c, share, limit=20_000)[-1].cursor
-    bench(f"{k}: page at the middle (120 tiles)", lambda c: store.page(c, share, before=cur, limit=120))
-    bench(f"{k}: contains() x100", lambda c: [store.contains(c, share, i) for i in range(1, N, N // 100)])
-    bench(f"{k}: neighbors()", lambda c: store.neighbors(c, share, 20_000))
-    bench(f"{k}: count", lambda c: store.count(c, share), reps=5)
+    bench(f"{k}: page at the middle (120 tiles)", lambda c, share=share, cur=cur: store.page(c, share, before=cur, limit=120))
+    bench(f"{k}: contains() x100", lambda c, share=share: [store.contains(c, share, i) for i in range(1, N, N // 100)])
+    bench(f"{k}: neighbors()", lambda c, share=share: store.neighbors(c, share, 20_000))
+    bench(f"{k}: count", lambda c, share=share: store.count(c, share), reps=5)
     with box.db.reader() as c:
         plan = c.execute("EXPLAIN QUERY PLAN SELECT 1 " + store._SOURCES[k][0] + " AND x.asset_id = :asset",
                          {"album": 1, "share": share.id, "asset": 5}).fetchall()

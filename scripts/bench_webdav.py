@@ -3,14 +3,22 @@
 Usage (from the repo root): ``PYTHONPATH=$PWD MB=400 python scripts/bench_webdav.py``. The machine
 is usually busy: compare numbers from the same run only.
 """
-import re, sys, time, threading, tempfile, pathlib, os
+import os
+import pathlib
+import re
+import sys
+import tempfile
+import threading
+import time
+
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import httpx
-from tests.server import Server
-from tests.conftest import PASSWORD
-from tests import gen
+
 from photobox import auth
 from photobox.db import connect
+from tests import gen
+from tests.conftest import PASSWORD
+from tests.server import Server
 
 tmp = pathlib.Path(tempfile.mkdtemp())
 srv = Server(tmp / "data").start()

@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 
 from photobox.core import Photobox
-from photobox.db import connect
-from photobox.datadir import restore
-from photobox.safety import backups, sidecar
+from photobox.datadir import StorageMissingError, restore
 from photobox.datadir.copy import BackupError, verify_database_file
-from photobox.datadir import StorageMissingError
+from photobox.db import connect
+from photobox.safety import backups, sidecar
 from tests.gen import jpeg_bytes
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from photobox.datadir.copy import verify_database_file
 from photobox.core import Photobox
+from photobox.datadir.copy import verify_database_file
 from photobox.db import connect
 from photobox.safety import backups
 

@@ -56,8 +56,8 @@ def test_review_duplicates_and_memory_slideshow(server, tmp_path):
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from photobox.library import memories
     from photobox.jobs import store as job_store
+    from photobox.library import memories
 
     im = _scene(41, size=(1024, 768))
     taken = datetime(2022, 6, 5, 10, 0, 0)

@@ -109,7 +109,7 @@ def test_kill_mid_import_then_import_again_finishes_exactly_once(tmp_path):
     for kill_at in (5, 35, 70):
         proc = _import(data, src, tmp_path / "import.log")
         try:
-            wait_for(lambda: _count(db, "SELECT count(*) FROM assets") >= kill_at, 120,
+            wait_for(lambda kill_at=kill_at: _count(db, "SELECT count(*) FROM assets") >= kill_at, 120,
                      f"{kill_at} imported assets")
         finally:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -183,7 +183,7 @@ def test_durable_transaction_syncs_fully_for_that_commit_only(tmp_path):
         with db.transaction() as conn:
             assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # back to NORMAL
         with pytest.raises(ZeroDivisionError), db.transaction(durable=True):
-            1 / 0
+            _ = 1 / 0
         with db.transaction() as conn:
             assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1
             assert conn.execute("SELECT value FROM meta WHERE key = 'k'").fetchone() == ("v",)

@@ -17,7 +17,6 @@ import subprocess
 from pathlib import Path
 
 import httpx
-
 import pytest
 
 from tests.gen import jpeg_bytes

@@ -21,7 +21,6 @@ from tests.conftest import csrf_from
 from tests.gen_dupes import _exif, _jpeg, frame, scene_canvas
 from tests.test_ingest import api_key, wait_idle
 
-
 # -- hashing and the rule (pure) ---------------------------------------------------------
 
 def _scene(seed: int, size=(600, 450)) -> Image.Image:

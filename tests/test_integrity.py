@@ -4,7 +4,6 @@ reported (never deleted), and the storage checks at start."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 import sys
@@ -13,12 +12,12 @@ from pathlib import Path
 import pytest
 from litestar.testing import TestClient
 
-from photobox.core import Photobox
-from photobox.library import libraries
 from photobox import datadir as mounts
+from photobox.core import Photobox
+from photobox.datadir import StorageMissingError
+from photobox.library import libraries
 from photobox.library.libraries import library_problems
 from photobox.safety import integrity
-from photobox.datadir import StorageMissingError
 from photobox.web.app import create_app
 from tests.gen import jpeg_bytes
 from tests.test_backup import import_files

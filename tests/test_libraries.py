@@ -140,7 +140,7 @@ def test_duplicates_across_libraries_are_not_new_assets(box, share, tmp_path):
 
 
 def test_scan_job_is_scheduled_and_periodic(box, share):
-    lib = add(box, share, scan_minutes=1)
+    add(box, share, scan_minutes=1)
     asyncio.run(libraries.queue_due_scans(box))
     run_jobs(box)
     assert len(asset_paths(box)) == 3

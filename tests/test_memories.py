@@ -11,9 +11,8 @@ import pytest
 from bs4 import BeautifulSoup
 
 from photobox.core import Photobox
-from photobox.library import memories
 from photobox.duplicates.job import run_dupes
-from photobox.library import actions
+from photobox.library import actions, memories
 from tests.conftest import FrozenClock
 from tests.gen import jpeg_bytes
 from tests.gen_dupes import _exif, _jpeg

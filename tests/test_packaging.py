@@ -14,7 +14,6 @@ import importlib.util
 import os
 import shutil
 import subprocess
-import sys
 import threading
 import xml.etree.ElementTree as ET
 from http.server import ThreadingHTTPServer

@@ -9,8 +9,7 @@ import random
 
 import pytest
 
-from photobox.places import geocoder
-from photobox.places import gazetteer
+from photobox.places import gazetteer, geocoder
 from photobox.places.data import ChecksumMismatch, read_cities
 from photobox.places.geocoder import haversine_km, nearest
 from photobox.places.jobs import install

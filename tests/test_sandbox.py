@@ -22,8 +22,7 @@ from PIL import Image
 import tests.plugins.crashy_decoders  # noqa: F401  (registers the test.* decoder functions)
 from photobox.jobs import Stopping
 from photobox.media.decode import DecodeError
-from photobox.media.sandbox import (DecoderCrashed, DecoderOutOfMemory, DecoderPool, DecoderTimeout,
-                                    register)
+from photobox.media.sandbox import DecoderCrashed, DecoderOutOfMemory, DecoderPool, DecoderTimeout, register
 from photobox.media.thumbs import make_thumbnails
 from photobox.procs import process_alive
 from tests.gen import jpeg_bytes, mp4_file

@@ -4,8 +4,6 @@ output bytes), and no file needs a new child. Skipped when the corpus is absent 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from photobox.media.metadata import extract
@@ -31,15 +29,15 @@ def test_corpus_gives_the_same_results_in_a_child(tmp_path):
     problems = []
     try:
         for f in files:
-            m1 = _run(lambda: extract(f, mtime=1.0))
-            m2 = _run(lambda: pool.call("metadata", f, mtime=1.0))
+            m1 = _run(lambda f=f: extract(f, mtime=1.0))
+            m2 = _run(lambda f=f: pool.call("metadata", f, mtime=1.0))
             if m1 != m2:
                 problems.append(f"metadata {f.name}: {m1!r:.120} != {m2!r:.120}")
             kind = m1[1].kind if m1[0] == "ok" else None
             if kind not in ("image", "video"):
                 continue
-            t1 = _run(lambda: make_thumbnails(f, out / "a.webp", out / "a.jpg", kind=kind))
-            t2 = _run(lambda: pool.call("thumbs", f, out / "b.webp", out / "b.jpg", kind=kind))
+            t1 = _run(lambda f=f, kind=kind: make_thumbnails(f, out / "a.webp", out / "a.jpg", kind=kind))
+            t2 = _run(lambda f=f, kind=kind: pool.call("thumbs", f, out / "b.webp", out / "b.jpg", kind=kind))
             if t1 != t2 or (t1[0] == "ok" and ((out / "a.webp").read_bytes() != (out / "b.webp").read_bytes()
                                                or (out / "a.jpg").read_bytes() != (out / "b.jpg").read_bytes())):
                 problems.append(f"thumbs {f.name}: {t1!r:.120} != {t2!r:.120}")

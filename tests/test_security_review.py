@@ -27,9 +27,9 @@ from bs4 import BeautifulSoup
 from litestar.testing import TestClient
 
 from photobox import auth
+from photobox.dav.views import ALLOW
 from photobox.settings import load_settings
 from photobox.web.app import create_app
-from photobox.dav.views import ALLOW
 from photobox.web.security import CSP, scope_allows
 from tests.conftest import PASSWORD, csrf_from, do_setup
 from tests.gen import jpeg_bytes
@@ -96,7 +96,7 @@ def test_every_state_changing_route_needs_the_csrf_token(owner_client, lib):  # 
     box = c.app.state.photobox
     before = _db_fingerprint(box)
     checked = 0
-    for path, method, handler in routes(c.app):
+    for path, method, _handler in routes(c.app):
         if method not in UNSAFE:
             continue
         url = fill(path, values)
@@ -163,7 +163,7 @@ def test_file_routes_refuse_traversal_in_every_parameter(owner_client, lib):  # 
                    re.search(r"thumbnail|preview|original|video|motion|download|\{path:path\}", p)]
     assert len(file_routes) >= 10
     tried = 0
-    for path, handler in file_routes:
+    for path, _handler in file_routes:
         for param in re.findall(r"\{(\w+):\w+\}", path):
             for evil in EVIL:
                 url = fill(path, {**good, param: evil})
@@ -390,7 +390,7 @@ def test_cookie_flags(tmp_path, owner_client):
 
 def _html_urls(app, values: dict[str, str]) -> list[str]:
     urls = []
-    for path, method, handler in routes(app):
+    for path, method, _handler in routes(app):
         if method == "GET" and not path.startswith(("/api/", "/static")) and "download" not in path \
                 and not re.search(r"/a/\{", path):
             urls.append(fill(path, values))

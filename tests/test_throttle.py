@@ -10,9 +10,9 @@ import pytest
 from litestar.testing import TestClient
 
 from photobox import auth
-from photobox.web import basic_auth
 from photobox.settings import SettingsError, load_settings
 from photobox.throttle import GuessThrottle, address_key, device_key, session_key, share_key
+from photobox.web import basic_auth
 from photobox.web.proxy import client_address
 from tests.conftest import PASSWORD, csrf_from
 

@@ -13,10 +13,10 @@ import mimetypes
 import os
 import time
 import xml.etree.ElementTree as ET
-from xml.sax.saxutils import escape
 from dataclasses import dataclass
 from email.utils import formatdate
 from urllib.parse import quote
+from xml.sax.saxutils import escape
 
 __all__ = ["DAV", "PropfindRequest", "Resource", "XML_HEAD", "lock_body", "multistatus_close",
            "multistatus_open", "parse_propfind", "parse_proppatch", "propstat_response",

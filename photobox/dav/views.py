@@ -36,13 +36,13 @@ from litestar.exceptions import ClientException
 from litestar.response import Stream
 from litestar.types import Receive, Scope, Send
 
+from photobox.datadir.storage import DiskFullError, TempWriter, ensure_space
 from photobox.dav import props, store
 from photobox.dav.store import ROOT, UPLOAD
+from photobox.inputs import parse_time
 from photobox.library import assets as asset_sql
 from photobox.library.ingest import RejectedFile, ingest_temp_file
 from photobox.library.paths import original_path
-from photobox.datadir.storage import DiskFullError, TempWriter, ensure_space
-from photobox.inputs import parse_time
 from photobox.web import params, proxy
 from photobox.web.files import serve_file
 

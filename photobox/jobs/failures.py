@@ -9,8 +9,8 @@ shows it under the short reason); :func:`reason` only makes its first line reada
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import apsw

@@ -36,10 +36,10 @@ from typing import Any
 
 import apsw
 
-from photobox.procs import process_alive
 from photobox.db import Database
 from photobox.jobs import store
 from photobox.jobs.registry import JobRegistry, JobSpec
+from photobox.procs import process_alive
 
 __all__ = ["Job", "PermanentError", "Scheduler", "Stopping"]
 
@@ -279,7 +279,7 @@ class Scheduler:
             if self._running or self._unsettled:
                 until = self.clock() + self.lease_seconds
                 try:
-                    await self.db.write(lambda conn: store.heartbeat(conn, self.owner, lease_until=until))
+                    await self.db.write(lambda conn, until=until: store.heartbeat(conn, self.owner, lease_until=until))
                 except STORAGE_ERRORS as exc:
                     log.warning("could not extend the jobs' lease: %s", exc)
 
@@ -298,7 +298,7 @@ class Scheduler:
                 continue
             now = self.clock()
             jobs = await self.db.write(
-                lambda conn, kind=spec.kind, n=free: store.claim(
+                lambda conn, kind=spec.kind, n=free, now=now: store.claim(
                     conn, kind, n, owner=self.owner, now=now, lease_seconds=self.lease_seconds)
             )
             for row in jobs:

@@ -45,8 +45,8 @@ def iter_import_files(paths: list[Path], skipped: list[tuple[Path, str]] | None 
 
 
 def import_one(box, src: Path):
-    from photobox.library.ingest import ingest_temp_file
     from photobox.datadir.storage import TempWriter
+    from photobox.library.ingest import ingest_temp_file
 
     writer = TempWriter(box.path("tmp"))
     try:

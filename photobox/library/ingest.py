@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import apsw
 
+from photobox.datadir.storage import PlacementJournal, place_original
 from photobox.library import assets
 from photobox.library.paths import UPLOAD_LIBRARY_ID, original_path
-from photobox.datadir.storage import PlacementJournal, place_original
 
 if TYPE_CHECKING:
     from photobox.core import Photobox

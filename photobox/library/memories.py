@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 
 import apsw
 
-
 if TYPE_CHECKING:
     from photobox.core import Photobox
 

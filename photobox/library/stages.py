@@ -15,10 +15,14 @@ from typing import TYPE_CHECKING
 from photobox.jobs import Job, PermanentError
 from photobox.library import assets
 from photobox.library.actions import empty_expired_trash
-from photobox.library.memories import refresh_memories
 from photobox.library.ingest import (
-    TRUNCATED_NOTE, extract_metadata, ingest_library_file, link_live_photo, not_media_reason,
+    TRUNCATED_NOTE,
+    extract_metadata,
+    ingest_library_file,
+    link_live_photo,
+    not_media_reason,
 )
+from photobox.library.memories import refresh_memories
 from photobox.library.paths import derived_path, original_path
 from photobox.library.upload_cleanup import expire_uploads
 from photobox.plugins import Feature

@@ -12,8 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, BinaryIO
 
-from . import (_dates, _exif, _maker_facts, _quicktime, _raw_ciff, _raw_formats, _raw_tiff, _sniff,
-               _stills, _xmp)
+from . import _dates, _exif, _maker_facts, _quicktime, _raw_ciff, _raw_formats, _raw_tiff, _sniff, _stills, _xmp
 from ._collect import Work, apply_exif, apply_xmp, scan_xmp
 from ._quicktime import Reader
 

@@ -17,9 +17,26 @@ import struct
 
 from . import _makernotes
 from ._quicktime import Reader
-from ._tiff_walk import (COMPRESSION, DNG_VERSION, EXIF_HEIGHT, EXIF_WIDTH, HEIGHT, JPEG_LENGTH,
-                         JPEG_START, MAKE, ORIENTATION, PHOTOMETRIC, STRIP_BYTES, STRIPS, TILES,
-                         WIDTH, Dir, Tiff, first, main_value)
+from ._tiff_walk import (
+    COMPRESSION,
+    DNG_VERSION,
+    EXIF_HEIGHT,
+    EXIF_WIDTH,
+    HEIGHT,
+    JPEG_LENGTH,
+    JPEG_START,
+    MAKE,
+    ORIENTATION,
+    PHOTOMETRIC,
+    STRIP_BYTES,
+    STRIPS,
+    TILES,
+    WIDTH,
+    Dir,
+    Tiff,
+    first,
+    main_value,
+)
 
 # Compressions only cameras' sensor data uses (exiftool Exif.pm %compression).
 RAW_COMPRESSIONS = {262, 32766, 32767, 32769, 32770, 32772, 32867, 34713, 65000, 65535,

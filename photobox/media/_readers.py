@@ -13,8 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import BinaryIO
 
-from . import (_avprobe, _dates, _exif, _flir, _heif, _maker_facts, _qt_vendor, _quicktime,
-               _sniff, _stills, _xmp, motion)
+from . import _avprobe, _dates, _exif, _flir, _heif, _maker_facts, _qt_vendor, _quicktime, _sniff, _stills, _xmp, motion
 from ._collect import Work, apply_exif, apply_xmp, iso6709, scan_xmp
 from ._quicktime import Reader
 from ._raw_readers import TIFF_MIMES, read_cr3, read_crw, read_mrw, read_raf, read_tiff, read_x3f

@@ -34,7 +34,13 @@ from PIL import Image
 from photobox.ml import fetch_command
 from photobox.ml.registry import InstalledModel, Manifest, list_manifests
 from photobox.ml.session import (
-    InstalledCache, LazySession, ModelError, choose_installed, l2_normalise, pad_batch, swap_model,
+    InstalledCache,
+    LazySession,
+    ModelError,
+    choose_installed,
+    l2_normalise,
+    pad_batch,
+    swap_model,
 )
 
 __all__ = ["ClipModel", "ModelError", "ModelManager", "TextTokenizer", "preprocess_image"]

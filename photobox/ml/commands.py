@@ -17,7 +17,12 @@ from typing import TextIO
 from photobox.ml import fetch_command
 from photobox.ml.fetch import FetchError, SourceUnreachable, UnpinnedError, fetch_model
 from photobox.ml.registry import (
-    InstalledModel, InstalledStateError, Manifest, get_manifest, list_manifests, load_installed,
+    InstalledModel,
+    InstalledStateError,
+    Manifest,
+    get_manifest,
+    list_manifests,
+    load_installed,
 )
 from photobox.settings import Settings
 

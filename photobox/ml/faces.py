@@ -37,10 +37,16 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from photobox.ml import fetch_command
-from photobox.ml.registry import InstalledModel, Manifest, list_manifests
 from photobox.ml.face_geometry import ARCFACE_TEMPLATE, align_face, nms, similarity_transform
+from photobox.ml.registry import InstalledModel, Manifest, list_manifests
 from photobox.ml.session import (
-    InstalledCache, LazySession, ModelError, choose_installed, l2_normalise, pad_batch, swap_model,
+    InstalledCache,
+    LazySession,
+    ModelError,
+    choose_installed,
+    l2_normalise,
+    pad_batch,
+    swap_model,
 )
 
 __all__ = [

@@ -36,11 +36,24 @@ import numpy as np
 
 from photobox import __version__
 from photobox.ml.quantize import (
-    RECIPES, Int8Cpu, QuantizationError, compare, int8_cpu, quantize_file, recipe_of, resolve_options,
+    RECIPES,
+    Int8Cpu,
+    QuantizationError,
+    compare,
+    int8_cpu,
+    quantize_file,
+    recipe_of,
+    resolve_options,
 )
 from photobox.ml.registry import (
-    InstalledFile, InstalledModel, InstalledStateError, Manifest, get_manifest, load_installed,
-    models_lock, save_installed,
+    InstalledFile,
+    InstalledModel,
+    InstalledStateError,
+    Manifest,
+    get_manifest,
+    load_installed,
+    models_lock,
+    save_installed,
 )
 
 __all__ = ["ChecksumError", "FetchError", "FetchResult", "Progress", "SourceUnreachable", "UnpinnedError",

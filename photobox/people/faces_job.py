@@ -22,7 +22,6 @@ from photobox.jobs import Job
 from photobox.jobs import store as job_store
 from photobox.library.paths import derived_path
 from photobox.people import knn as face_knn
-from photobox.plugins import Feature
 from photobox.people.cluster import DEFAULTS, Constraints, assign_new_face
 from photobox.people.graph import (
     GRAPH_DISTANCE,
@@ -33,6 +32,7 @@ from photobox.people.graph import (
     save_lists,
     scan_neighbours,
 )
+from photobox.plugins import Feature
 
 if TYPE_CHECKING:
     from photobox.core import Photobox
@@ -263,7 +263,7 @@ def recluster_all(box: Photobox) -> dict[str, int]:
         with box.db.reader() as stream, box.db.reader() as knn:
             present = np.fromiter((i for (i,) in knn.execute("SELECT id FROM faces ORDER BY id")), np.int64)
 
-            def faces():
+            def faces(dim=dim, present=present):
                 # Vectors of faces deleted since (vec0 rows are not cascaded) are left out.
                 for fid, blob in stream.execute(f"SELECT face_id, embedding FROM {face_table(dim)}"):
                     pos = np.searchsorted(present, fid)
@@ -276,7 +276,7 @@ def recluster_all(box: Photobox) -> dict[str, int]:
             result = recluster(faces(), neighbours=neighbours_for(knn, dim), anchors=anchors,
                                constraints=constraints, named=named, params=params,
                                known=known_neighbours(knn, present) if use_graph else None,
-                               on_neighbours=lambda ids, nb, d: queried.extend(zip(ids, nb, d)))
+                               on_neighbours=lambda ids, nb, d, queried=queried: queried.extend(zip(ids, nb, d)))
         stats["faces"] += len(result)
         stats["queried"] += len(queried)
         with box.db.transaction() as conn:

@@ -167,11 +167,11 @@ def unassigned_faces(conn: apsw.Connection, *, after_id: int = 0, limit: int = 6
 
 def merge_suggestions(conn: apsw.Connection, person_id: int, *, sample: int = 20, limit: int = 3) -> list[Person]:
     """Other people whose faces are among the nearest neighbours of this person's faces."""
+    import re
+
     import numpy as np
 
     from photobox.people.faces_job import face_table, neighbours_for
-
-    import re
 
     # vec0 adds shadow tables (face_vectors_512_chunks …): keep the vector tables themselves.
     tables = [name for (name,) in conn.execute(

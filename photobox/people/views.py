@@ -14,12 +14,12 @@ from msgspec import Struct
 
 from photobox.library.paths import derived_path
 from photobox.library.timeline import Scope
+from photobox.library.views.timeline import render_grid_page
 from photobox.people import store
 from photobox.web.files import serve_file
 from photobox.web.params import Id, query_int
 from photobox.web.render import page
 from photobox.web.security import local_path
-from photobox.library.views.timeline import render_grid_page
 
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 

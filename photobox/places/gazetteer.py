@@ -29,8 +29,8 @@ from pathlib import Path
 
 import apsw
 
-from photobox.places.geocoder import to_xyz
 from photobox.datadir.copy import fsync_dir
+from photobox.places.geocoder import to_xyz
 
 __all__ = ["ALIAS", "FILE_NAME", "build", "file_info", "move_out_of_main"]
 

@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING
 
 from photobox.jobs import Job, Stopping
 from photobox.jobs import store as job_store
-from photobox.places import store
-from photobox.places import gazetteer
+from photobox.places import gazetteer, store
 from photobox.places.data import DEFAULT_SOURCE, Source, download, read_cities, verify
 from photobox.places.geocoder import installed
 from photobox.plugins import Feature

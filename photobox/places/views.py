@@ -9,14 +9,13 @@ from litestar.params import FromPath
 from litestar.response import Response
 from msgspec import Struct
 
-from photobox.library.timeline import Scope
 from photobox.inputs import int_or_none
+from photobox.library.timeline import Scope
+from photobox.library.views.timeline import render_grid_page
 from photobox.places import store
 from photobox.places.geocoder import country_name, installed
 from photobox.web.render import page
 from photobox.web.security import map_tile_origin
-from photobox.library.views.timeline import render_grid_page
-
 
 MAX_TOWNS = 500
 

@@ -31,9 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-
 from photobox.datadir.copy import (
-    BackupError, copy_database, owner_partial, remove_unless_claimed,
+    BackupError,
+    copy_database,
+    owner_partial,
+    remove_unless_claimed,
 )
 from photobox.jobs import Job
 from photobox.plugins import Feature

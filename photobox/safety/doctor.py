@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import time
 
-from photobox.hints import command  # hints that work as typed
 from photobox.db.connection import read_file
+from photobox.hints import command  # hints that work as typed
 from photobox.settings import Settings
 
 __all__ = ["check_backups", "check_integrity"]
@@ -16,8 +16,8 @@ __all__ = ["check_backups", "check_integrity"]
 def check_backups(settings: Settings) -> tuple[str, str]:
     """A recent scheduled backup, or a staged restore waiting for the next start."""
     data = settings.data_dir.resolve()
-    from photobox.safety.backups import list_backups
     from photobox.datadir.restore import staged_info
+    from photobox.safety.backups import list_backups
 
     staged = staged_info(data)
     found = [b for b in list_backups(data / "backups") if b.scheduled]

@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING
 
 import apsw
 
+from photobox.datadir.storage import safe_join
 from photobox.jobs import Job
 from photobox.library.paths import UPLOAD_LIBRARY_ID, library_root
-from photobox.datadir.storage import safe_join
 from photobox.plugins import Feature
 
 if TYPE_CHECKING:

@@ -124,7 +124,7 @@ def export(conn: apsw.Connection) -> dict[str, Any]:
     out["people"] = people
     constraints = []
     exported_people = {p["key"] for p in people}
-    for face_id, person_id, kind, asset_id, x1, y1, x2, y2 in conn.execute(
+    for _face_id, person_id, kind, asset_id, x1, y1, x2, y2 in conn.execute(
             "SELECT c.face_id, c.person_id, c.kind, f.asset_id, f.x1, f.y1, f.x2, f.y2 FROM face_constraints c "
             "JOIN faces f ON f.id = c.face_id ORDER BY c.person_id, c.face_id"):
         if person_id in exported_people:

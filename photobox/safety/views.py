@@ -16,8 +16,8 @@ from litestar.response import File, Response
 from msgspec import Struct
 from multipart import MultipartError, MultipartSegment, PushMultipartParser
 
-from photobox.datadir.storage import TempWriter
 from photobox.datadir import restore
+from photobox.datadir.storage import TempWriter
 from photobox.safety import backups, integrity
 from photobox.web.params import Id, content_length
 from photobox.web.render import page

@@ -17,8 +17,8 @@ from typing import Any
 
 import apsw
 
-from photobox.media.camera import camera_name
 from photobox.inputs import int_or_none
+from photobox.media.camera import camera_name
 
 __all__ = ["Filters", "allowed_ids", "cameras"]
 

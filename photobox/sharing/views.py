@@ -26,9 +26,9 @@ from litestar.response import Redirect, Response, Stream
 from msgspec import Struct
 
 from photobox import auth
+from photobox.datadir.storage import safe_file_name
 from photobox.library import assets as asset_sql
 from photobox.library.paths import derived_path, original_path
-from photobox.datadir.storage import safe_file_name
 from photobox.media.camera import camera_name
 from photobox.sharing import redact, store
 from photobox.sharing.limits import TokenBucket

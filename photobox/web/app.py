@@ -13,16 +13,15 @@ from contextlib import asynccontextmanager
 
 import apsw
 from litestar import Litestar, Request, Response
-from litestar.datastructures import CacheControlHeader
-from litestar.datastructures import State
+from litestar.datastructures import CacheControlHeader, State
 from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 from litestar.plugins.htmx import HTMXPlugin
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
-from litestar.plugins.jinja import JinjaTemplateEngine
 
 from photobox import __version__, auth
 from photobox.core import Photobox

@@ -16,7 +16,14 @@ from photobox.ml.fetch import fetch_model
 from photobox.ml.registry import load_installed
 from tests.ml.helpers import FakeClock, file_override, write_manifest
 from tests.ml.tinymodels import (
-    CLIP_MEAN, CLIP_STD, CONTEXT, DIM, build_text_model, tiny_manifest, vocabulary, write_tiny_models,
+    CLIP_MEAN,
+    CLIP_STD,
+    CONTEXT,
+    DIM,
+    build_text_model,
+    tiny_manifest,
+    vocabulary,
+    write_tiny_models,
 )
 
 RED, GREEN, BLUE = (230, 20, 25), (30, 200, 40), (20, 40, 220)

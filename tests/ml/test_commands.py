@@ -6,7 +6,12 @@ import io
 import shutil
 
 from photobox.ml.commands import (
-    _ProgressPrinter, cmd_models_fetch, cmd_models_list, doctor_check, models_dir, source_override_from_dir,
+    _ProgressPrinter,
+    cmd_models_fetch,
+    cmd_models_list,
+    doctor_check,
+    models_dir,
+    source_override_from_dir,
 )
 from photobox.ml.registry import get_manifest
 from tests.ml.helpers import write_manifest

@@ -13,7 +13,13 @@ import pytest
 from PIL import Image
 
 from photobox.ml.faces import (
-    ARCFACE_TEMPLATE, FaceDetector, FaceEmbedder, FaceModels, FaceModelsMissing, align_face, nms,
+    ARCFACE_TEMPLATE,
+    FaceDetector,
+    FaceEmbedder,
+    FaceModels,
+    FaceModelsMissing,
+    align_face,
+    nms,
     similarity_transform,
 )
 from photobox.ml.fetch import ChecksumError, fetch_model

@@ -10,8 +10,15 @@ from pathlib import Path
 import pytest
 
 from photobox.ml.registry import (
-    FILE_KEYS, InstalledStateError, Manifest, ManifestError, get_manifest, list_manifests, load_installed,
-    load_manifest, save_installed,
+    FILE_KEYS,
+    InstalledStateError,
+    Manifest,
+    ManifestError,
+    get_manifest,
+    list_manifests,
+    load_installed,
+    load_manifest,
+    save_installed,
 )
 from photobox.resources import MODELS_DIR
 from tests.ml.helpers import write_manifest

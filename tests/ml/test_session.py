@@ -11,7 +11,13 @@ import pytest
 from photobox.ml import clip as clip_module
 from photobox.ml import faces as faces_module
 from photobox.ml.session import (
-    InstalledCache, LazySession, ModelError, choose_installed, l2_normalise, pad_batch, swap_model,
+    InstalledCache,
+    LazySession,
+    ModelError,
+    choose_installed,
+    l2_normalise,
+    pad_batch,
+    swap_model,
 )
 from tests.ml.helpers import FakeClock
 

@@ -24,12 +24,12 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import Struct
 from multipart import MultipartError, MultipartSegment, PushMultipartParser
 
+from photobox.datadir.storage import DiskFullError, TempWriter, ensure_space
+from photobox.inputs import parse_time
 from photobox.library import assets as asset_sql
 from photobox.library.ingest import IngestResult, RejectedFile, ingest_temp_file
 from photobox.library.paths import derived_path, original_path
-from photobox.datadir.storage import DiskFullError, TempWriter, ensure_space
 from photobox.web.files import serve_file
-from photobox.inputs import parse_time
 from photobox.web.params import content_length
 
 if TYPE_CHECKING:

@@ -34,10 +34,10 @@ from litestar.exceptions import ClientException, HTTPException, NotFoundExceptio
 from litestar.params import FromPath, JSONBody
 from msgspec import Struct
 
-from photobox.library.ingest import hash_file
 from photobox.datadir.storage import DiskFullError, ensure_space
-from photobox.library.api.assets import duplicate_of, ingest_upload, parse_checksum
 from photobox.inputs import parse_time
+from photobox.library.api.assets import duplicate_of, ingest_upload, parse_checksum
+from photobox.library.ingest import hash_file
 from photobox.web.params import Count, parse_int
 
 if TYPE_CHECKING:

@@ -14,9 +14,9 @@ from msgspec import Struct
 
 from photobox.library import actions
 from photobox.library.timeline import Scope
+from photobox.library.views.timeline import render_grid_page
 from photobox.web.params import Id
 from photobox.web.render import page
-from photobox.library.views.timeline import render_grid_page
 
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 

@@ -26,8 +26,8 @@ from litestar.params import FromQuery
 from litestar.response import Redirect
 from multipart import MultipartError, MultipartSegment, PushMultipartParser
 
-from photobox.library.ingest import RejectedFile, ingest_temp_file
 from photobox.datadir.storage import DiskFullError, TempWriter, ensure_space
+from photobox.library.ingest import RejectedFile, ingest_temp_file
 from photobox.resources import STATIC_DIR
 from photobox.web.params import Count, content_length, parse_int
 from photobox.web.render import page

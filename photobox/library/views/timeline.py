@@ -201,7 +201,7 @@ async def download(request: Request,
     def entries(conn):
         out = []
         for chunk, marks in id_chunks(ids):
-            for asset_id, lib, rel, name in conn.execute(
+            for _asset_id, lib, rel, name in conn.execute(
                     f"SELECT id, library_id, rel_path, original_name FROM assets WHERE id IN ({marks})", chunk):
                 try:
                     out.append((name, original_path(box, conn, lib, rel)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Annotated
+
 from litestar import Request, get, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromQuery
@@ -12,7 +13,14 @@ from msgspec import Struct
 
 from photobox import auth, throttle
 from photobox.web.render import page
-from photobox.web.security import DEVICE_COOKIE, SESSION_COOKIE, client_address, ensure_anon_cookie, is_secure, local_path
+from photobox.web.security import (
+    DEVICE_COOKIE,
+    SESSION_COOKIE,
+    client_address,
+    ensure_anon_cookie,
+    is_secure,
+    local_path,
+)
 
 PUBLIC = {"public": True}
 #: How long a browser stays a known device after its last login.
