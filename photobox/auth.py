@@ -266,7 +266,7 @@ def anonymous_csrf_token(secret_key: bytes, anon_id: str) -> str:
 
 def check_csrf(expected: str | None, given: str | None) -> bool:
     """Constant-time comparison of the token a form or header carried with the expected one."""
-    return bool(expected) and bool(given) and hmac.compare_digest(expected.encode(), given.encode())
+    return bool(expected and given) and hmac.compare_digest(str(expected).encode(), str(given).encode())
 
 
 # -- known devices -------------------------------------------------------------------

@@ -9,6 +9,7 @@ kinds, pipeline stages, periodic sweeps, reference databases and startup work.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import secrets
@@ -72,7 +73,7 @@ class Photobox:
         for seconds, name, unload in ((60, "decoders-reap", self.decoders.reap_idle),
                                       (60, "ml-unload", self.models.unload_idle),
                                       (60, "faces-unload", self.face_models.unload_idle)):
-            self.scheduler.every(seconds, lambda fn=unload: asyncio.to_thread(fn), name)
+            self.scheduler.every(seconds, functools.partial(asyncio.to_thread, unload), name)
         for feature in self.features:
             for periodic in feature.periodic:
                 self.scheduler.every(periodic.seconds, self._periodic_call(periodic), periodic.name)

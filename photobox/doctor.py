@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
 import platform
@@ -120,14 +121,15 @@ def run_checks(settings: Settings, out: TextIO, *, host_root: Path = Path("/"), 
     def database() -> tuple[str, str]:
         from photobox.db import connect, schema_version
         from photobox.db.migrate import available
+        from photobox.db.sql import scalar
 
         if not settings.db_path.exists():
             return "WARN", "no database yet (created on first start)"
         conn = connect(settings.db_path, readonly=True)
         try:
-            result = conn.execute("PRAGMA quick_check").fetchone()[0]
+            result = scalar(conn, "PRAGMA quick_check")
             version = schema_version(conn)
-            vec = conn.execute("SELECT vec_version()").fetchone()[0]
+            vec = scalar(conn, "SELECT vec_version()")
         finally:
             conn.close()
         latest = available()[-1].version
@@ -154,5 +156,5 @@ def run_checks(settings: Settings, out: TextIO, *, host_root: Path = Path("/"), 
 
     for feature in load_features(feature_names(settings.plugins)):  # each feature's own lines
         for line in feature.checks:
-            check(line.name, lambda fn=line.fn: fn(settings))
+            check(line.name, functools.partial(line.fn, settings))
     return 1 if failures else 0

@@ -34,8 +34,7 @@ from typing import TYPE_CHECKING, Any
 from photobox.jobs.registry import JobRegistry, JobSpec
 
 if TYPE_CHECKING:
-    import argparse
-
+    from photobox.cli.common import Commands
     from photobox.core import Photobox
     from photobox.settings import Settings
 
@@ -111,7 +110,7 @@ class Feature:
     stages: dict[str, Stage] = field(default_factory=dict)
     periodic: list[Periodic] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
-    command_adders: list[Callable[[argparse._SubParsersAction], None]] = field(default_factory=list)
+    command_adders: list[Callable[[Commands], None]] = field(default_factory=list)
     route_sources: list[Callable[[], Sequence[Any]]] = field(default_factory=list)
     openers: list[Callable[[Photobox], None]] = field(default_factory=list)
     databases: dict[str, str] = field(default_factory=dict)
@@ -154,7 +153,7 @@ class Feature:
 
         return decorate
 
-    def commands(self, fn: Callable[[argparse._SubParsersAction], None]) -> Callable[..., None]:
+    def commands(self, fn: Callable[[Commands], None]) -> Callable[[Commands], None]:
         """Decorator on ``fn(subparsers)`` that adds this feature's ``photobox`` commands."""
         self.command_adders.append(fn)
         return fn

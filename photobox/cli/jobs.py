@@ -27,13 +27,13 @@ def _retry(box, what: tuple[str, int | str | None], out: TextIO) -> int:
 
     how, value = what
     with box.db.transaction() as conn:
-        if how == "job":
+        if how == "job" and isinstance(value, int):
             job = store.get(conn, value)
             if job is None or job.state != "failed":
                 out.write(f"photobox: job {value} is not a failed job (see the list from `photobox jobs`)\n")
                 return 2
             n = store.retry(conn, now=box.clock(), job_id=value)
-        elif how == "kind":
+        elif how == "kind" and isinstance(value, str):
             known = set(box.scheduler.registry.titles()) | {k for (k,) in conn.execute("SELECT DISTINCT kind FROM jobs")}
             if value not in known:
                 out.write(f"photobox: no job kind {value!r}; kinds: {', '.join(sorted(known))}\n")

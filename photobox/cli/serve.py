@@ -16,6 +16,7 @@ __all__ = ["cmd_serve"]
 def cmd_serve(args: argparse.Namespace) -> int:
     from granian import Granian
     from granian.constants import Interfaces
+    from granian.log import LogLevels
 
     settings = settings_from(args)
     if settings.data_dir.parent.is_dir():  # backup: never create a missing disk's folder chain
@@ -47,7 +48,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=settings.port,
         # ONE worker: it holds the scheduler and the only write connection.
         workers=1,
-        log_level=settings.log_level,
+        log_level=LogLevels(settings.log_level),
         respawn_failed_workers=True,
     ).serve()
     if lock is not None:

@@ -50,7 +50,7 @@ def _unescape(field: str) -> str:
 
 def fstab_targets(fstab: Path = Path("/etc/fstab")) -> list[Path]:
     """Mount points configured in ``fstab`` (not swap, not the root)."""
-    targets = []
+    targets: list[Path] = []
     try:
         lines = fstab.read_text().splitlines()
     except OSError:

@@ -23,6 +23,7 @@ from pathlib import Path
 import apsw
 
 from photobox.db.connection import connect
+from photobox.db.sql import scalar
 
 __all__ = ["BackupError", "copy_database", "fsync_dir", "owner_partial", "remove_unless_claimed",
            "verify_database_file"]
@@ -76,12 +77,12 @@ def verify_database_file(path: Path, *, full: bool = False) -> dict:
         tables = {n for (n,) in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
         if not {"schema_migrations", "meta"} <= tables:
             raise BackupError(f"{path.name} is an SQLite file but not a photobox database")
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        version = scalar(conn, "PRAGMA user_version")
         latest = available()[-1].version
         if version > latest:
             raise BackupError(f"{path.name} has schema version {version}, but this photobox only knows up to "
                               f"{latest}: it was made by a newer photobox. Upgrade photobox first.")
-        assets = conn.execute("SELECT count(*) FROM assets").fetchone()[0] if "assets" in tables else 0
+        assets = scalar(conn, "SELECT count(*) FROM assets") if "assets" in tables else 0
     except apsw.Error as exc:
         raise BackupError(f"{path.name} cannot be read: {exc}") from None
     finally:

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import apsw
 
+from photobox.db.sql import scalar
+
 __all__ = ["MIGRATIONS_DIR", "Migration", "SchemaTooNewError", "available", "migrate", "refuse_newer",
            "schema_version"]
 
@@ -93,7 +95,7 @@ def refuse_newer(path: Path, directory: Path = MIGRATIONS_DIR) -> None:
 
 def schema_version(conn: apsw.Connection) -> int:
     """The number of the last migration applied to ``conn``'s database."""
-    return conn.execute("PRAGMA user_version").fetchone()[0]
+    return int(scalar(conn, "PRAGMA user_version"))
 
 
 def migrate(
@@ -141,8 +143,8 @@ def migrate(
 def _compact_if_mostly_free(conn: apsw.Connection) -> None:
     """VACUUM when an upgrade freed most of the file (free pages are copied by every backup
     and, in a small library, would not be reused for a long time)."""
-    pages = conn.execute("PRAGMA page_count").fetchone()[0]
-    free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+    pages = scalar(conn, "PRAGMA page_count")
+    free = scalar(conn, "PRAGMA freelist_count")
     if pages and free / pages >= _COMPACT_SHARE:
         try:
             conn.execute("VACUUM")

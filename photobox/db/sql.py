@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
-__all__ = ["MissingRow", "id_chunks", "meta_value"]
+__all__ = ["MissingRow", "id_chunks", "meta_value", "scalar"]
 
 #: SQLite's default limit is 32766 host parameters; 500 keeps statements small and cached.
 CHUNK = 500
@@ -34,3 +35,9 @@ def meta_value(conn, key: str, make: Callable[[], str]) -> str:
     value = make()
     conn.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
     return value
+
+
+def scalar(conn, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
+    """The first column of the first row of ``sql`` (an aggregate, a PRAGMA), or None without rows."""
+    row = conn.execute(sql, params).fetchone()
+    return None if row is None else row[0]

@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import apsw
 
@@ -102,7 +103,7 @@ def list_failures(conn: apsw.Connection, asset_kinds: Sequence[str], *, kind: st
     ``asset_kinds`` are the kinds whose target is an asset id (``box.pipeline.asset_kinds``):
     their failures name the asset's file.
     """
-    rows = conn.execute(
+    rows: list[Any] = conn.execute(
         _FAILURE_SQL + "WHERE j.state = 'failed' AND (:kind IS NULL OR j.kind = :kind) AND j.id > :after "
         "ORDER BY j.id LIMIT :limit",
         {"asset_kinds": json.dumps(list(asset_kinds)), "kind": kind, "after": after_id, "limit": limit},

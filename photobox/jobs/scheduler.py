@@ -118,7 +118,7 @@ class Scheduler:
         self._wake: asyncio.Event | None = None
         self._main: asyncio.Task | None = None
         self._beat: asyncio.Task | None = None
-        self._periodic: list[tuple[float, Callable[[], Awaitable[None]], str]] = []
+        self._periodic: list[tuple[float, Callable[[], Awaitable[object]], str]] = []
         self._periodic_tasks: list[asyncio.Task] = []
         self._unsettled: set[int] = set()  # ended, but the end could not be written (see _settle)
         self._storage_trouble = False
@@ -174,14 +174,14 @@ class Scheduler:
         except RuntimeError:  # loop closed between the check and the call
             pass
 
-    def every(self, seconds: float, fn: Callable[[], Awaitable[None]], name: str) -> None:
+    def every(self, seconds: float, fn: Callable[[], Awaitable[object]], name: str) -> None:
         """Run ``await fn()`` every ``seconds`` while the scheduler runs (e.g. "queue due scans").
 
         Periodic work should only *enqueue* jobs, so that the work itself is durable.
         """
         self._periodic.append((seconds, fn, name))
 
-    async def _periodic_loop(self, seconds: float, fn: Callable[[], Awaitable[None]], name: str) -> None:
+    async def _periodic_loop(self, seconds: float, fn: Callable[[], Awaitable[object]], name: str) -> None:
         while not self.stopping:
             try:
                 await fn()
@@ -244,9 +244,9 @@ class Scheduler:
         await asyncio.get_running_loop().run_in_executor(None, self._cpu_pool.shutdown, True)
         try:
             with self.db.transaction() as conn:
-                for (job_id,) in conn.execute(
-                    "SELECT id FROM jobs WHERE state = 'running' AND owner = ?", (self.owner,)
-                ).fetchall():
+                running: list[Any] = conn.execute(
+                    "SELECT id FROM jobs WHERE state = 'running' AND owner = ?", (self.owner,)).fetchall()
+                for (job_id,) in running:
                     store.release(conn, job_id, now=self.clock())
             self._unsettled.clear()
         except STORAGE_ERRORS as exc:  # the next start takes them back (their owner is gone by then)

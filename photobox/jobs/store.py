@@ -35,10 +35,10 @@ class JobRow:
     updated_at: float
 
 
-def _row(values: tuple) -> JobRow:
-    values = list(values)
-    values[3] = json.loads(values[3])
-    return JobRow(*values)
+def _row(values: tuple[Any, ...]) -> JobRow:
+    fields = list(values)
+    fields[3] = json.loads(fields[3])
+    return JobRow(*fields)
 
 
 def enqueue(
@@ -78,7 +78,8 @@ def enqueue(
         {"kind": kind, "target": target, "args": args_json, "priority": priority,
          "max_attempts": max_attempts, "now": now, "force": 1 if force else 0},
     ).fetchone()
-    return row[0]
+    assert row is not None  # RETURNING of an upsert always yields the row
+    return int(row[0])
 
 
 def claim(
@@ -152,7 +153,7 @@ def requeue_orphans(
     Returns (requeued, failed).
     """
     requeued = failed = 0
-    rows = conn.execute(
+    rows: list[Any] = conn.execute(
         "SELECT id, owner, attempts, max_attempts, lease_until FROM jobs WHERE state = 'running'"
     ).fetchall()
     for job_id, owner, attempts, max_attempts, lease_until in rows:

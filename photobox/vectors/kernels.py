@@ -54,7 +54,7 @@ class NumpyKernel:
         gathered = np.empty((step, codes.shape[1]), dtype=np.int8) if rows is not None else None
         for a in range(lo, hi, step):
             b = min(a + step, hi)
-            if rows is None:
+            if rows is None or gathered is None:
                 block = codes[a:b]
             else:
                 block = np.take(codes, rows[a:b], axis=0, out=gathered[:b - a], mode="clip")
@@ -99,7 +99,7 @@ class OnnxKernel:
         gathered = np.empty((min(self._STEP, m), codes.shape[1]), dtype=np.int8) if rows is not None else None
         for a in range(0, m, self._STEP):
             b = min(a + self._STEP, m)
-            if rows is None:
+            if rows is None or gathered is None:
                 block = codes[a:b]
             else:
                 block = np.take(codes, rows[a:b], axis=0, out=gathered[:b - a], mode="clip")

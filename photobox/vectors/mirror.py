@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -74,7 +75,7 @@ class Mirror:
     Everything is changed only under the exclusive lock.
     """
 
-    def __init__(self, key: Hashable, dim: int) -> None:
+    def __init__(self, key: tuple[Any, ...], dim: int) -> None:
         self.key = key
         self.dim = dim
         self.lock = RWLock()
