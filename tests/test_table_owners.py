@@ -29,8 +29,9 @@ OWNERS = {
 }
 VISIBLE_OWNER = "photobox/library/assets.py"
 
+# (``ON CONFLICT … DO UPDATE SET`` updates the row of the INSERT it belongs to: no table of its own.)
 _WRITE = re.compile(r"\b(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|UPDATE(?:\s+OR\s+\w+)?|DELETE\s+FROM)"
-                    r"\s+([A-Za-z_]\w*)", re.IGNORECASE)
+                    r"\s+(?!SET\b)([A-Za-z_]\w*)", re.IGNORECASE)
 _NAMES = re.compile(r"\b(?:FROM|JOIN|INTO|UPDATE)\s+(" + "|".join(OWNERS) + r")\b", re.IGNORECASE)
 _TRASHED = re.compile(r"trashed_at\s+IS\s+(?:NOT\s+)?NULL", re.IGNORECASE)
 
@@ -116,12 +117,15 @@ def test_the_scan_catches_what_it_should():
     view = "photobox/x/views.py"
     assert any("a view writes shares" in p for p in problems('c.execute("UPDATE shares SET views = 1")', view))
     assert any("queries albums" in p for p in problems('c.execute("SELECT id, name FROM albums")', view))
+    upsert = problems('c.execute("INSERT INTO meta (key) VALUES (?) ON CONFLICT (key) DO UPDATE SET key = 1")', view)
+    assert len(upsert) == 1 and "writes meta" in upsert[0], upsert
     assert any("queries assets" in p for p in problems('c.execute("SELECT count(*) FROM assets")', "photobox/x/api/y.py"))
     for source in ('"""Update assets: DELETE FROM assets when the trash expires; trashed_at IS NULL."""',
                    'conn.execute("SELECT id FROM assets WHERE id = ?", (i,))',
                    'conn.execute(f"UPDATE {table} SET x = 1")',
                    'log.info("deleted from albums: %d", n)',
-                   'conn.execute("UPDATE assets_fts SET x = 1")'):
+                   'conn.execute("UPDATE assets_fts SET x = 1")',
+                   'conn.execute("INSERT INTO meta (key) VALUES (?) ON CONFLICT (key) DO UPDATE SET key = 1")'):
         assert problems(source, "photobox/x/store.py") == [], source
     assert problems('conn.execute("UPDATE assets SET favorite = 1")', "photobox/library/assets.py") == []
     assert problems('"a.trashed_at IS NULL"', VISIBLE_OWNER) == []

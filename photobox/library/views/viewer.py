@@ -19,6 +19,7 @@ from photobox.library.timeline import Scope
 from photobox.media.camera import camera_name
 from photobox.web.render import page
 
+
 def _exposure(seconds: float | None) -> str | None:
     if not seconds:
         return None
