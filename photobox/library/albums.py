@@ -15,8 +15,8 @@ import apsw
 
 from photobox.library import assets
 
-__all__ = ["add_to_album", "album_names", "albums_of", "create_album", "delete_album", "get_album", "list_albums",
-           "remove_from_album", "restore_album", "set_cover", "update_album"]
+__all__ = ["UNTITLED", "add_to_album", "album_names", "albums_of", "create_album", "delete_album", "get_album",
+           "list_albums", "remove_from_album", "restore_album", "set_cover", "update_album"]
 
 #: The name of an album made without one.
 UNTITLED = "Untitled album"

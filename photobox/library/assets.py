@@ -20,8 +20,12 @@ import apsw
 
 from photobox.db.sql import id_chunks
 
-__all__ = ["ACTIONS", "IN_TRASH", "NOT_TRASHED", "VISIBLE", "VISIBLE_WITH_ARCHIVED", "Asset", "apply_action",
-           "apply_metadata", "date_basis", "delete_asset", "find_by_checksum", "get_asset", "insert_asset", "sort_key"]
+__all__ = ["ACTIONS", "DETAIL_COLUMNS", "IN_TRASH", "NOT_TRASHED", "VISIBLE", "VISIBLE_WITH_ARCHIVED", "Asset",
+           "apply_action", "apply_metadata", "count_assets", "date_basis", "delete_asset", "details", "expired_trash",
+           "file_rows", "find_by_checksum", "get_asset", "insert_asset", "library_totals", "mark_offline",
+           "motion_video", "move_file", "pair_motion", "record_thumbnail", "replace_file", "select", "set_error",
+           "set_favorite_description", "set_marks", "set_motion_state", "set_original_name", "set_rendition",
+           "sort_key", "summaries", "trash_library", "trashed_files", "version"]
 
 # -- which assets a list shows ------------------------------------------------------------
 # Conditions over the table named ``a`` (``FROM assets a``). The partial indexes of the

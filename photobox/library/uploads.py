@@ -32,8 +32,8 @@ import apsw
 if TYPE_CHECKING:
     from photobox.core import Photobox
 
-__all__ = ["ORPHAN_GRACE_SECONDS", "PROGRESS", "UPLOAD_EXPIRY_SECONDS", "Finished", "Progress", "claim_chunk",
-           "create_upload", "delete_upload", "expire_uploads", "get_upload", "sweep_uploads"]
+__all__ = ["FINISHED_KEPT", "HASHERS_KEPT", "ORPHAN_GRACE_SECONDS", "PROGRESS", "UPLOAD_EXPIRY_SECONDS", "Finished",
+           "Progress", "claim_chunk", "create_upload", "delete_upload", "expire_uploads", "get_upload", "sweep_uploads"]
 
 log = logging.getLogger(__name__)
 

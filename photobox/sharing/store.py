@@ -27,7 +27,8 @@ from photobox.library.assets import VISIBLE_WITH_ARCHIVED
 from photobox.library.timeline import _TILE, Tile, keyset_neighbors, parse_cursor
 
 __all__ = ["Share", "create_share", "find_share", "get_share", "list_shares", "revoke_share", "new_token",
-           "page", "contains", "neighbors", "asset_ids", "record_view", "token_hash", "MAX_SELECTION"]
+           "page", "contains", "neighbors", "asset_ids", "record_view", "token_hash", "MAX_SELECTION",
+           "camera_and_position"]
 
 MAX_SELECTION = 50_000
 
