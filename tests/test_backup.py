@@ -267,20 +267,20 @@ def _add_people(box, ids):
 
 
 def test_sidecar_round_trip_after_losing_the_database(settings, tmp_path):
-    from photobox.library import actions
+    from photobox.library import albums, assets
     from photobox.safety import integrity
 
     box = Photobox(settings).open()
     ids = import_files(box, tmp_path, 4)
     with box.db.transaction() as conn:
         now = box.clock()
-        actions.apply_action(conn, "favorite", [ids[0], ids[1]], now=now)
-        actions.apply_action(conn, "archive", [ids[2]], now=now)
-        actions.apply_action(conn, "trash", [ids[3]], now=now)
+        assets.apply_action(conn, "favorite", [ids[0], ids[1]], now=now)
+        assets.apply_action(conn, "archive", [ids[2]], now=now)
+        assets.apply_action(conn, "trash", [ids[3]], now=now)
         conn.execute("UPDATE assets SET description = 'The lake, at dawn' WHERE id = ?", (ids[1],))
-        album = actions.create_album(conn, "Summer 2021", now=now)
-        actions.add_to_album(conn, album, [ids[0], ids[2]], now=now)
-        actions.create_album(conn, "Empty one", now=now)
+        album = albums.create_album(conn, "Summer 2021", now=now)
+        albums.add_to_album(conn, album, [ids[0], ids[2]], now=now)
+        albums.create_album(conn, "Empty one", now=now)
     _add_people(box, ids)
     before = user_state(box)
     export = box.path("export.json")
@@ -357,7 +357,7 @@ def test_cli_rebuild_from_files_and_sidecar(settings, tmp_path):
     share = tmp_path / "nas"
     share.mkdir()
     (share / "far.jpg").write_bytes(jpeg_bytes(seed=77))
-    from photobox.library import actions, libraries
+    from photobox.library import albums, assets, libraries
 
     with box.db.transaction() as conn:
         lib = libraries.add_library(conn, share, now=box.clock(), data_dir=box.data_dir, name="NAS")
@@ -365,9 +365,9 @@ def test_cli_rebuild_from_files_and_sidecar(settings, tmp_path):
     asyncio.run(box.scheduler.run_until_idle())
     with box.db.transaction() as conn:
         far = conn.execute("SELECT id FROM assets WHERE library_id = ?", (lib,)).fetchone()[0]
-        actions.apply_action(conn, "favorite", [ids[0], far], now=box.clock())
-        album = actions.create_album(conn, "Trip", now=box.clock())
-        actions.add_to_album(conn, album, [ids[1], far], now=box.clock())
+        assets.apply_action(conn, "favorite", [ids[0], far], now=box.clock())
+        album = albums.create_album(conn, "Trip", now=box.clock())
+        albums.add_to_album(conn, album, [ids[1], far], now=box.clock())
     before = user_state(box)
     backup = backups.make_backup(box)
     box.close()

@@ -164,11 +164,11 @@ def test_job_groups_copies_not_bursts_and_is_idempotent(box, library):
 
 
 def test_trashed_photo_leaves_its_group_and_purged_rows_cascade(box, library):
-    from photobox.library import actions
+    from photobox.library import actions, assets
 
     run_dupes(box)
     with box.db.transaction() as conn:
-        actions.apply_action(conn, "trash", [library["chat"]], now=time.time())
+        assets.apply_action(conn, "trash", [library["chat"]], now=time.time())
     assert groups_of(box) == [sorted([library["orig"], library["small"]])]  # hidden at once
     run_dupes(box)
     actions.purge(box, [library["chat"]])
@@ -225,10 +225,10 @@ def test_keep_one_trashes_others_and_merges_albums_favourite_description(owner_c
     box = c.app.state.photobox
     now = time.time()
     with box.db.transaction() as conn:
-        from photobox.library import actions
+        from photobox.library import albums
 
-        album = actions.create_album(conn, "Trip", now=now)
-        actions.add_to_album(conn, album, [ids[1]], now=now)
+        album = albums.create_album(conn, "Trip", now=now)
+        albums.add_to_album(conn, album, [ids[1]], now=now)
         conn.execute("UPDATE assets SET favorite = 1, description = 'sunset at the lake' WHERE id = ?", (ids[2],))
         conn.execute("UPDATE assets SET description = 'Lake' WHERE id = ?", (ids[0],))
     token = csrf_from(c.get("/duplicates").text)

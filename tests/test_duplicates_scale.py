@@ -20,7 +20,7 @@ from photobox.db.migrate import available
 from photobox.duplicates import detect, hashing, links, store
 from photobox.duplicates.index import Finder
 from photobox.duplicates.job import queue_dupes, run_dupes
-from photobox.library import actions
+from photobox.library import actions, assets
 from photobox.library.paths import derived_path
 from tests.gen_dupes import insert_photos, lookalikes, scene_canvas
 
@@ -222,7 +222,7 @@ def test_links_form_a_forest_that_follows_removals(box):
     # Trash the best-linked photo: the pieces it held together are searched and joined again.
     hub = max(ids, key=lambda i: sum(i in (a, b) for a, b, _ in edges))
     with box.db.transaction() as conn:
-        actions.apply_action(conn, "trash", [hub], now=5.0)
+        assets.apply_action(conn, "trash", [hub], now=5.0)
     run_dupes(box)
     edges = _forest(box)
     assert len(edges) == n - 2 and _is_forest(edges) and all(hub not in (a, b) for a, b, _ in edges)
@@ -295,11 +295,11 @@ def copies(box):
 def test_trash_restore_and_date_edit_follow_through_the_queue(box, copies):
     a, b, c = copies
     with box.db.transaction() as conn:
-        actions.apply_action(conn, "trash", [b], now=5.0)
+        assets.apply_action(conn, "trash", [b], now=5.0)
     asyncio_run_queue(box)
     assert _groups(box) == [[a, c]]
     with box.db.transaction() as conn:
-        actions.apply_action(conn, "restore", [b], now=6.0)
+        assets.apply_action(conn, "restore", [b], now=6.0)
     asyncio_run_queue(box)
     assert _groups(box) == [[a, b, c]]
     # The camera time of b corrected to an hour later: a different moment from a, so apart;
@@ -324,7 +324,7 @@ def asyncio_run_queue(box) -> None:
 def test_purged_photo_stays_queued_and_its_group_goes_at_once(box, copies):
     a, b, c = copies
     with box.db.transaction() as conn:
-        actions.apply_action(conn, "trash", [a], now=5.0)
+        assets.apply_action(conn, "trash", [a], now=5.0)
     actions.purge(box, [a])  # before the job saw the trash
     with box.db.reader() as conn:
         queued = {i for (i,) in conn.execute("SELECT asset_id FROM dupe_dirty")}

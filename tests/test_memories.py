@@ -12,7 +12,7 @@ from bs4 import BeautifulSoup
 
 from photobox.core import Photobox
 from photobox.duplicates.job import run_dupes
-from photobox.library import actions, memories
+from photobox.library import assets, memories
 from tests.conftest import FrozenClock
 from tests.gen import jpeg_bytes
 from tests.gen_dupes import _exif, _jpeg
@@ -53,9 +53,9 @@ def test_memories_by_year_skipping_trash_archive_duplicates_and_bursts(frozen_bo
     asyncio.run(box.scheduler.run_until_idle())
     run_dupes(box)
     with box.db.transaction() as conn:
-        actions.apply_action(conn, "trash", [ids["trashed"]], now=clock())
-        actions.apply_action(conn, "archive", [ids["archived"]], now=clock())
-        actions.apply_action(conn, "favorite", [ids["burst2"]], now=clock())
+        assets.apply_action(conn, "trash", [ids["trashed"]], now=clock())
+        assets.apply_action(conn, "archive", [ids["archived"]], now=clock())
+        assets.apply_action(conn, "favorite", [ids["burst2"]], now=clock())
     assert asyncio.run(memories.refresh_memories(box)) == 3
     with box.db.reader() as conn:
         shown = memories.memories_for(conn, date(2026, 7, 14))
@@ -67,9 +67,9 @@ def test_memories_by_year_skipping_trash_archive_duplicates_and_bursts(frozen_bo
     assert shown[1].cover_id == ids["burst2"]  # a favourite is the cover
     # A cover trashed later is replaced by the first photo still there; counts follow.
     with box.db.transaction() as conn:
-        actions.apply_action(conn, "trash", [ids["burst2"]], now=clock())
+        assets.apply_action(conn, "trash", [ids["burst2"]], now=clock())
         again = memories.memories_for(conn, date(2026, 7, 14))[1]
-        actions.apply_action(conn, "restore", [ids["burst2"]], now=clock())
+        assets.apply_action(conn, "restore", [ids["burst2"]], now=clock())
     assert (again.cover_id, again.count) == (ids["y2021a"], 2)
     # Once a day: the same day does nothing, the next day makes new ones.
     assert asyncio.run(memories.refresh_memories(box)) is None

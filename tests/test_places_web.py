@@ -137,10 +137,10 @@ def test_map_points_cluster_by_zoom(placed):
     assert [c["id"] for c in wrapped["cells"]] == [ids["fiji"]]
     # The zoomed-out views are cached until the library changes: trashing a photo shows.
     box = client.app.state.photobox
-    from photobox.library import actions
+    from photobox.library import assets
 
     with box.db.transaction() as conn:
-        actions.apply_action(conn, "trash", [ids["berlin"]], now=time.time())
+        assets.apply_action(conn, "trash", [ids["berlin"]], now=time.time())
     world = client.get("/api/places/map?south=-90&north=90&west=-180&east=180&zoom=2").json()
     assert sorted(c["count"] for c in world["cells"]) == [1, 1, 2]
     # So are the lists of countries and towns.

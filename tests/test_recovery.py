@@ -13,7 +13,7 @@ import time
 from photobox.core import Photobox
 from photobox.datadir.storage import PlacementJournal, place_original, recover_placements
 from photobox.library.ingest import ingest_temp_file
-from photobox.library.upload_cleanup import ORPHAN_GRACE_SECONDS, UPLOAD_EXPIRY_SECONDS, sweep_uploads
+from photobox.library.uploads import ORPHAN_GRACE_SECONDS, UPLOAD_EXPIRY_SECONDS, sweep_uploads
 from tests.gen import jpeg_bytes, sha1
 from tests.resil import check_data_folder
 from tests.server import ROOT

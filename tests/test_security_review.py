@@ -247,36 +247,37 @@ def test_upload_file_names_cannot_escape(owner_client, tmp_path):
 _SQL = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|PRAGMA|WHERE|FROM|VALUES|ORDER BY|LIMIT|JOIN|SET)\b")
 
 #: Reviewed: what may be interpolated into SQL text, per module. Each is a constant fragment
-#: (column lists, SQL chosen from a constant dict by name), "?,?,?" placeholders from
-#: ``db.sql.id_chunks``, or a table name made from an int (``vec_space_<int>``).
+#: (column lists, SQL chosen from a constant dict by name, the visible-asset conditions of
+#: ``library.assets``: VISIBLE, VISIBLE_WITH_ARCHIVED, NOT_TRASHED, IN_TRASH), "?,?,?"
+#: placeholders from ``db.sql.id_chunks``, or a table name made from an int (``vec_space_<int>``).
 REVIEWED = {
+    "photobox/datadir/copy.py": {"pragma"},  # one of two constant PRAGMA names
     "photobox/dav/store.py": {"where", "_COLUMNS"},  # where: _subtree_where's constant text with ? params
-    "photobox/library/memories.py": {"marks"},
-    "photobox/duplicates/index.py": {"marks", "ELIGIBLE"},
+    "photobox/library/memories.py": {"marks", "VISIBLE"},
+    "photobox/duplicates/index.py": {"marks", "ELIGIBLE", "VISIBLE", "VISIBLE_WITH_ARCHIVED"},
     "photobox/duplicates/links.py": {"marks"},
-    "photobox/duplicates/store.py": {"marks", "_MEMBER", "ELIGIBLE", "', '.join(cols)"},  # cols: constant column names
+    "photobox/duplicates/store.py": {"marks", "_MEMBER", "ELIGIBLE", "', '.join(cols)", "NOT_TRASHED"},  # cols: constant column names
     "photobox/db/migrate.py": {"int(migration.version)"},
     "photobox/jobs/store.py": {"_COLUMNS"},
     "photobox/jobs/failures.py": {"_FAILURE_SQL"},  # a constant SELECT … JOIN, parameters only
-    "photobox/library/assets.py": {"sets", "', '.join(_ASSET_COLUMNS)", "_SELECT"},  # sets: "col = :col" per constant column
+    # sets: "col = :col" per constant column; IN_TRASH, DETAIL_COLUMNS: the module's constants
+    "photobox/library/assets.py": {"sets", "', '.join(_ASSET_COLUMNS)", "_SELECT", "marks", "IN_TRASH", "DETAIL_COLUMNS"},
+    "photobox/library/ingest.py": {"NOT_TRASHED"},
     "photobox/library/libraries.py": {"_COLUMNS"},
-    "photobox/library/timeline.py": {"_TILE", "marks", "base", "order", "ident"},
-    "photobox/people/faces_job.py": {"table", "int(dim)", "face_table(dim)", "marks"},
+    "photobox/library/timeline.py": {"_TILE", "marks", "base", "order", "ident", "VISIBLE", "VISIBLE_WITH_ARCHIVED",
+                                     "NOT_TRASHED", "IN_TRASH"},
+    "photobox/people/faces_job.py": {"table", "int(dim)", "face_table(dim)", "marks", "NOT_TRASHED"},
     "photobox/people/graph.py": {"marks", "table"},  # table: face_table(dim), an int-built name
     "photobox/people/knn.py": {"table", "self.table"},  # _table(dim): face_vectors_<int>
-    "photobox/people/store.py": {"marks", "face_table(dim)", "_PERSON"},
-    "photobox/places/store.py": {"_LOST_GPS", "_VISIBLE", "lon_clause"},  # constants; lon_clause one of two
-    "photobox/datadir/copy.py": {"pragma"},  # one of two constant PRAGMA names
+    "photobox/people/store.py": {"marks", "face_table(dim)", "_PERSON", "NOT_TRASHED"},
+    "photobox/places/store.py": {"_LOST_GPS", "VISIBLE", "lon_clause"},  # constants; lon_clause one of two
     "photobox/safety/integrity.py": {"marks"},
     "photobox/safety/sidecar.py": {"marks"},
-    "photobox/search/filters.py": {"' AND '.join(clauses)"},  # clauses: constant strings with :named params
-    "photobox/search/service.py": {"marks"},
+    "photobox/search/filters.py": {"' AND '.join(clauses)", "NOT_TRASHED"},  # clauses: constant strings, :named params
+    "photobox/search/service.py": {"marks", "VISIBLE"},
     "photobox/search/vectors.py": {"_table(space_id)", "dim", "CHUNK_SIZE", "space.table", "_SPACE_COLUMNS",
-                                   "marks", "int(dim)"},
-    "photobox/sharing/store.py": {"marks", "_COLUMNS", "_TILE", "base", "order", "ident"},
-    "photobox/library/views/share_target.py": {"marks"},
-    "photobox/library/views/timeline.py": {"marks"},
-    "photobox/library/views/viewer.py": {"_DETAIL_COLUMNS"},
+                                   "marks", "int(dim)", "VISIBLE_WITH_ARCHIVED"},
+    "photobox/sharing/store.py": {"marks", "_COLUMNS", "_TILE", "base", "order", "ident", "VISIBLE_WITH_ARCHIVED"},
 }
 
 

@@ -144,7 +144,7 @@ def test_external_originals_are_never_deleted(box, tmp_path):
     asyncio.run(box.scheduler.run_until_idle())
     with box.db.transaction() as conn:
         (asset_id,) = conn.execute("SELECT id FROM assets").fetchone()
-        actions.apply_action(conn, "trash", [asset_id], now=box.clock())
+        assets.apply_action(conn, "trash", [asset_id], now=box.clock())
     assert actions.purge(box, [asset_id]) == 1
     assert (share / "x.jpg").exists()
 
@@ -158,7 +158,7 @@ def test_trash_expires_after_setting(box):
 
     res = ingest_temp_file(box, tmp, hashlib.sha1(tmp.read_bytes()).digest(), tmp.stat().st_size, original_name="x.jpg")
     with box.db.transaction() as conn:
-        actions.apply_action(conn, "trash", [res.asset_id], now=box.clock() - 31 * 86400)
+        assets.apply_action(conn, "trash", [res.asset_id], now=box.clock() - 31 * 86400)
     assert asyncio.run(actions.empty_expired_trash(box)) == 1
 
 

@@ -7,8 +7,9 @@ on ``parent`` (``'a/b' <= parent < 'a/b0'``, ``'0'`` being the character after `
 which the UNIQUE (parent, name) index serves without LIKE and its wildcards.
 
 Entries only describe what a client uploaded; assets are never deleted or changed here,
-except that a MOVE of a file whose PUT created the asset renames ``assets.original_name``
-(apps upload to ``IMG_1.jpg.tmp`` and rename it when done).
+except that a MOVE of a file whose PUT created the asset renames it
+(:func:`photobox.library.assets.set_original_name`: apps upload to ``IMG_1.jpg.tmp`` and
+rename it when done).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import time
 from dataclasses import dataclass
 
 import apsw
+
+from photobox.library import assets
 
 __all__ = ["Entry", "ROOT", "UPLOAD", "children", "copy_tree", "delete_tree", "exists_dir", "get",
            "make_collection", "move_tree", "parent_key", "put_file", "set_mtime", "used_bytes"]
@@ -148,8 +151,7 @@ def move_tree(conn: apsw.Connection, src: tuple[str, ...], dst: tuple[str, ...],
     conn.execute("UPDATE dav_entries SET parent = ?, name = ? WHERE parent = ? AND name = ?",
                  (*_split(dst), *_split(src)))
     if entry is not None and not entry.is_dir and entry.made_asset and entry.asset_id and src[-1] != dst[-1]:
-        conn.execute("UPDATE assets SET original_name = ?, updated_at = ? WHERE id = ?",
-                     (dst[-1], now, entry.asset_id))
+        assets.set_original_name(conn, entry.asset_id, dst[-1], now=now)
 
 
 def copy_tree(conn: apsw.Connection, src: tuple[str, ...], dst: tuple[str, ...], *, deep: bool,

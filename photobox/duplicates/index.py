@@ -33,6 +33,7 @@ import numpy as np
 from photobox.db.sql import id_chunks
 from photobox.duplicates import detect
 from photobox.duplicates.hashing import hamming
+from photobox.library.assets import VISIBLE, VISIBLE_WITH_ARCHIVED
 
 __all__ = ["BAND_RADII", "ELIGIBLE", "Finder", "probes"]
 
@@ -41,7 +42,7 @@ BAND_RADII = (2, 2, 2, 1)
 _BAND_BITS = 16
 
 #: a photo that can be a duplicate: a still (not the video of a Live Photo), not in the trash
-ELIGIBLE = "a.kind = 'image' AND a.trashed_at IS NULL AND a.motion_of IS NULL"
+ELIGIBLE = "a.kind = 'image' AND " + VISIBLE_WITH_ARCHIVED
 
 # The expressions must be written exactly as in the indexes (0014_dupe_links.sql) for
 # SQLite to use them. ``>>`` of a negative (signed) hash fills with ones; the mask drops them.
@@ -58,9 +59,9 @@ _BANDS = (
 # timeline's and the archive's; together they cover every photo that can be a duplicate).
 _WINDOW = (
     "SELECT h.asset_id, h.phash, h.dhash FROM assets a JOIN dupe_hashes h ON h.asset_id = a.id "
-    "WHERE a.sort_ts BETWEEN ?1 AND ?2 AND a.trashed_at IS NULL AND a.archived = 0 AND a.motion_of IS NULL "
+    "WHERE a.sort_ts BETWEEN ?1 AND ?2 AND " + VISIBLE + " "
     "UNION ALL SELECT h.asset_id, h.phash, h.dhash FROM assets a JOIN dupe_hashes h ON h.asset_id = a.id "
-    "WHERE a.sort_ts BETWEEN ?1 AND ?2 AND a.trashed_at IS NULL AND a.archived = 1 AND a.motion_of IS NULL"
+    "WHERE a.sort_ts BETWEEN ?1 AND ?2 AND a.archived = 1 AND " + VISIBLE_WITH_ARCHIVED
 )
 
 

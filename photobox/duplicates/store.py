@@ -21,7 +21,8 @@ import apsw
 from photobox.db.sql import id_chunks
 from photobox.duplicates import detect, links
 from photobox.duplicates.index import ELIGIBLE, Finder
-from photobox.library import actions
+from photobox.library import albums, assets
+from photobox.library.assets import NOT_TRASHED
 
 __all__ = ["Group", "Member", "count_groups", "dirty", "dismiss_group", "done", "get_group", "keep_one",
            "list_groups", "needs_hash", "regroup", "save_hashes"]
@@ -246,15 +247,15 @@ def keep_one(conn: apsw.Connection, group_id: int, keeper_id: int, *, now: float
         LookupError: no such group, or the photo is not in it.
     """
     members = [i for (i,) in conn.execute(
-        "SELECT m.asset_id FROM dupe_members m JOIN assets a ON a.id = m.asset_id "
-        "WHERE m.group_id = ? AND a.trashed_at IS NULL", (group_id,))]
+        f"SELECT m.asset_id FROM dupe_members m JOIN assets a ON a.id = m.asset_id "
+        f"WHERE m.group_id = ? AND {NOT_TRASHED}", (group_id,))]
     if keeper_id not in members:
         raise LookupError("that photo is not in this group of duplicates (any more)")
     others = [i for i in members if i != keeper_id]
     for album_id, in conn.execute(
             "SELECT DISTINCT album_id FROM album_assets WHERE asset_id IN (SELECT asset_id FROM dupe_members "
             "WHERE group_id = ? AND asset_id != ?)", (group_id, keeper_id)).fetchall():
-        actions.add_to_album(conn, album_id, [keeper_id], now=now)
+        albums.add_to_album(conn, album_id, [keeper_id], now=now)
     fav, = conn.execute("SELECT max(favorite) FROM assets WHERE id IN (SELECT asset_id FROM dupe_members "
                         "WHERE group_id = ?)", (group_id,)).fetchone()
     texts: list[str] = []
@@ -263,10 +264,9 @@ def keep_one(conn: apsw.Connection, group_id: int, keeper_id: int, *, now: float
             "AND trim(coalesce(description, '')) != '' ORDER BY id = ? DESC, id", (group_id, keeper_id)).fetchall():
         if text.strip() not in texts:
             texts.append(text.strip())
-    conn.execute("UPDATE assets SET favorite = ?, description = ?, updated_at = ? WHERE id = ?",
-                 (fav or 0, "\n\n".join(texts) or None, now, keeper_id))
+    assets.set_favorite_description(conn, keeper_id, fav or 0, "\n\n".join(texts) or None, now=now)
     if others:
-        actions.apply_action(conn, "trash", others, now=now)
+        assets.apply_action(conn, "trash", others, now=now)
     _drop_group(conn, group_id)
     return others
 

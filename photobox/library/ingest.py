@@ -19,6 +19,7 @@ import apsw
 
 from photobox.datadir.storage import PlacementJournal, place_original
 from photobox.library import assets
+from photobox.library.assets import NOT_TRASHED
 from photobox.library.paths import UPLOAD_LIBRARY_ID, original_path
 
 if TYPE_CHECKING:
@@ -90,15 +91,14 @@ def link_live_photo(conn: apsw.Connection, asset_id: int, kind: str, live_id: st
         return
     other_kind = "video" if kind == "image" else "image"
     row = conn.execute(
-        "SELECT id FROM assets WHERE live_photo_id = ? AND kind = ? AND id != ? AND trashed_at IS NULL "
-        "ORDER BY abs(sort_ts - (SELECT sort_ts FROM assets WHERE id = ?)) LIMIT 1",
+        f"SELECT a.id FROM assets a WHERE a.live_photo_id = ? AND a.kind = ? AND a.id != ? AND {NOT_TRASHED} "
+        f"ORDER BY abs(a.sort_ts - (SELECT sort_ts FROM assets WHERE id = ?)) LIMIT 1",
         (live_id, other_kind, asset_id, asset_id),
     ).fetchone()
     if row is None:
         return
     still, video = (asset_id, row[0]) if kind == "image" else (row[0], asset_id)
-    conn.execute("UPDATE assets SET motion_of = ?, updated_at = ? WHERE id = ?", (still, _now(), video))
-    conn.execute("UPDATE assets SET motion_state = 'paired', updated_at = ? WHERE id = ?", (_now(), still))
+    assets.pair_motion(conn, still, video, now=_now())
 
 
 def _register(box: Photobox, conn: apsw.Connection, *, library_id: int, rel_path: str, original_name: str,
@@ -206,8 +206,7 @@ def ingest_library_file(box: Photobox, file_id: int) -> str:
                              (size, st.st_mtime, checksum, file_id))
                 return "unchanged"
             # Edited in place: same asset, new bytes; derived files are made again.
-            conn.execute("UPDATE assets SET checksum = ?, size = ?, mtime = ?, offline = 0, updated_at = ? WHERE id = ?",
-                         (checksum, size, st.st_mtime, now, linked.id))
+            assets.replace_file(conn, linked.id, checksum=checksum, size=size, mtime=st.st_mtime, now=now)
             assets.apply_metadata(conn, linked.id, md, mtime=st.st_mtime, now=now)
             box.queue_after(conn, "metadata", linked.id, md.kind, md)
             conn.execute("UPDATE library_files SET state = 'ok', size = ?, mtime = ?, checksum = ? WHERE id = ?",
@@ -218,8 +217,7 @@ def ingest_library_file(box: Photobox, file_id: int) -> str:
             if existing.offline:
                 # The same bytes reappeared at a new path: the file moved. Keep the asset
                 # (albums, favourites, faces) and point it at the new place.
-                conn.execute("UPDATE assets SET library_id = ?, rel_path = ?, offline = 0, mtime = ?, updated_at = ? "
-                             "WHERE id = ?", (library_id, rel_path, st.st_mtime, now, existing.id))
+                assets.move_file(conn, existing.id, library_id, rel_path, mtime=st.st_mtime, now=now)
                 state, result = "ok", "moved"
             else:
                 state, result = "duplicate", "duplicate"

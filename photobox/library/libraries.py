@@ -21,6 +21,7 @@ import apsw
 
 from photobox.jobs import Job, PermanentError
 from photobox.jobs import store as job_store
+from photobox.library import assets
 from photobox.plugins import Feature
 
 if TYPE_CHECKING:
@@ -107,11 +108,13 @@ def add_library(conn: apsw.Connection, root: Path, *, name: str = "", exclusions
 
 
 def remove_library(conn: apsw.Connection, library_id: int) -> None:
-    """Forget an external library: its assets go to the trash; its files are untouched."""
+    """Forget an external library (its row and its list of files): its assets go to the
+    trash; its files are untouched."""
     if library_id == 1:
         raise ValueError("the upload library cannot be removed")
-    conn.execute("UPDATE assets SET trashed_at = coalesce(trashed_at, unixepoch()) WHERE library_id = ?", (library_id,))
+    assets.trash_library(conn, library_id)
     conn.execute("DELETE FROM library_files WHERE library_id = ?", (library_id,))
+    conn.execute("DELETE FROM libraries WHERE id = ? AND kind = 'external'", (library_id,))
 
 
 def _excluded(name: str, rel: str, patterns: list[str]) -> bool:
@@ -284,11 +287,10 @@ def _sweep(box: Photobox, library_id: int, generation: int) -> int:
             other = conn.execute("SELECT id, library_id, rel_path FROM library_files WHERE asset_id = ? AND id != ? "
                                  "AND state IN ('ok', 'duplicate') LIMIT 1", (asset_id, file_id)).fetchone()
             if other is not None:
-                conn.execute("UPDATE assets SET library_id = ?, rel_path = ?, updated_at = ? WHERE id = ?",
-                             (other[1], other[2], now, asset_id))
+                assets.move_file(conn, asset_id, other[1], other[2], now=now)
                 conn.execute("UPDATE library_files SET state = 'ok' WHERE id = ?", (other[0],))
             else:
-                conn.execute("UPDATE assets SET offline = 1, updated_at = ? WHERE id = ?", (now, asset_id))
+                assets.mark_offline(conn, asset_id, now=now)
     return len(gone)
 
 

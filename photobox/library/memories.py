@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 
 import apsw
 
+from photobox.library.assets import VISIBLE
+
 if TYPE_CHECKING:
     from photobox.core import Photobox
 
@@ -80,7 +82,7 @@ def build_memories(conn: apsw.Connection, today: date, *, now: float) -> int:
         f"SELECT a.id, a.local_date, a.sort_ts, a.favorite, "
         f"coalesce(a.display_width, a.width, 0) * coalesce(a.display_height, a.height, 0) "
         f"FROM assets a WHERE substr(a.local_date, 6, 5) IN ({marks}) "
-        f"AND a.trashed_at IS NULL AND a.archived = 0 AND a.motion_of IS NULL AND a.kind = 'image' "
+        f"AND {VISIBLE} AND a.kind = 'image' "
         f"AND a.local_date < ? AND NOT EXISTS (SELECT 1 FROM dupe_members m JOIN dupe_groups g ON g.id = m.group_id "
         f"WHERE m.asset_id = a.id AND g.keeper_id != a.id) ORDER BY a.sort_ts, a.id",
         (*keys, today.replace(month=1, day=1).isoformat())).fetchall()
@@ -109,16 +111,17 @@ def build_memories(conn: apsw.Connection, today: date, *, now: float) -> int:
 
 
 def memories_for(conn: apsw.Connection, today: date) -> list[Memory]:
-    """Today's memories, most recent year first, without photos trashed or archived since."""
+    """Today's memories, most recent year first, without photos trashed or archived since
+    (``VISIBLE``: a memory's photos are stills, never the video half a Live Photo hides)."""
     out = []
     for mid, year, title, cover, count in conn.execute(
-            "SELECT m.id, m.year, m.title, coalesce("
-            " (SELECT id FROM assets WHERE id = m.cover_id AND trashed_at IS NULL AND archived = 0), "
-            " (SELECT x.asset_id FROM memory_assets x JOIN assets a ON a.id = x.asset_id WHERE x.memory_id = m.id "
-            "  AND a.trashed_at IS NULL AND a.archived = 0 ORDER BY x.position LIMIT 1)), "
-            "(SELECT count(*) FROM memory_assets x JOIN assets a ON a.id = x.asset_id "
-            " WHERE x.memory_id = m.id AND a.trashed_at IS NULL AND a.archived = 0) "
-            "FROM memories m WHERE m.day = ? ORDER BY m.year DESC", (today.isoformat(),)).fetchall():
+            f"SELECT m.id, m.year, m.title, coalesce("
+            f" (SELECT a.id FROM assets a WHERE a.id = m.cover_id AND {VISIBLE}), "
+            f" (SELECT x.asset_id FROM memory_assets x JOIN assets a ON a.id = x.asset_id WHERE x.memory_id = m.id "
+            f"  AND {VISIBLE} ORDER BY x.position LIMIT 1)), "
+            f"(SELECT count(*) FROM memory_assets x JOIN assets a ON a.id = x.asset_id "
+            f" WHERE x.memory_id = m.id AND {VISIBLE}) "
+            f"FROM memories m WHERE m.day = ? ORDER BY m.year DESC", (today.isoformat(),)).fetchall():
         if count:
             version = conn.execute("SELECT thumb_version FROM assets WHERE id = ?", (cover,)).fetchone()
             out.append(Memory(mid, year, title, cover, count, version[0] if version else 0))
@@ -131,8 +134,8 @@ def get_memory(conn: apsw.Connection, memory_id: int) -> tuple[Memory, list[tupl
     if row is None:
         return None
     photos = conn.execute(
-        "SELECT a.id, a.taken_at, a.thumb_version FROM memory_assets x JOIN assets a ON a.id = x.asset_id "
-        "WHERE x.memory_id = ? AND a.trashed_at IS NULL AND a.archived = 0 ORDER BY x.position",
+        f"SELECT a.id, a.taken_at, a.thumb_version FROM memory_assets x JOIN assets a ON a.id = x.asset_id "
+        f"WHERE x.memory_id = ? AND {VISIBLE} ORDER BY x.position",
         (memory_id,)).fetchall()
     return Memory(row[0], row[1], row[2], row[3], len(photos)), photos
 

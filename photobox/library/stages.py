@@ -24,7 +24,7 @@ from photobox.library.ingest import (
 )
 from photobox.library.memories import refresh_memories
 from photobox.library.paths import derived_path, original_path
-from photobox.library.upload_cleanup import expire_uploads
+from photobox.library.uploads import expire_uploads
 from photobox.plugins import Feature
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ def _in_words(exc: BaseException) -> str:
 
 def _record_error(box: Photobox, asset_id: int, text: str) -> None:
     with box.db.transaction() as conn:
-        conn.execute("UPDATE assets SET error = ?, updated_at = ? WHERE id = ?", (text, box.clock(), asset_id))
+        assets.set_error(conn, asset_id, text, now=box.clock())
 
 
 @feature.job("ingest.file", title="Reading library files", concurrency=None, priority=50)
@@ -102,18 +102,12 @@ def thumbs_job(job: Job) -> None:
         raise PermanentError(f"{asset.original_name}: cannot make a thumbnail: {_in_words(exc)}") from exc
     with box.db.transaction() as conn:
         box.queue_after(conn, "thumbs", asset.id, asset.kind, asset)  # search, faces… need the preview
-        conn.execute(
-            "UPDATE assets SET placeholder = ?, thumb_version = thumb_version + 1, "
-            "display_width = coalesce(display_width, ?), display_height = coalesce(display_height, ?), "
-            # a retry that worked: the failure recorded by an earlier attempt is no longer true
-            "error = CASE WHEN error LIKE 'cannot show this file:%' THEN NULL ELSE error END, "
-            "updated_at = ? WHERE id = ?",
-            (getattr(result, "placeholder", None), getattr(result, "source_width", None),
-             getattr(result, "source_height", None), box.clock(), asset.id),
-        )
+        assets.record_thumbnail(conn, asset.id, placeholder=getattr(result, "placeholder", None),
+                                width=getattr(result, "source_width", None),
+                                height=getattr(result, "source_height", None), now=box.clock())
         if getattr(result, "truncated", False):
             # Shown as far as it goes, and said: the viewer and the API show the asset's error.
-            conn.execute("UPDATE assets SET error = ? WHERE id = ?", (TRUNCATED_NOTE, asset.id))
+            assets.set_error(conn, asset.id, TRUNCATED_NOTE)
 
 
 @feature.job("motion", title="Motion photos", priority=20, after="metadata",
@@ -146,8 +140,7 @@ def motion_job(job: Job) -> None:
             finally:
                 raw.unlink(missing_ok=True)
     with box.db.transaction() as conn:
-        conn.execute("UPDATE assets SET motion_state = ?, updated_at = ? WHERE id = ?",
-                     ("embedded" if found else None, box.clock(), asset.id))
+        assets.set_motion_state(conn, asset.id, "embedded" if found else None, now=box.clock())
 
 
 @feature.job("video", title="Video renditions", priority=5, after="metadata",
@@ -180,12 +173,12 @@ def video_job(job: Job) -> None:
             # A decoder failing on these bytes fails the same way next time: say so once.
             _record_error(box, asset.id, f"cannot convert this video for the browser: {_in_words(exc)}")
             with box.db.transaction() as conn:
-                conn.execute("UPDATE assets SET rendition = 'failed' WHERE id = ?", (asset.id,))
+                assets.set_rendition(conn, asset.id, "failed")
             raise PermanentError(f"{asset.original_name}: cannot convert this video for the browser: "
                                  f"{_in_words(exc)}") from exc
         state = "ready"
     with box.db.transaction() as conn:
-        conn.execute("UPDATE assets SET rendition = ?, updated_at = ? WHERE id = ?", (state, box.clock(), asset.id))
+        assets.set_rendition(conn, asset.id, state, now=box.clock())
 
 
 @feature.commands

@@ -17,6 +17,7 @@ import apsw
 
 from photobox.db.sql import id_chunks
 from photobox.inputs import INT64_MAX, int_or_none
+from photobox.library.assets import IN_TRASH, NOT_TRASHED, VISIBLE, VISIBLE_WITH_ARCHIVED
 
 __all__ = ["Scope", "Tile", "month_index", "neighbors", "page", "month_cursor"]
 
@@ -30,23 +31,19 @@ _TILE = ("a.id, a.kind, a.sort_ts, a.local_date, a.taken_at, coalesce(a.display_
 
 # name -> (FROM/WHERE without the cursor, order value column, id column)
 _SCOPES: dict[str, tuple[str, str, str]] = {
-    "timeline": ("FROM assets a WHERE a.trashed_at IS NULL AND a.archived = 0 AND a.motion_of IS NULL",
-                 "a.sort_ts", "a.id"),
-    "favorites": ("FROM assets a WHERE a.favorite = 1 AND a.trashed_at IS NULL AND a.motion_of IS NULL",
-                  "a.sort_ts", "a.id"),
-    "archive": ("FROM assets a WHERE a.archived = 1 AND a.trashed_at IS NULL AND a.motion_of IS NULL",
-                "a.sort_ts", "a.id"),
-    "trash": ("FROM assets a WHERE a.trashed_at IS NOT NULL", "a.trashed_at", "a.id"),
-    "album": ("FROM album_assets aa JOIN assets a ON a.id = aa.asset_id "
-              "WHERE aa.album_id = :album AND a.trashed_at IS NULL", "aa.sort_ts", "aa.asset_id"),
-    "person": ("FROM assets a WHERE a.id IN (SELECT asset_id FROM faces WHERE person_id = :person) "
-               "AND a.trashed_at IS NULL AND a.motion_of IS NULL", "a.sort_ts", "a.id"),
+    "timeline": (f"FROM assets a WHERE {VISIBLE}", "a.sort_ts", "a.id"),
+    "favorites": (f"FROM assets a WHERE a.favorite = 1 AND {VISIBLE_WITH_ARCHIVED}", "a.sort_ts", "a.id"),
+    "archive": (f"FROM assets a WHERE a.archived = 1 AND {VISIBLE_WITH_ARCHIVED}", "a.sort_ts", "a.id"),
+    "trash": (f"FROM assets a WHERE {IN_TRASH}", "a.trashed_at", "a.id"),
+    "album": (f"FROM album_assets aa JOIN assets a ON a.id = aa.asset_id WHERE aa.album_id = :album AND {NOT_TRASHED}",
+              "aa.sort_ts", "aa.asset_id"),
+    "person": (f"FROM assets a WHERE a.id IN (SELECT asset_id FROM faces WHERE person_id = :person) "
+               f"AND {VISIBLE_WITH_ARCHIVED}", "a.sort_ts", "a.id"),
     # places: a town (stable places.id) or a whole country (ISO code); see photobox/places
-    "place": ("FROM assets a WHERE a.id IN (SELECT asset_id FROM asset_places WHERE place_id = :place) "
-              "AND a.trashed_at IS NULL AND a.archived = 0 AND a.motion_of IS NULL", "a.sort_ts", "a.id"),
-    "country": ("FROM assets a WHERE a.id IN (SELECT ap.asset_id FROM asset_places ap JOIN places p "
-                "ON p.id = ap.place_id WHERE p.country_code = :country) "
-                "AND a.trashed_at IS NULL AND a.archived = 0 AND a.motion_of IS NULL", "a.sort_ts", "a.id"),
+    "place": (f"FROM assets a WHERE a.id IN (SELECT asset_id FROM asset_places WHERE place_id = :place) "
+              f"AND {VISIBLE}", "a.sort_ts", "a.id"),
+    "country": (f"FROM assets a WHERE a.id IN (SELECT ap.asset_id FROM asset_places ap JOIN places p "
+                f"ON p.id = ap.place_id WHERE p.country_code = :country) AND {VISIBLE}", "a.sort_ts", "a.id"),
 }
 
 _TOP = 1e18
@@ -202,9 +199,8 @@ def month_index(conn: apsw.Connection) -> list[tuple[int, list[tuple[int, int]]]
     """[(year, [(month, count), …]), …] newest first, for the timeline's scrubber."""
     years: dict[int, list[tuple[int, int]]] = {}
     for ym, n in conn.execute(
-        "SELECT substr(local_date, 1, 7) AS ym, count(*) FROM assets a "
-        "WHERE a.trashed_at IS NULL AND a.archived = 0 AND a.motion_of IS NULL AND local_date IS NOT NULL "
-        "GROUP BY ym ORDER BY ym DESC"
+        f"SELECT substr(local_date, 1, 7) AS ym, count(*) FROM assets a "
+        f"WHERE {VISIBLE} AND local_date IS NOT NULL GROUP BY ym ORDER BY ym DESC"
     ):
         years.setdefault(int(ym[:4]), []).append((int(ym[5:7]), n))
     return list(years.items())

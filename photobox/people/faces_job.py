@@ -20,6 +20,7 @@ from PIL import Image
 from photobox.db.sql import id_chunks
 from photobox.jobs import Job
 from photobox.jobs import store as job_store
+from photobox.library.assets import NOT_TRASHED
 from photobox.library.paths import derived_path
 from photobox.people import knn as face_knn
 from photobox.people.cluster import DEFAULTS, Constraints, assign_new_face
@@ -215,9 +216,9 @@ async def queue_face_scans(box: Photobox) -> None:
 
     def todo(conn) -> list[int]:
         return [i for (i,) in conn.execute(
-            "SELECT a.id FROM assets a LEFT JOIN face_scans s ON s.asset_id = a.id "
-            "WHERE a.kind = 'image' AND a.thumb_version > 0 AND a.trashed_at IS NULL "
-            "AND (s.asset_id IS NULL OR s.model != ?) LIMIT 500", (model_id,))]
+            f"SELECT a.id FROM assets a LEFT JOIN face_scans s ON s.asset_id = a.id "
+            f"WHERE a.kind = 'image' AND a.thumb_version > 0 AND {NOT_TRASHED} "
+            f"AND (s.asset_id IS NULL OR s.model != ?) LIMIT 500", (model_id,))]
 
     ids = await box.db.read(todo)
     if ids:

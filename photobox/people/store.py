@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import apsw
 
 from photobox.db.sql import MissingRow, id_chunks
+from photobox.library.assets import NOT_TRASHED
 
 __all__ = ["Person", "assign_face", "get_person", "list_people", "merge_people", "not_this_person",
            "person_faces_for_asset", "set_cover", "update_person"]
@@ -160,8 +161,8 @@ def person_faces_for_asset(conn: apsw.Connection, asset_id: int) -> list[tuple]:
 
 def unassigned_faces(conn: apsw.Connection, *, after_id: int = 0, limit: int = 60) -> list[tuple[int, int]]:
     """(face id, asset id) of faces nobody is assigned to, oldest first, keyset by id."""
-    return conn.execute("SELECT f.id, f.asset_id FROM faces f JOIN assets a ON a.id = f.asset_id "
-                        "WHERE f.person_id IS NULL AND f.id > ? AND a.trashed_at IS NULL ORDER BY f.id LIMIT ?",
+    return conn.execute(f"SELECT f.id, f.asset_id FROM faces f JOIN assets a ON a.id = f.asset_id "
+                        f"WHERE f.person_id IS NULL AND f.id > ? AND {NOT_TRASHED} ORDER BY f.id LIMIT ?",
                         (after_id, limit)).fetchall()
 
 

@@ -12,13 +12,12 @@ from dataclasses import dataclass
 
 import apsw
 
+from photobox.library import assets
+from photobox.library.assets import VISIBLE
 from photobox.places.geocoder import City, country_name, nearest
 
-__all__ = ["Country", "PlaceRow", "cities", "countries", "geocode_asset", "get_place", "map_cells",
+__all__ = ["Country", "PlaceRow", "any_gps", "cities", "countries", "geocode_asset", "get_place", "map_cells",
            "pending_assets", "place_of_asset"]
-
-_VISIBLE = "a.trashed_at IS NULL AND a.archived = 0 AND a.motion_of IS NULL"
-
 
 @dataclass(frozen=True, slots=True)
 class Country:
@@ -82,6 +81,11 @@ _LOST_GPS = ("SELECT ap.asset_id FROM asset_places ap JOIN assets a ON a.id = ap
              "WHERE a.latitude IS NULL OR a.longitude IS NULL")
 
 
+def any_gps(conn: apsw.Connection) -> bool:
+    """Whether any asset has a GPS position (the trash included)."""
+    return bool(conn.execute("SELECT EXISTS (SELECT 1 FROM assets WHERE latitude IS NOT NULL)").fetchone()[0])
+
+
 def has_lost_gps(conn: apsw.Connection) -> bool:
     """Whether some asset has a place but no GPS position any more (its metadata was re-read)."""
     return conn.execute(f"SELECT EXISTS ({_LOST_GPS})").fetchone()[0] == 1
@@ -104,7 +108,7 @@ def countries(conn: apsw.Connection) -> list[Country]:
     """Countries with photos, most photos first; the cover is the newest photo there."""
     rows = conn.execute(
         "SELECT p.country_code, count(*), a.id, max(a.sort_ts), count(DISTINCT p.id) FROM asset_places ap "
-        f"JOIN places p ON p.id = ap.place_id JOIN assets a ON a.id = ap.asset_id WHERE {_VISIBLE} "
+        f"JOIN places p ON p.id = ap.place_id JOIN assets a ON a.id = ap.asset_id WHERE {VISIBLE} "
         "GROUP BY p.country_code ORDER BY 2 DESC, 1").fetchall()
     return [Country(cc, country_name(cc), n, cover, ncities) for cc, n, cover, _, ncities in rows]
 
@@ -114,7 +118,7 @@ def cities(conn: apsw.Connection, country_code: str) -> list[PlaceRow]:
     rows = conn.execute(
         "SELECT p.id, p.country_code, p.country, p.region, p.city, count(*), a.id, max(a.sort_ts) "
         f"FROM places p JOIN asset_places ap ON ap.place_id = p.id JOIN assets a ON a.id = ap.asset_id "
-        f"WHERE p.country_code = ? AND {_VISIBLE} GROUP BY p.id ORDER BY 6 DESC, p.city", (country_code,)).fetchall()
+        f"WHERE p.country_code = ? AND {VISIBLE} GROUP BY p.id ORDER BY 6 DESC, p.city", (country_code,)).fetchall()
     return [PlaceRow(*r[:7]) for r in rows]
 
 
@@ -139,7 +143,7 @@ _cache: dict[tuple, object] = {}
 
 
 def _version(conn: apsw.Connection) -> tuple:
-    return (*conn.execute("SELECT max(id), max(updated_at) FROM assets").fetchone(),
+    return (*assets.version(conn),
             *conn.execute("SELECT count(*), max(geocoded_at) FROM asset_places").fetchone(),
             conn.filename)
 
@@ -183,8 +187,8 @@ def map_cells(conn: apsw.Connection, *, south: float, west: float, north: float,
     rows = conn.execute(
         "SELECT CAST(floor(a.latitude / :cell) AS INTEGER) AS cy, CAST(floor(a.longitude / :cell) AS INTEGER) AS cx, "
         "avg(a.latitude), avg(a.longitude), count(*), max(a.id) FROM assets a "
-        "WHERE a.latitude IS NOT NULL AND a.longitude IS NOT NULL AND a.trashed_at IS NULL AND a.motion_of IS NULL "
-        f"AND a.archived = 0 AND a.latitude BETWEEN :south AND :north AND {lon_clause} "
+        f"WHERE a.latitude IS NOT NULL AND a.longitude IS NOT NULL AND {VISIBLE} "
+        f"AND a.latitude BETWEEN :south AND :north AND {lon_clause} "
         "GROUP BY cy, cx ORDER BY 5 DESC LIMIT :limit",
         {"cell": cell, "south": south, "north": north, "west": west, "east": east, "limit": limit}).fetchall()
     return [{"lat": round(lat, 5), "lon": round(lon, 5), "count": n, "id": newest}

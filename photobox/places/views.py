@@ -35,7 +35,7 @@ async def places_page(request: Request) -> Response:
 
     def load(conn):
         info = installed(conn)
-        gps = conn.execute("SELECT EXISTS (SELECT 1 FROM assets WHERE latitude IS NOT NULL)").fetchone()[0]
+        gps = store.any_gps(conn)
         return info, _cached("countries", store.countries)(conn), bool(gps)
 
     info, countries, any_gps = await box.db.read(load, time_limit_ms=box.settings.web_query_time_limit_ms)

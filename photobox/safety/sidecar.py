@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 import apsw
 
 from photobox.db.connection import connect
+from photobox.library import albums as album_store
+from photobox.library import assets as asset_store
 
 if TYPE_CHECKING:
     from photobox.core import Photobox
@@ -236,37 +238,19 @@ def apply(conn: apsw.Connection, data: dict[str, Any], *, now: float) -> dict[st
         if aid is None:
             stats["assets_missing"] += 1
             continue
-        conn.execute("UPDATE assets SET favorite = ?, archived = ?, trashed_at = ?, description = ?, updated_at = ? "
-                     "WHERE id = ?", (1 if state.get("favorite") else 0, 1 if state.get("archived") else 0,
-                                      _epoch(state.get("trashed_at")), state.get("description"), now, aid))
-        # A Live Photo's video follows its still, as the actions module does.
-        for video in motion.get(aid, ()):
-            conn.execute("UPDATE assets SET favorite = ?, archived = ?, trashed_at = ?, updated_at = ? WHERE id = ?",
-                         (1 if state.get("favorite") else 0, 1 if state.get("archived") else 0,
-                          _epoch(state.get("trashed_at")), now, video))
+        # A Live Photo's video follows its still, as a user's marks do.
+        asset_store.set_marks(conn, aid, favorite=1 if state.get("favorite") else 0,
+                              archived=1 if state.get("archived") else 0, trashed_at=_epoch(state.get("trashed_at")),
+                              description=state.get("description"), videos=motion.get(aid, ()), now=now)
         stats["assets"] += 1
     for album in data.get("albums", []):
-        name = str(album.get("name", ""))[:200] or "Untitled album"
-        row = conn.execute("SELECT id FROM albums WHERE name = ? ORDER BY id LIMIT 1", (name,)).fetchone()
-        if row is None:
-            created = _epoch(album.get("created_at")) or now
-            conn.execute("INSERT INTO albums (name, description, created_at, updated_at) VALUES (?, ?, ?, ?)",
-                         (name, str(album.get("description") or ""), created, now))
-            album_id = conn.last_insert_rowid()
-            stats["albums"] += 1
-        else:
-            album_id = row[0]
-        for checksum in album.get("assets", []):
-            aid = asset_id(checksum)
-            if aid is None:
-                continue
-            conn.execute("INSERT OR IGNORE INTO album_assets (album_id, asset_id, sort_ts, added_at) "
-                         "SELECT ?, id, sort_ts, ? FROM assets WHERE id = ?", (album_id, now, aid))
-            stats["album_members"] += conn.changes()
+        name = str(album.get("name", ""))[:200] or album_store.UNTITLED
+        members = [aid for checksum in album.get("assets", []) if (aid := asset_id(checksum)) is not None]
         cover = asset_id(album["cover"]) if album.get("cover") else None
-        conn.execute("UPDATE albums SET cover_asset_id = coalesce(?, cover_asset_id, (SELECT asset_id FROM "
-                     "album_assets WHERE album_id = ? ORDER BY sort_ts DESC LIMIT 1)) WHERE id = ?",
-                     (cover, album_id, album_id))
+        made, added = album_store.restore_album(conn, name, str(album.get("description") or ""),
+                                                _epoch(album.get("created_at")) or now, members, cover, now=now)
+        stats["albums"] += made
+        stats["album_members"] += added
     _apply_people(conn, data, asset_id, stats, now)
     return stats
 

@@ -18,6 +18,7 @@ from multipart import MultipartError, MultipartSegment, PushMultipartParser
 
 from photobox.datadir import restore
 from photobox.datadir.storage import TempWriter
+from photobox.library import assets
 from photobox.safety import backups, integrity
 from photobox.web.params import Id, content_length
 from photobox.web.render import page
@@ -171,7 +172,7 @@ async def health_page(request: Request, after: FromQuery[Id] = 0) -> Response:
         return integrity.load_state(conn), integrity.issue_counts(conn), integrity.list_issues(conn, after_id=after)
 
     state, counts, issues = await box.db.read(load)
-    with_total = await box.db.read(lambda c: c.execute("SELECT count(*) FROM assets").fetchone()[0])
+    with_total = await box.db.read(assets.count_assets)
     return page(request, "health.html", state=state, counts=counts, issues=issues, total=with_total,
                 problems=box.storage_problems, settings=box.settings,
                 next_after=issues[-1]["id"] if len(issues) == 100 else None, message=None, error=None)

@@ -18,6 +18,7 @@ from typing import Any
 import apsw
 
 from photobox.inputs import int_or_none
+from photobox.library.assets import NOT_TRASHED, VISIBLE_WITH_ARCHIVED
 from photobox.media.camera import camera_name
 
 __all__ = ["Filters", "allowed_ids", "cameras"]
@@ -98,7 +99,7 @@ class Filters:
 
 
 def _where(conn: apsw.Connection, f: Filters) -> tuple[list[str], dict[str, Any]]:
-    clauses = ["a.trashed_at IS NULL", "a.motion_of IS NULL"]
+    clauses = [VISIBLE_WITH_ARCHIVED]
     params: dict[str, Any] = {}
     if f.archived == "exclude":
         clauses.append("a.archived = 0")
@@ -164,8 +165,8 @@ def _camera_pairs(conn: apsw.Connection) -> list[tuple[str | None, str | None, i
     from photobox.places.store import cached
 
     return cached(conn, "camera_pairs", lambda c: c.execute(
-        "SELECT make, model, count(*) FROM assets WHERE trashed_at IS NULL "
-        "AND (make IS NOT NULL OR model IS NOT NULL) GROUP BY make, model").fetchall())
+        f"SELECT a.make, a.model, count(*) FROM assets a WHERE {NOT_TRASHED} "
+        f"AND (a.make IS NOT NULL OR a.model IS NOT NULL) GROUP BY a.make, a.model").fetchall())
 
 
 def cameras(conn: apsw.Connection, limit: int = 100) -> list[tuple[str, int]]:

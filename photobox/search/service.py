@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from photobox.db.sql import id_chunks
+from photobox.library.assets import VISIBLE
 from photobox.search import filters as search_filters
 from photobox.search import vectors
 from photobox.search.filters import Filters
@@ -37,8 +38,7 @@ def _visible(conn, ids: list[int]) -> set[int]:
     out: set[int] = set()
     for chunk, marks in id_chunks(ids):
         out.update(i for (i,) in conn.execute(
-            f"SELECT id FROM assets WHERE id IN ({marks}) AND trashed_at IS NULL AND archived = 0 "
-            "AND motion_of IS NULL", chunk))
+            f"SELECT a.id FROM assets a WHERE a.id IN ({marks}) AND {VISIBLE}", chunk))
     return out
 
 

@@ -46,6 +46,7 @@ import numpy as np
 from photobox.db.connection import connect
 from photobox.db.database import Database
 from photobox.db.sql import id_chunks
+from photobox.library.assets import VISIBLE_WITH_ARCHIVED
 from photobox.vectors import registry
 from photobox.vectors.kernels import get_kernel, set_kernel
 from photobox.vectors.mirror import DENSE_IDS, Mirror
@@ -305,7 +306,7 @@ def missing_assets(conn: apsw.Connection, space_id: int, limit: int, *, before_i
     """
     before = _NO_ID if before_id is None else int(before_id)
     return [i for (i,) in conn.execute(
-        "SELECT a.id FROM assets a WHERE a.id < ? AND a.trashed_at IS NULL AND a.motion_of IS NULL "
+        f"SELECT a.id FROM assets a WHERE a.id < ? AND {VISIBLE_WITH_ARCHIVED} "
         "AND NOT EXISTS (SELECT 1 FROM embedding_entries e "
         "                WHERE e.space_id = ? AND e.asset_id = a.id AND e.present = 1) "
         "ORDER BY a.id DESC LIMIT ?", (before, int(space_id), int(limit)))]

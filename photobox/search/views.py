@@ -10,6 +10,7 @@ from litestar import Request, get
 from litestar.response import Response
 from msgspec import Struct
 
+from photobox.library import albums as album_store
 from photobox.library import timeline
 from photobox.search import filters as search_filters
 from photobox.search.filters import Filters
@@ -71,7 +72,7 @@ async def search_page(request: Request) -> Response:
         from photobox.people.store import list_people
         from photobox.places.store import all_places, cached, countries
 
-        albums = conn.execute("SELECT id, name FROM albums ORDER BY name").fetchall()
+        albums = album_store.album_names(conn)
         return (albums, search_filters.cameras(conn), list_people(conn), cached(conn, "countries", countries),
                 cached(conn, "all_places", all_places))
 

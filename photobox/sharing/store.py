@@ -22,10 +22,13 @@ from dataclasses import dataclass
 import apsw
 
 from photobox.db.sql import id_chunks
+from photobox.library import albums
+from photobox.library.assets import VISIBLE_WITH_ARCHIVED
 from photobox.library.timeline import _TILE, Tile, keyset_neighbors, parse_cursor
 
 __all__ = ["Share", "create_share", "find_share", "get_share", "list_shares", "revoke_share", "new_token",
-           "page", "contains", "neighbors", "asset_ids", "record_view", "token_hash", "MAX_SELECTION"]
+           "page", "contains", "neighbors", "asset_ids", "record_view", "token_hash", "MAX_SELECTION",
+           "camera_and_position"]
 
 MAX_SELECTION = 50_000
 
@@ -81,10 +84,10 @@ def create_share(conn: apsw.Connection, *, album_id: int | None = None, asset_id
     now = time.time() if now is None else now
     token = secrets.token_urlsafe(24)
     if album_id is not None:
-        row = conn.execute("SELECT name FROM albums WHERE id = ?", (album_id,)).fetchone()
-        if row is None:
+        album = albums.get_album(conn, album_id)
+        if album is None:
             raise ValueError("There is no such album.")
-        title = title.strip() or row[0]
+        title = title.strip() or album[1]
         kind = "album"
     else:
         ids = sorted({int(i) for i in asset_ids})
@@ -161,9 +164,9 @@ def record_view(conn: apsw.Connection, share_id: int, *, now: float | None = Non
 
 _SOURCES = {
     "album": ("FROM album_assets x JOIN assets a ON a.id = x.asset_id "
-              "WHERE x.album_id = :album AND a.trashed_at IS NULL AND a.motion_of IS NULL", "x.sort_ts", "x.asset_id"),
+              f"WHERE x.album_id = :album AND {VISIBLE_WITH_ARCHIVED}", "x.sort_ts", "x.asset_id"),
     "assets": ("FROM share_assets x JOIN assets a ON a.id = x.asset_id "
-               "WHERE x.share_id = :share AND a.trashed_at IS NULL AND a.motion_of IS NULL", "x.sort_ts", "x.asset_id"),
+               f"WHERE x.share_id = :share AND {VISIBLE_WITH_ARCHIVED}", "x.sort_ts", "x.asset_id"),
 }
 
 
@@ -199,3 +202,8 @@ def asset_ids(conn: apsw.Connection, share: Share) -> list[int]:
     base, order, ident = _source(share)
     return [r[0] for r in conn.execute(f"SELECT {ident} {base} ORDER BY {order} DESC, {ident} DESC",
                                        {"album": share.album_id, "share": share.id})]
+
+
+def camera_and_position(conn: apsw.Connection, asset_id: int) -> tuple | None:
+    """(make, model, latitude, longitude) of a shared asset, for a share that shows metadata."""
+    return conn.execute("SELECT make, model, latitude, longitude FROM assets WHERE id = ?", (asset_id,)).fetchone()

@@ -27,6 +27,7 @@ from msgspec import Struct
 
 from photobox import auth
 from photobox.datadir.storage import safe_file_name
+from photobox.library import albums as album_store
 from photobox.library import assets as asset_sql
 from photobox.library.paths import derived_path, original_path
 from photobox.media.camera import camera_name
@@ -210,8 +211,7 @@ async def public_viewer(request: Request, token: FromPath[str], asset_id: FromPa
     newer, older = await box.db.read(store.neighbors, share, asset_id)
     facts: list[tuple[str, str]] = []
     if share.show_metadata:
-        row = await box.db.read(lambda c: c.execute(
-            "SELECT make, model, latitude, longitude FROM assets WHERE id = ?", (asset_id,)).fetchone())
+        row = await box.db.read(store.camera_and_position, asset_id)
         if asset.taken_at:
             facts.append(("Taken", asset.taken_at.replace("T", " ")[:16]))
         camera = camera_name(row[0], row[1])
@@ -420,7 +420,7 @@ async def _render_list(request: Request, *, new_link: str | None = None, new_id:
                        error: str | None = None, status_code: int = 200) -> Response:
     box = request.app.state.photobox
     shares = await box.db.read(store.list_shares)
-    albums = dict(await box.db.read(lambda c: c.execute("SELECT id, name FROM albums").fetchall()))
+    albums = dict(await box.db.read(album_store.album_names))
     return page(request, "shares.html", shares=shares, albums=albums, new_link=new_link, new_id=new_id,
                 error=error, now=box.clock(), status_code=status_code)
 

@@ -206,8 +206,8 @@ async def check_assets(request: Request, data: JSONBody[CheckRequest]) -> CheckR
     def lookup(conn) -> list[CheckItem]:
         items = []
         for text, raw in parsed:
-            row = conn.execute("SELECT id FROM assets WHERE checksum = ? LIMIT 1", (raw,)).fetchone()
-            items.append(CheckItem(text, "duplicate", row[0]) if row else CheckItem(text, "new"))
+            found = asset_sql.find_by_checksum(conn, raw)
+            items.append(CheckItem(text, "duplicate", found.id) if found else CheckItem(text, "new"))
         return items
 
     return CheckResponse(await request.app.state.photobox.db.read(lookup))
@@ -292,10 +292,9 @@ async def asset_motion(request: Request, asset_id: FromPath[int]) -> Response:
             return serve_file(request, path, media_type="video/mp4", etag=f'"{asset.id}-motion"',
                               cache_control="private, max-age=86400")
     elif asset.motion_state == "paired":
-        video_id = await box.db.read(lambda c: c.execute(
-            "SELECT id FROM assets WHERE motion_of = ? ORDER BY id LIMIT 1", (asset.id,)).fetchone())
+        video_id = await box.db.read(asset_sql.motion_video, asset.id)
         if video_id:
-            return await _play(request, box, await _asset(box, video_id[0]))
+            return await _play(request, box, await _asset(box, video_id))
     raise NotFoundException("this photo has no motion part")
 
 

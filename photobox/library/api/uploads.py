@@ -23,9 +23,6 @@ import hashlib
 import os
 import secrets
 import time
-import weakref
-from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +33,7 @@ from msgspec import Struct
 
 from photobox.datadir.storage import DiskFullError, ensure_space
 from photobox.inputs import parse_time
+from photobox.library import uploads
 from photobox.library.api.assets import duplicate_of, ingest_upload, parse_checksum
 from photobox.library.ingest import hash_file
 from photobox.web.params import Count, parse_int
@@ -46,8 +44,6 @@ if TYPE_CHECKING:
 __all__ = ["MAX_CHUNK_BYTES", "ROUTES"]
 
 MAX_CHUNK_BYTES = 32 * 1024 * 1024
-#: How many finished uploads' answers are kept for retries of their last chunk.
-_FINISHED_KEPT = 256
 
 
 class NewUpload(Struct):
@@ -66,57 +62,9 @@ class UploadState(Struct):
     warning: str | None = None
 
 
-@dataclass
-class _Finished:
-    """How an upload ended, for a retry of its last chunk."""
-
-    size: int
-    last_offset: int
-    last_chunk_sha1: bytes
-    status_code: int
-    body: Any
-
-
-class _Progress:
-    """One process's state of its resumable uploads: a lock per upload, the running SHA-1
-    ``(bytes covered, hasher)`` per upload, and the answers of recently finished ones.
-
-    Locks live as long as a request holds them (weak values); hashers are dropped on
-    completion, cancel, or when more than a few thousand uploads are open (the SHA-1 is
-    then computed from the file); the finished answers are bounded.
-    """
-
-    def __init__(self) -> None:
-        self.locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-        self.hashers: OrderedDict[str, tuple[int, Any]] = OrderedDict()
-        self.finished: OrderedDict[str, _Finished] = OrderedDict()
-
-    def lock(self, upload_id: str) -> asyncio.Lock:
-        lock = self.locks.get(upload_id)
-        if lock is None:
-            lock = asyncio.Lock()
-            self.locks[upload_id] = lock
-        return lock
-
-    def hashed(self, upload_id: str, offset: int, data: bytes) -> None:
-        """Extend the running SHA-1 with ``data`` written at ``offset`` (under the lock)."""
-        state = self.hashers.pop(upload_id, None)
-        if state is not None and state[0] == offset:
-            state[1].update(data)
-            self.hashers[upload_id] = (offset + len(data), state[1])
-        elif offset == 0:
-            self.hashers[upload_id] = (len(data), hashlib.sha1(data))
-        while len(self.hashers) > 4096:
-            self.hashers.popitem(last=False)
-
-    def finish(self, upload_id: str, record: _Finished) -> None:
-        self.hashers.pop(upload_id, None)
-        self.finished[upload_id] = record
-        while len(self.finished) > _FINISHED_KEPT:
-            self.finished.popitem(last=False)
-
-
-_PROGRESS = _Progress()
+#: This process's uploads in progress: locks, running SHA-1s, recent answers (bounded; the
+#: uploads store owns them with the table).
+_PROGRESS = uploads.PROGRESS
 
 
 def _resumable_dir(box: Photobox) -> Path:
@@ -133,8 +81,7 @@ def _client_time(value: Any) -> float | None:
 
 
 async def _upload_row(box: Photobox, upload_id: str) -> tuple | None:
-    return await box.db.read(lambda c: c.execute(
-        "SELECT id, file_name, size, checksum, received, mtime FROM uploads WHERE id = ?", (upload_id,)).fetchone())
+    return await box.db.read(uploads.get_upload, upload_id)
 
 
 def _gone() -> NotFoundException:
@@ -153,9 +100,8 @@ async def create_upload(request: Request, data: JSONBody[NewUpload]) -> Response
     upload_id = secrets.token_urlsafe(18)
     now = time.time()
     (_resumable_dir(box) / f"{upload_id}.part").touch()
-    await box.db.write(lambda c: c.execute(
-        "INSERT INTO uploads (id, file_name, size, checksum, received, mtime, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, 0, ?, ?, ?)", (upload_id, data.name[:500], data.size, checksum, mtime, now, now)))
+    await box.db.write(lambda c: uploads.create_upload(c, upload_id, name=data.name, size=data.size,
+                                                       checksum=checksum, mtime=mtime, now=now))
     return Response(UploadState(upload_id, 0, data.size), status_code=201)
 
 
@@ -215,13 +161,7 @@ async def upload_chunk(request: Request, upload_id: FromPath[str]) -> Response:
 
         def claim(conn) -> bool:
             # The chunk counts only if nobody moved the offset meanwhile (another process).
-            conn.execute("UPDATE uploads SET received = ?, updated_at = ? WHERE id = ? AND received = ?",
-                         (received, time.time(), upload_id, offset))
-            if conn.changes() != 1:
-                return False
-            if received == size:  # completion is claimed by exactly one request
-                conn.execute("DELETE FROM uploads WHERE id = ? AND received = ?", (upload_id, size))
-            return True
+            return uploads.claim_chunk(conn, upload_id, offset=offset, received=received, size=size, now=time.time())
 
         if not await box.db.write(claim):
             _PROGRESS.hashers.pop(upload_id, None)
@@ -230,7 +170,7 @@ async def upload_chunk(request: Request, upload_id: FromPath[str]) -> Response:
         if received < size:
             return Response(UploadState(upload_id, received, size), headers={"Upload-Offset": str(received)})
         status_code, body = await _complete(box, upload_id, part, name, size, announced, mtime)
-        _PROGRESS.finish(upload_id, _Finished(size, offset, hashlib.sha1(data).digest(), status_code, body))
+        _PROGRESS.finish(upload_id, uploads.Finished(size, offset, hashlib.sha1(data).digest(), status_code, body))
         return Response(body, status_code=status_code)
 
 
@@ -262,7 +202,7 @@ async def cancel_upload(request: Request, upload_id: FromPath[str]) -> None:
     async with _PROGRESS.lock(upload_id):
         if await _upload_row(box, upload_id) is None:
             raise _gone()
-        await box.db.write(lambda c: c.execute("DELETE FROM uploads WHERE id = ?", (upload_id,)))
+        await box.db.write(uploads.delete_upload, upload_id)
         (_resumable_dir(box) / f"{upload_id}.part").unlink(missing_ok=True)
         _PROGRESS.hashers.pop(upload_id, None)
 

@@ -12,7 +12,7 @@ from litestar.params import Body, FromPath
 from litestar.response import Redirect, Response
 from msgspec import Struct
 
-from photobox.library import actions
+from photobox.library import albums as album_store
 from photobox.library.timeline import Scope
 from photobox.library.views.timeline import render_grid_page
 from photobox.web.params import Id
@@ -32,45 +32,33 @@ class CoverForm(Struct):
     csrf_token: str = ""
 
 
-def _albums(conn) -> list[dict]:
-    rows = conn.execute(
-        "SELECT al.id, al.name, al.cover_asset_id, a.thumb_version, a.placeholder, "
-        "(SELECT count(*) FROM album_assets aa WHERE aa.album_id = al.id) "
-        "FROM albums al LEFT JOIN assets a ON a.id = al.cover_asset_id ORDER BY al.updated_at DESC, al.id DESC"
-    ).fetchall()
-    import base64
-
-    return [{"id": r[0], "name": r[1], "cover": r[2], "thumb_version": r[3] or 0,
-             "placeholder": base64.b64encode(r[4]).decode() if r[4] else "", "count": r[5]} for r in rows]
-
-
 @get("/albums", include_in_schema=False)
 async def album_list(request: Request) -> Response:
-    albums = await request.app.state.photobox.db.read(_albums)
+    albums = await request.app.state.photobox.db.read(album_store.list_albums)
     return page(request, "albums.html", albums=albums)
 
 
 @get("/albums/choices", include_in_schema=False)
 async def album_choices(request: Request) -> Response:
-    albums = await request.app.state.photobox.db.read(_albums)
+    albums = await request.app.state.photobox.db.read(album_store.list_albums)
     return page(request, "_album_choices.html", albums=albums)
 
 
 @get("/albums/options", include_in_schema=False)
 async def album_options(request: Request) -> Response:
-    albums = await request.app.state.photobox.db.read(_albums)
+    albums = await request.app.state.photobox.db.read(album_store.list_albums)
     return page(request, "_album_options.html", albums=albums)
 
 
 @post("/albums", include_in_schema=False)
 async def create(request: Request, data: Annotated[AlbumForm, Form]) -> Response:
-    album_id = await request.app.state.photobox.db.write(lambda c: actions.create_album(c, data.name, now=time.time()))
+    album_id = await request.app.state.photobox.db.write(
+        lambda c: album_store.create_album(c, data.name, now=time.time()))
     return Redirect(f"/albums/{album_id}", status_code=303)
 
 
 async def _album(request: Request, album_id: int) -> tuple:
-    row = await request.app.state.photobox.db.read(
-        lambda c: c.execute("SELECT id, name, description FROM albums WHERE id = ?", (album_id,)).fetchone())
+    row = await request.app.state.photobox.db.read(album_store.get_album, album_id)
     if row is None:
         raise NotFoundException("no such album")
     return row
@@ -85,26 +73,23 @@ async def album_page(request: Request, album_id: FromPath[int]) -> Response:
 @post("/albums/{album_id:int}", include_in_schema=False)
 async def update(request: Request, album_id: FromPath[int], data: Annotated[AlbumForm, Form]) -> Response:
     await _album(request, album_id)
-    await request.app.state.photobox.db.write(lambda c: c.execute(
-        "UPDATE albums SET name = ?, description = ?, updated_at = ? WHERE id = ?",
-        (data.name.strip()[:200] or "Untitled album", data.description.strip()[:2000], time.time(), album_id)))
+    await request.app.state.photobox.db.write(
+        lambda c: album_store.update_album(c, album_id, data.name, data.description, now=time.time()))
     return Redirect(f"/albums/{album_id}", status_code=303)
 
 
 @post("/albums/{album_id:int}/cover", include_in_schema=False)
 async def set_cover(request: Request, album_id: FromPath[int], data: Annotated[CoverForm, Form]) -> Response:
     await _album(request, album_id)
-    await request.app.state.photobox.db.write(lambda c: c.execute(
-        "UPDATE albums SET cover_asset_id = ?, updated_at = ? WHERE id = ? AND EXISTS "
-        "(SELECT 1 FROM album_assets WHERE album_id = ? AND asset_id = ?)",
-        (data.asset_id, time.time(), album_id, album_id, data.asset_id)))
+    await request.app.state.photobox.db.write(
+        lambda c: album_store.set_cover(c, album_id, data.asset_id, now=time.time()))
     return Redirect(f"/photos/{data.asset_id}?in=album-{album_id}", status_code=303)
 
 
 @post("/albums/{album_id:int}/delete", include_in_schema=False)
 async def delete_album(request: Request, album_id: FromPath[int]) -> Response:
     await _album(request, album_id)
-    await request.app.state.photobox.db.write(lambda c: c.execute("DELETE FROM albums WHERE id = ?", (album_id,)))
+    await request.app.state.photobox.db.write(album_store.delete_album, album_id)
     return Redirect("/albums", status_code=303)
 
 

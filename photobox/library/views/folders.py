@@ -13,7 +13,8 @@ from litestar.params import Body, FromPath
 from litestar.response import Response
 from msgspec import Struct
 
-from photobox.library import libraries
+from photobox.library import assets, libraries
+from photobox.library.paths import UPLOAD_LIBRARY_ID
 from photobox.web.params import Count
 from photobox.web.views.settings_page import render_settings
 
@@ -37,8 +38,7 @@ def libraries_section(box, conn) -> dict:
 
 def storage_section(box, conn) -> dict:
     usage = shutil.disk_usage(box.data_dir)
-    count, size = conn.execute("SELECT count(*), coalesce(sum(size), 0) FROM assets WHERE library_id = 1").fetchone()
-    ext_count = conn.execute("SELECT count(*) FROM assets WHERE library_id != 1").fetchone()[0]
+    count, size, ext_count = assets.library_totals(conn, UPLOAD_LIBRARY_ID)
     return {"storage": {"data_dir": str(box.data_dir), "free": usage.free, "total": usage.total, "uploaded": count,
                         "uploaded_bytes": size, "external": ext_count}}
 
@@ -72,8 +72,7 @@ async def scan_library(request: Request, library_id: FromPath[int]) -> Response:
 async def remove_library(request: Request, library_id: FromPath[int]) -> Response:
     box = request.app.state.photobox
     try:
-        await box.db.write(lambda c: (libraries.remove_library(c, library_id),
-                                      c.execute("DELETE FROM libraries WHERE id = ? AND kind = 'external'", (library_id,))))
+        await box.db.write(libraries.remove_library, library_id)
     except ValueError as exc:
         return await _render(request, error=str(exc), status_code=400)
     return await _render(request, message="Library removed. Its files were not touched; its photos are in the trash.")

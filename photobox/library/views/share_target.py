@@ -27,6 +27,7 @@ from litestar.response import Redirect
 from multipart import MultipartError, MultipartSegment, PushMultipartParser
 
 from photobox.datadir.storage import DiskFullError, TempWriter, ensure_space
+from photobox.library import assets
 from photobox.library.ingest import RejectedFile, ingest_temp_file
 from photobox.resources import STATIC_DIR
 from photobox.web.params import Count, content_length, parse_int
@@ -130,14 +131,7 @@ async def share_done(request: Request, new: FromQuery[str] = "", dup: FromQuery[
     new_ids, dup_ids = _ids(new, "new"), _ids(dup, "dup")
     wanted = new_ids + dup_ids
 
-    def load(conn) -> dict[int, tuple]:
-        if not wanted:
-            return {}
-        marks = ",".join("?" * len(wanted))
-        return {r[0]: r for r in conn.execute(
-            f"SELECT id, original_name, kind, thumb_version FROM assets WHERE id IN ({marks})", wanted)}
-
-    rows = await request.app.state.photobox.db.read(load)
+    rows = await request.app.state.photobox.db.read(assets.summaries, wanted)
     return page(request, "share.html", new=[rows[i] for i in new_ids if i in rows],
                 dup=[rows[i] for i in dup_ids if i in rows], refused=max(0, refused))
 

@@ -15,8 +15,7 @@ from litestar.params import Body, FromQuery
 from litestar.response import Redirect, Response
 from msgspec import Struct
 
-from photobox.db.sql import id_chunks
-from photobox.library import actions, timeline
+from photobox.library import actions, albums, assets, timeline
 from photobox.library.paths import original_path
 from photobox.library.timeline import Scope, Tile
 from photobox.web.files import stream_zip
@@ -78,7 +77,7 @@ _month_cache: dict[str, object] = {"key": None, "value": []}
 
 async def months(box) -> list:
     """The scrubber's years and months, cached until an asset changes."""
-    key = await box.db.read(lambda c: c.execute("SELECT max(id), max(updated_at) FROM assets").fetchone())
+    key = await box.db.read(assets.version)
     if _month_cache["key"] != key:
         _month_cache["value"] = await box.db.read(timeline.month_index, time_limit_ms=box.settings.web_query_time_limit_ms)
         _month_cache["key"] = key
@@ -158,16 +157,16 @@ async def bulk(request: Request, data: Annotated[BulkForm, Body(media_type=Reque
     if len(ids) > 50_000:
         raise ClientException("too many at once")
     now = time.time()
-    if data.action in actions.ACTIONS:
-        await box.db.write(lambda c: actions.apply_action(c, data.action, ids, now=now))
+    if data.action in assets.ACTIONS:
+        await box.db.write(lambda c: assets.apply_action(c, data.action, ids, now=now))
     elif data.action == "album_add" and data.album_id:
-        await box.db.write(lambda c: actions.add_to_album(c, data.album_id, ids, now=now))
+        await box.db.write(lambda c: albums.add_to_album(c, data.album_id, ids, now=now))
     elif data.action == "album_remove" and data.album_id:
-        await box.db.write(lambda c: actions.remove_from_album(c, data.album_id, ids, now=now))
+        await box.db.write(lambda c: albums.remove_from_album(c, data.album_id, ids, now=now))
     elif data.action == "album_new":
         def create(c):
-            album_id = actions.create_album(c, data.album_name or "New album", now=now)
-            actions.add_to_album(c, album_id, ids, now=now)
+            album_id = albums.create_album(c, data.album_name or "New album", now=now)
+            albums.add_to_album(c, album_id, ids, now=now)
             return album_id
         album_id = await box.db.write(create)
         data.back = f"/albums/{album_id}"
@@ -200,13 +199,11 @@ async def download(request: Request,
 
     def entries(conn):
         out = []
-        for chunk, marks in id_chunks(ids):
-            for _asset_id, lib, rel, name in conn.execute(
-                    f"SELECT id, library_id, rel_path, original_name FROM assets WHERE id IN ({marks})", chunk):
-                try:
-                    out.append((name, original_path(box, conn, lib, rel)))
-                except (ValueError, KeyError):  # a stored path that leaves its library: skip it
-                    continue
+        for _asset_id, lib, rel, name in assets.file_rows(conn, ids):
+            try:
+                out.append((name, original_path(box, conn, lib, rel)))
+            except (ValueError, KeyError):  # a stored path that leaves its library: skip it
+                continue
         return out
 
     files = await box.db.read(entries)

@@ -12,17 +12,12 @@ from litestar.params import FromPath
 from litestar.response import Response
 
 from photobox.jobs.failures import asset_failure
-from photobox.library import timeline
+from photobox.library import albums as album_store
+from photobox.library import assets, timeline
 from photobox.library.assets import date_basis
 from photobox.library.timeline import Scope
 from photobox.media.camera import camera_name
 from photobox.web.render import page
-
-_DETAIL_COLUMNS = ("id, kind, original_name, mime, size, taken_at, tz_offset_min, taken_at_source, width, height, "
-                   "display_width, display_height, duration, latitude, longitude, altitude, make, model, lens, "
-                   "exposure_time, f_number, iso, focal_length, favorite, archived, trashed_at, offline, thumb_version, "
-                   "motion_state, rendition, description, error, library_id, rel_path, motion_of, sort_ts, mtime, created_at, "
-                   "metadata")
 
 
 def _exposure(seconds: float | None) -> str | None:
@@ -70,20 +65,18 @@ async def viewer(request: Request, asset_id: FromPath[int]) -> Response:
     scope = Scope.parse(request.query_params.get("in"))
 
     def load(conn):
-        row = conn.execute(f"SELECT {_DETAIL_COLUMNS} FROM assets WHERE id = ?", (asset_id,)).fetchone()
-        if row is None:
+        asset = assets.details(conn, asset_id)
+        if asset is None:
             return None
-        asset = dict(zip([c.strip() for c in _DETAIL_COLUMNS.split(",")], row))
         view_scope = scope
         if asset["trashed_at"] is not None and scope.name != "trash":
             view_scope = Scope("trash")
         newer, older = timeline.neighbors(conn, view_scope, asset_id)
-        albums = conn.execute("SELECT al.id, al.name FROM album_assets aa JOIN albums al ON al.id = aa.album_id "
-                              "WHERE aa.asset_id = ? ORDER BY al.name", (asset_id,)).fetchall()
+        albums = album_store.albums_of(conn, asset_id)
         album_name = None
         if view_scope.name == "album":
-            r = conn.execute("SELECT name FROM albums WHERE id = ?", (view_scope.album_id,)).fetchone()
-            album_name = r[0] if r else None
+            r = album_store.get_album(conn, view_scope.album_id)
+            album_name = r[1] if r else None
         asset.update(faces=[], place=None)
         for feature in box.features:  # people, places… say what they know of this photo
             for details in feature.asset_details:
