@@ -27,12 +27,14 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from photobox import __version__, auth
 from photobox.core import Photobox
 from photobox.datadir.storage import DiskFullError
+from photobox.db import QueryTimeout
 from photobox.db.sql import MissingRow
 from photobox.resources import STATIC_DIR, TEMPLATES_DIR
 from photobox.settings import Settings, load_settings
 from photobox.throttle import GuessThrottle
 from photobox.web import basic_auth, storage_gate
 from photobox.web.api import server as api_server
+from photobox.web.deps import DEPENDENCIES, photobox_of
 from photobox.web.params import BodyCutShortMiddleware, PhotoboxRequest, bounded_path_ids
 from photobox.web.render import page
 from photobox.web.security import AuthMiddleware, SecurityHeadersMiddleware, guard
@@ -53,26 +55,26 @@ def _wants_html(request: Request) -> bool:
     return not _path(request).startswith("/api/") and "text/html" in request.headers.get("accept", "")
 
 
-def _not_authorized(request: Request, exc: NotAuthorizedException) -> Response:
+def _not_authorized(request: PhotoboxRequest, exc: NotAuthorizedException) -> Response:
     if basic_auth.is_dav_request(request):
         return basic_auth.unauthorized(request)
-    if not _wants_html(request) and request.headers.get("hx-request") != "true":
+    if not _wants_html(request) and not request.htmx:
         return Response({"status_code": 401, "detail": "authentication required: log in or send an API key"},
                         status_code=401, headers={"WWW-Authenticate": 'Bearer realm="photobox"'})
     target = "/login"
-    with request.app.state.photobox.db.reader() as conn:  # one indexed row: fine inline
+    with photobox_of(request.app).db.reader() as conn:  # one indexed row: fine inline
         if auth.get_owner(conn) is None:
             target = "/setup"
     if target == "/login" and request.method == "GET" and _path(request) != "/":
         from urllib.parse import quote
         query = request.scope.get("query_string", b"").decode("latin-1")
         target += "?next=" + quote(_path(request) + (f"?{query}" if query else ""), safe="/")
-    if request.headers.get("hx-request") == "true":
+    if request.htmx:
         return Response("", status_code=401, headers={"HX-Redirect": target})
     return Redirect(target, status_code=303)
 
 
-def _http_error(request: Request, exc: HTTPException) -> Response:
+def _http_error(request: PhotoboxRequest, exc: HTTPException) -> Response:
     extra = getattr(exc, "extra", None)
     if isinstance(extra, list) and extra and exc.status_code == 400:
         # Litestar's "Validation failed for …" alone does not say what to fix: name the fields.
@@ -80,7 +82,7 @@ def _http_error(request: Request, exc: HTTPException) -> Response:
                             for e in extra[:5] if isinstance(e, dict))
         exc = HTTPException(status_code=400, detail=f"{exc.detail}: {reasons}" if reasons else exc.detail,
                             headers=exc.headers)
-    if _wants_html(request) and request.headers.get("hx-request") != "true":
+    if _wants_html(request) and not request.htmx:
         return page(request, "error.html", status_code=exc.status_code, status=exc.status_code, detail=exc.detail)
     return Response({"status_code": exc.status_code, "detail": exc.detail}, status_code=exc.status_code,
                     headers=getattr(exc, "headers", None) or None)
@@ -92,6 +94,13 @@ def _missing_row(request: Request, exc: MissingRow) -> Response:
 
 def _disk_full(request: Request, exc: DiskFullError) -> Response:
     return _http_error(request, HTTPException(status_code=507, detail=str(exc)))
+
+
+def _query_timeout(request: Request, exc: QueryTimeout) -> Response:
+    # The web query time limit (photobox.web.deps) stopped a read: the server is fine, the
+    # question was too big for it. A 503 says so; a 500 would say photobox is broken.
+    log.warning("%s %s stopped: %s", request.method, _path(request), exc)
+    return _http_error(request, HTTPException(status_code=503, detail="this took too long; try a narrower view"))
 
 
 def _database_full(request: Request, exc: Exception) -> Response:
@@ -136,6 +145,7 @@ def create_app(settings: Settings | None = None, *, photobox: Photobox | None = 
         middleware=[SecurityHeadersMiddleware(), storage_gate.StorageGateMiddleware(), BodyCutShortMiddleware(),
                     AuthMiddleware()],
         guards=[guard, bounded_path_ids],
+        dependencies=DEPENDENCIES,
         request_class=PhotoboxRequest,
         # One budget for every way a password is tried (login, WebDAV, share links): photobox.throttle.
         state=State({"photobox": box, "password_throttle": GuessThrottle(limit=box.settings.login_attempts)}),
@@ -155,6 +165,7 @@ def create_app(settings: Settings | None = None, *, photobox: Photobox | None = 
             HTTPException: _http_error,
             DiskFullError: _disk_full,
             MissingRow: _missing_row,
+            QueryTimeout: _query_timeout,
             apsw.FullError: _database_full,
             Exception: _server_error,
         },

@@ -14,6 +14,7 @@ from msgspec import Struct
 
 from photobox.library import actions
 from photobox.library.timeline import Scope
+from photobox.web.deps import Box, Read
 from photobox.web.params import Id
 from photobox.web.render import page
 from photobox.library.views.timeline import render_grid_page
@@ -45,31 +46,31 @@ def _albums(conn) -> list[dict]:
 
 
 @get("/albums", include_in_schema=False)
-async def album_list(request: Request) -> Response:
-    albums = await request.app.state.photobox.db.read(_albums)
+async def album_list(request: Request, read: Read) -> Response:
+    albums = await read(_albums)
     return page(request, "albums.html", albums=albums)
 
 
 @get("/albums/choices", include_in_schema=False)
-async def album_choices(request: Request) -> Response:
-    albums = await request.app.state.photobox.db.read(_albums)
+async def album_choices(request: Request, read: Read) -> Response:
+    albums = await read(_albums)
     return page(request, "_album_choices.html", albums=albums)
 
 
 @get("/albums/options", include_in_schema=False)
-async def album_options(request: Request) -> Response:
-    albums = await request.app.state.photobox.db.read(_albums)
+async def album_options(request: Request, read: Read) -> Response:
+    albums = await read(_albums)
     return page(request, "_album_options.html", albums=albums)
 
 
 @post("/albums", include_in_schema=False)
-async def create(request: Request, data: Annotated[AlbumForm, Form]) -> Response:
-    album_id = await request.app.state.photobox.db.write(lambda c: actions.create_album(c, data.name, now=time.time()))
+async def create(box: Box, data: Annotated[AlbumForm, Form]) -> Response:
+    album_id = await box.db.write(lambda c: actions.create_album(c, data.name, now=time.time()))
     return Redirect(f"/albums/{album_id}", status_code=303)
 
 
-async def _album(request: Request, album_id: int) -> tuple:
-    row = await request.app.state.photobox.db.read(
+async def _album(read: Read, album_id: int) -> tuple:
+    row = await read(
         lambda c: c.execute("SELECT id, name, description FROM albums WHERE id = ?", (album_id,)).fetchone())
     if row is None:
         raise NotFoundException("no such album")
@@ -77,24 +78,26 @@ async def _album(request: Request, album_id: int) -> tuple:
 
 
 @get("/albums/{album_id:int}", include_in_schema=False)
-async def album_page(request: Request, album_id: FromPath[int]) -> Response:
-    _, name, description = await _album(request, album_id)
-    return await render_grid_page(request, Scope("album", album_id), title=name, album_description=description)
+async def album_page(request: Request, read: Read, album_id: FromPath[int]) -> Response:
+    _, name, description = await _album(read, album_id)
+    return await render_grid_page(request, read, Scope("album", album_id), title=name, album_description=description)
 
 
 @post("/albums/{album_id:int}", include_in_schema=False)
-async def update(request: Request, album_id: FromPath[int], data: Annotated[AlbumForm, Form]) -> Response:
-    await _album(request, album_id)
-    await request.app.state.photobox.db.write(lambda c: c.execute(
+async def update(box: Box, read: Read, album_id: FromPath[int],
+                 data: Annotated[AlbumForm, Form]) -> Response:
+    await _album(read, album_id)
+    await box.db.write(lambda c: c.execute(
         "UPDATE albums SET name = ?, description = ?, updated_at = ? WHERE id = ?",
         (data.name.strip()[:200] or "Untitled album", data.description.strip()[:2000], time.time(), album_id)))
     return Redirect(f"/albums/{album_id}", status_code=303)
 
 
 @post("/albums/{album_id:int}/cover", include_in_schema=False)
-async def set_cover(request: Request, album_id: FromPath[int], data: Annotated[CoverForm, Form]) -> Response:
-    await _album(request, album_id)
-    await request.app.state.photobox.db.write(lambda c: c.execute(
+async def set_cover(box: Box, read: Read, album_id: FromPath[int],
+                    data: Annotated[CoverForm, Form]) -> Response:
+    await _album(read, album_id)
+    await box.db.write(lambda c: c.execute(
         "UPDATE albums SET cover_asset_id = ?, updated_at = ? WHERE id = ? AND EXISTS "
         "(SELECT 1 FROM album_assets WHERE album_id = ? AND asset_id = ?)",
         (data.asset_id, time.time(), album_id, album_id, data.asset_id)))
@@ -102,9 +105,9 @@ async def set_cover(request: Request, album_id: FromPath[int], data: Annotated[C
 
 
 @post("/albums/{album_id:int}/delete", include_in_schema=False)
-async def delete_album(request: Request, album_id: FromPath[int]) -> Response:
-    await _album(request, album_id)
-    await request.app.state.photobox.db.write(lambda c: c.execute("DELETE FROM albums WHERE id = ?", (album_id,)))
+async def delete_album(box: Box, read: Read, album_id: FromPath[int]) -> Response:
+    await _album(read, album_id)
+    await box.db.write(lambda c: c.execute("DELETE FROM albums WHERE id = ?", (album_id,)))
     return Redirect("/albums", status_code=303)
 
 
