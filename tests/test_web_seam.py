@@ -60,7 +60,8 @@ def impatient(tmp_path):
                 conn.execute(f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) "
                              f"INSERT INTO {table} (name, created_at, updated_at) SELECT 'x' || i, 0, 0 FROM n")
             conn.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) "
-                         "INSERT INTO jobs (kind, target, state, created_at, updated_at) SELECT 'test.none', i, 'done', 0, 0 FROM n")
+                         "INSERT INTO jobs (kind, target, state, created_at, updated_at) "
+                         "SELECT 'test.none', i, 'done', 0, 0 FROM n")
         yield client
 
 

@@ -69,7 +69,8 @@ def verify_database_file(path: Path, *, full: bool = False) -> dict:
     except apsw.Error as exc:
         raise BackupError(f"{path.name} cannot be opened: {exc}") from None
     try:
-        result = conn.execute("PRAGMA integrity_check" if full else "PRAGMA quick_check").fetchall()
+        pragma = "integrity_check" if full else "quick_check"
+        result = conn.execute(f"PRAGMA {pragma}").fetchall()
         if [r[0] for r in result] != ["ok"]:
             raise BackupError(f"{path.name} is damaged: {'; '.join(str(r[0]) for r in result[:3])}")
         tables = {n for (n,) in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}

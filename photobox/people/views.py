@@ -66,8 +66,8 @@ async def person_page(request: Request, read: Read, person_id: FromPath[int]) ->
                 store.merge_suggestions(conn, person_id))
 
     others, suggestions = await read(load)
-    return await render_grid_page(request, read, Scope("person", person_id=person_id), title=person.label, person=person,
-                                  merge_choices=others, suggestions=suggestions)
+    return await render_grid_page(request, read, Scope("person", person_id=person_id), title=person.label,
+                                  person=person, merge_choices=others, suggestions=suggestions)
 
 
 @get("/people/unassigned", include_in_schema=False)

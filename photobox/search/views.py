@@ -6,7 +6,6 @@ import asyncio
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-
 from litestar import Request, get
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import apsw
 
 from photobox.db.sql import id_chunks
-from photobox.library.timeline import TILE_COLUMNS as _TILE, Tile, keyset_neighbors, parse_cursor
+from photobox.library.timeline import TILE_COLUMNS as _TILE
+from photobox.library.timeline import Tile, keyset_neighbors, parse_cursor
 
 __all__ = ["Share", "create_share", "find_share", "get_share", "list_shares", "revoke_share", "new_token",
            "page", "contains", "neighbors", "asset_ids", "record_view", "token_hash", "MAX_SELECTION"]

@@ -118,8 +118,9 @@ async def receive_body(box: Photobox, chunks: AsyncIterable[bytes], headers: Map
             async for chunk in chunks:
                 await sink.write(chunk)
             await sink.end()
-            if length is not None and received.files[0].size != length:
-                raise ClientException(f"the body has {received.files[0].size} bytes but Content-Length said {length}")
+            size = received.files[0].size
+            if length is not None and size != length:
+                raise ClientException(f"the body has {size} bytes but Content-Length said {length}")
         else:
             await _receive_form(sink, chunks, boundary, length, form)
     except BaseException as exc:
@@ -180,8 +181,9 @@ async def _receive_form(sink: _Sink, chunks: AsyncIterable[bytes], boundary: str
                     if storing:
                         files += 1
                         if files > form.max_files:
-                            raise ClientException(f"send at most {form.max_files} file{'s' if form.max_files > 1 else ''} "
-                                                  f"in one request; nothing was stored")
+                            noun = "file" if form.max_files == 1 else "files"
+                            raise ClientException(f"send at most {form.max_files} {noun} in one request; "
+                                                  f"nothing was stored")
                         sink.start(event.filename or "")
                 elif event is None:  # the end of the segment
                     if storing:

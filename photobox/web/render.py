@@ -16,7 +16,8 @@ from photobox.web.security import csrf_token_for
 __all__ = ["page"]
 
 
-def page(request: HTMXRequest, name: str, *, block: str | None = None, status_code: int = 200, **context: Any) -> Response:
+def page(request: HTMXRequest, name: str, *, block: str | None = None, status_code: int = 200,
+         **context: Any) -> Response:
     """Render ``name`` with the common context; for an HTMX request with ``block``, just that block."""
     box = photobox_of(request.app)
     user = request.scope.get("user")

@@ -78,7 +78,8 @@ async def remove_library(request: HTMXRequest, box: Box, read: Read,
                                       c.execute("DELETE FROM libraries WHERE id = ? AND kind = 'external'", (library_id,))))
     except ValueError as exc:
         return await _render(request, box, read, error=str(exc), status_code=400)
-    return await _render(request, box, read, message="Library removed. Its files were not touched; its photos are in the trash.")
+    return await _render(request, box, read,
+                         message="Library removed. Its files were not touched; its photos are in the trash.")
 
 
 ROUTES = [add_library, scan_library, remove_library]
