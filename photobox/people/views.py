@@ -107,8 +107,9 @@ async def merge(box: Box, read: Read, person_id: FromPath[int],
 
 @post("/faces/{face_id:int}/not", include_in_schema=False)
 async def not_this_person(box: Box, face_id: FromPath[int], data: Annotated[FaceForm, Form]) -> Response:
-    if data.person_id is not None:
-        await box.db.write(lambda c: store.not_this_person(c, face_id, data.person_id))
+    person_id = data.person_id
+    if person_id is not None:
+        await box.db.write(lambda c: store.not_this_person(c, face_id, person_id))
     return Redirect(local_path(data.back, "/people"), status_code=303)
 
 

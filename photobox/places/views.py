@@ -164,10 +164,10 @@ class CountryOut(Struct):
 async def api_places(request: Request, read: Read) -> list[CountryOut] | list[PlaceOut]:
     code = (request.query_params.get("country") or "").upper()
     if code:
-        rows = await read(lambda c: store.cities(c, _country_code(code)))
-        return [PlaceOut(p.id, p.city, p.region, p.country_code, p.country, p.count) for p in rows]
-    rows = await read(store.countries)
-    return [CountryOut(c.code, c.name, c.count, c.cities, c.cover_id) for c in rows]
+        towns = await read(lambda c: store.cities(c, _country_code(code)))
+        return [PlaceOut(p.id, p.city, p.region, p.country_code, p.country, p.count) for p in towns]
+    countries = await read(store.countries)
+    return [CountryOut(c.code, c.name, c.count, c.cities, c.cover_id) for c in countries]
 
 
 ROUTES = [places_page, country_page, country_photos, town_photos, map_points, api_places]

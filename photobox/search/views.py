@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
 from litestar import Request, get
@@ -62,7 +63,7 @@ async def search_page(request: HTMXRequest, box: Box, read: Read) -> Response:
     if start + PAGE < len(outcome.ids):
         more = "/search?" + _query_string(q, like, f, start=str(start + PAGE))
     scope = SearchScope(_query_string(q, like, f))
-    context = {"q": q, "like": like, "filters": f, "tiles": tiles, "more": more, "scope": scope,
+    context: dict[str, Any] = {"q": q, "like": like, "filters": f, "tiles": tiles, "more": more, "scope": scope,
                "message": outcome.message, "ml": box.models.status()}
     if request.htmx:
         block = "more_tiles" if start else "results"

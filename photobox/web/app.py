@@ -36,7 +36,7 @@ from photobox.web import basic_auth, storage_gate
 from photobox.web.api import server as api_server
 from photobox.web.deps import DEPENDENCIES, photobox_of
 from photobox.web.params import BodyCutShortMiddleware, PhotoboxRequest, bounded_path_ids
-from photobox.web.render import page
+from photobox.web.render import from_htmx, page
 from photobox.web.security import AuthMiddleware, SecurityHeadersMiddleware, guard
 from photobox.web.views import account, health, jobs, settings_page
 
@@ -55,10 +55,10 @@ def _wants_html(request: Request) -> bool:
     return not _path(request).startswith("/api/") and "text/html" in request.headers.get("accept", "")
 
 
-def _not_authorized(request: PhotoboxRequest, exc: NotAuthorizedException) -> Response:
+def _not_authorized(request: Request, exc: NotAuthorizedException) -> Response:
     if basic_auth.is_dav_request(request):
         return basic_auth.unauthorized(request)
-    if not _wants_html(request) and not request.htmx:
+    if not _wants_html(request) and not from_htmx(request):
         return Response({"status_code": 401, "detail": "authentication required: log in or send an API key"},
                         status_code=401, headers={"WWW-Authenticate": 'Bearer realm="photobox"'})
     target = "/login"
@@ -69,12 +69,12 @@ def _not_authorized(request: PhotoboxRequest, exc: NotAuthorizedException) -> Re
         from urllib.parse import quote
         query = request.scope.get("query_string", b"").decode("latin-1")
         target += "?next=" + quote(_path(request) + (f"?{query}" if query else ""), safe="/")
-    if request.htmx:
+    if from_htmx(request):
         return Response("", status_code=401, headers={"HX-Redirect": target})
     return Redirect(target, status_code=303)
 
 
-def _http_error(request: PhotoboxRequest, exc: HTTPException) -> Response:
+def _http_error(request: Request, exc: HTTPException) -> Response:
     extra = getattr(exc, "extra", None)
     if isinstance(extra, list) and extra and exc.status_code == 400:
         # Litestar's "Validation failed for …" alone does not say what to fix: name the fields.
@@ -82,7 +82,7 @@ def _http_error(request: PhotoboxRequest, exc: HTTPException) -> Response:
                             for e in extra[:5] if isinstance(e, dict))
         exc = HTTPException(status_code=400, detail=f"{exc.detail}: {reasons}" if reasons else exc.detail,
                             headers=exc.headers)
-    if _wants_html(request) and not request.htmx:
+    if _wants_html(request) and not from_htmx(request):
         return page(request, "error.html", status_code=exc.status_code, status=exc.status_code, detail=exc.detail)
     return Response({"status_code": exc.status_code, "detail": exc.detail}, status_code=exc.status_code,
                     headers=getattr(exc, "headers", None) or None)

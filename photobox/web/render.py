@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from litestar import Request
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
 
@@ -13,10 +14,16 @@ from photobox.hints import command
 from photobox.web.deps import photobox_of
 from photobox.web.security import csrf_token_for
 
-__all__ = ["page"]
+__all__ = ["from_htmx", "page"]
 
 
-def page(request: HTMXRequest, name: str, *, block: str | None = None, status_code: int = 200,
+def from_htmx(request: Request) -> bool:
+    """Whether HTMX sent ``request``. The app's request class is an ``HTMXRequest``, whose
+    ``request.htmx`` handlers read directly; code given any request (error handlers) asks here."""
+    return isinstance(request, HTMXRequest) and bool(request.htmx)
+
+
+def page(request: Request, name: str, *, block: str | None = None, status_code: int = 200,
          **context: Any) -> Response:
     """Render ``name`` with the common context; for an HTMX request with ``block``, just that block."""
     box = photobox_of(request.app)
@@ -34,7 +41,7 @@ def page(request: HTMXRequest, name: str, *, block: str | None = None, status_co
         # backup: missing library folders (unmounted disks), shown as a banner on every page
         storage_problems=getattr(box, "storage_problems", None) or [],
     )
-    if block is not None and request.htmx:
+    if block is not None and from_htmx(request):
         engine = request.app.template_engine
         template = engine.engine.get_template(name)  # type: ignore[attr-defined]
         ctx = template.new_context(context)

@@ -157,12 +157,13 @@ async def bulk(request: HTMXRequest, box: Box,
     if len(ids) > 50_000:
         raise ClientException("too many at once")
     now = time.time()
+    album = data.album_id
     if data.action in actions.ACTIONS:
         await box.db.write(lambda c: actions.apply_action(c, data.action, ids, now=now))
-    elif data.action == "album_add" and data.album_id:
-        await box.db.write(lambda c: actions.add_to_album(c, data.album_id, ids, now=now))
-    elif data.action == "album_remove" and data.album_id:
-        await box.db.write(lambda c: actions.remove_from_album(c, data.album_id, ids, now=now))
+    elif data.action == "album_add" and album:
+        await box.db.write(lambda c: actions.add_to_album(c, album, ids, now=now))
+    elif data.action == "album_remove" and album:
+        await box.db.write(lambda c: actions.remove_from_album(c, album, ids, now=now))
     elif data.action == "album_new":
         def create(c):
             album_id = actions.create_album(c, data.album_name or "New album", now=now)

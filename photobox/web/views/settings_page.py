@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 from litestar import get, post
 from litestar.enums import RequestEncodingType
@@ -41,7 +41,7 @@ async def render_settings(request: HTMXRequest, box: Box, read: Read, *,
     (``@feature.settings_section``). For an HTMX request, just ``block`` of ``block_template``."""
 
     def load(conn) -> dict:
-        context = {"keys": auth.list_api_keys(conn), "sections": []}
+        context: dict[str, Any] = {"keys": auth.list_api_keys(conn), "sections": []}
         for feature in box.features:
             for section in feature.settings_sections:
                 context.update(section.load(box, conn))
