@@ -42,7 +42,7 @@ SETTINGS: tuple[Setting, ...] = (
             "How long a connection waits for a lock held by another process (e.g. the CLI) before failing."),
     Setting("web_query_time_limit_ms", 2000, int,
             "A database query made for a web request is interrupted after this long, so one slow page "
-            "cannot starve the Pi."),
+            "cannot starve the Pi; the request is answered 503 (try a narrower view)."),
     Setting("read_connections", 4, int, "Reader connections kept open for web requests."),
     Setting("job_poll_seconds", 5.0, float,
             "How often the scheduler looks for jobs queued by other processes (the CLI) or due for retry."),

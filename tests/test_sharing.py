@@ -6,6 +6,7 @@ real pipeline; the metadata checks read the bytes that leave photobox."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import zipfile
 from fractions import Fraction
@@ -461,3 +462,22 @@ def test_public_grid_is_keyset_paginated(owner_client, lib, monkeypatch):
     # Deleting the album ends its links.
     c.post(f"/albums/{lib['album']}/delete", data={"csrf_token": lib["csrf"]})
     assert a.get(f"/s/{token}").status_code == 404
+
+
+def test_a_resumed_download_of_a_cleaned_original_never_splices_two_versions(owner_client, lib):
+    """A cleaned original (metadata renamed in place) has no ETag: a client resuming a download
+    it began while the link showed metadata (``If-Range`` with that version's ETag) gets the
+    whole cleaned file, never cleaned bytes spliced onto the raw ones (served through
+    ``photobox.web.files.serve_file`` like every file)."""
+    c = owner_client
+    ids, raw = lib["ids"], lib["raw"]
+    token = make_share(c, lib, album_id=lib["album"], allow_download="1")
+    a = anon(c)
+    url = f"/s/{token}/a/{ids['clip.mov']}/original"
+    whole = a.get(url)
+    assert whole.status_code == 200 and "etag" not in whole.headers and whole.headers["accept-ranges"] == "bytes"
+    raw_etag = f'"{hashlib.sha1(raw["clip.mov"]).hexdigest()}"'
+    resumed = a.get(url, headers={"range": "bytes=1000-", "if-range": raw_etag})
+    assert resumed.status_code == 200 and resumed.content == whole.content
+    part = a.get(url, headers={"range": "bytes=10-19"})  # without If-Range, ranges still line up
+    assert part.status_code == 206 and part.content == whole.content[10:20]

@@ -28,7 +28,6 @@ import time
 import unicodedata
 import uuid
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
 from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 from litestar import Request, Response, asgi
@@ -36,18 +35,18 @@ from litestar.exceptions import ClientException
 from litestar.response import Stream
 from litestar.types import Receive, Scope, Send
 
-from photobox.datadir.storage import DiskFullError, TempWriter, ensure_space
+from photobox.datadir.storage import DiskFullError
 from photobox.dav import props, store
 from photobox.dav.store import ROOT, UPLOAD
+from photobox.db import QueryTimeout
 from photobox.inputs import parse_time
 from photobox.library import assets as asset_sql
 from photobox.library.ingest import RejectedFile, ingest_temp_file
 from photobox.library.paths import original_path
 from photobox.web import params, proxy
+from photobox.web.deps import Box, Read, photobox_of, reader_for
 from photobox.web.files import serve_file
-
-if TYPE_CHECKING:
-    from photobox.core import Photobox
+from photobox.web.intake import receive_body
 
 __all__ = ["ALLOW", "ROUTES", "parse_path"]
 
@@ -153,7 +152,7 @@ def _this_server(request: Request, parts: SplitResult) -> bool:
     if wanted is None:
         raise DavError(400, "the Destination header has a bad port")
     hosts = [request.headers.get("host", "")]
-    if proxy.from_trusted_proxy(request.scope, request.app.state.photobox.settings.trusted_proxies):
+    if proxy.from_trusted_proxy(request.scope, photobox_of(request.app).settings.trusted_proxies):
         hosts += proxy.forwarded_header(request.scope, b"x-forwarded-host")[:1]  # the first: what the client asked
     return any(_host_port(host, default) == wanted for host in hosts if host)
 
@@ -218,7 +217,7 @@ async def _small_body(request: Request) -> bytes:
 
 # -- resources ------------------------------------------------------------------------
 
-def _quota(box: Photobox, conn) -> tuple[int, int]:
+def _quota(box: Box, conn) -> tuple[int, int]:
     free = shutil.disk_usage(box.path("tmp")).free
     return max(0, free - box.settings.disk_reserve_bytes), store.used_bytes(conn)
 
@@ -232,23 +231,23 @@ def _resource(path: tuple[str, ...], entry: store.Entry | None, quota: tuple[int
                           quota=quota if entry.is_dir else None)
 
 
-async def _lookup(box: Photobox, path: tuple[str, ...]) -> tuple[bool, store.Entry | None]:
+async def _lookup(read: Read, path: tuple[str, ...]) -> tuple[bool, store.Entry | None]:
     """(exists, stored entry). The root and the upload area exist without an entry."""
     if path in (ROOT, UPLOAD):
         return True, None
     if path[0] != UPLOAD[0]:
         return False, None
-    entry = await box.db.read(store.get, path)
+    entry = await read(store.get, path)
     return entry is not None, entry
 
 
 # -- methods --------------------------------------------------------------------------
 
-async def _options(request: Request, box: Photobox, path: tuple[str, ...]) -> Response:
+async def _options(request: Request, box: Box, read: Read, path: tuple[str, ...]) -> Response:
     return _empty(200, headers={"Allow": ALLOW, "DAV": "1, 2", "MS-Author-Via": "DAV", "Accept-Ranges": "bytes"})
 
 
-async def _propfind(request: Request, box: Photobox, path: tuple[str, ...]) -> Response:
+async def _propfind(request: Request, box: Box, read: Read, path: tuple[str, ...]) -> Response:
     # A missing Depth means infinity (RFC 4918), which photobox refuses (403 below) like
     # Apache does; but some phone apps omit it while meaning 1, so a missing one means 1.
     depth = _depth(request, "1")
@@ -258,12 +257,12 @@ async def _propfind(request: Request, box: Photobox, path: tuple[str, ...]) -> R
         req = props.parse_propfind(await _small_body(request))
     except props.BadXML as exc:
         raise DavError(400, str(exc)) from None
-    exists, entry = await _lookup(box, path)
+    exists, entry = await _lookup(read, path)
     if not exists:
         raise DavError(404, "no such file or folder")
     wants_quota = req.mode == "prop" and any(n.endswith(("}quota-available-bytes", "}quota-used-bytes"))
                                              for n in req.names)
-    quota = await box.db.read(lambda c: _quota(box, c)) if wants_quota else None
+    quota = await read(lambda c: _quota(box, c)) if wants_quota else None
     is_dir = entry is None or entry.is_dir
     if depth == "0" or not is_dir:
         body = props.resource_response(_resource(path, entry, quota), req)
@@ -277,7 +276,7 @@ async def _propfind(request: Request, box: Photobox, path: tuple[str, ...]) -> R
         else:
             after = ""
             while True:
-                page = await box.db.read(lambda c, a=after: store.children(c, path, after=a, limit=_PAGE))
+                page = await read(lambda c, a=after: store.children(c, path, after=a, limit=_PAGE))
                 if not page:
                     break
                 # Rendering a page is CPU work: off the event loop.
@@ -300,12 +299,12 @@ def _prop_time(text: str) -> float | None:
         return None
 
 
-async def _proppatch(request: Request, box: Photobox, path: tuple[str, ...]) -> Response:
+async def _proppatch(request: Request, box: Box, read: Read, path: tuple[str, ...]) -> Response:
     try:
         changes = props.parse_proppatch(await _small_body(request))
     except props.BadXML as exc:
         raise DavError(400, str(exc)) from None
-    exists, entry = await _lookup(box, path)
+    exists, entry = await _lookup(read, path)
     if not exists:
         raise DavError(404, "no such file or folder")
     times = [_prop_time(v) if n in props.TIME_PROPS and v is not None else None for n, v in changes]
@@ -320,7 +319,7 @@ async def _proppatch(request: Request, box: Photobox, path: tuple[str, ...]) -> 
                     status_code=207, media_type=_XML)
 
 
-async def _mkcol(request: Request, box: Photobox, path: tuple[str, ...]) -> Response:
+async def _mkcol(request: Request, box: Box, read: Read, path: tuple[str, ...]) -> Response:
     if path in (ROOT, UPLOAD):
         raise DavError(405, "this folder exists already", headers={"Allow": ALLOW})
     _writable(path)
@@ -363,7 +362,7 @@ def _check_conditions(request: Request, entry: store.Entry | None) -> None:
             raise DavError(412, "the file changed or does not exist (If-Match)")
 
 
-async def _put(request: Request, box: Photobox, path: tuple[str, ...]) -> Response:
+async def _put(request: Request, box: Box, read: Read, path: tuple[str, ...]) -> Response:
     _writable(path)
     if request.headers.get("content-range"):
         raise DavError(400, "partial PUT (Content-Range) is not supported: send the whole file")
@@ -381,34 +380,19 @@ async def _put(request: Request, box: Photobox, path: tuple[str, ...]) -> Respon
         return entry
 
     # Fail before the body is read: an app should not send 4 GB to learn the folder is missing.
-    entry = await box.db.read(precheck)
+    entry = await read(precheck)
     _check_conditions(request, entry)
-    length = _content_length(request)
     try:
         client_mtime = parse_time(request.headers.get("x-oc-mtime"), name="X-OC-Mtime")
     except ValueError as exc:
         raise DavError(400, str(exc)) from None
-    reserve = box.settings.disk_reserve_bytes
-    if length is not None:
-        try:
-            ensure_space(box.path("tmp"), length, reserve)
-        except DiskFullError as exc:
-            raise DavError(507, str(exc)) from None
-    writer = TempWriter(box.path("tmp"), reserve=reserve)
-    try:
-        async for chunk in _stream(request):
-            if chunk:
-                await writer.write(chunk)
-        tmp, checksum, size = await writer.finish()
+    try:  # the client going away mid-body (ClientGone) keeps nothing and answers nothing
+        (received,) = (await receive_body(box, _stream(request), request.headers)).files
+    except ClientException as exc:
+        raise DavError(400, str(exc.detail)) from None
     except DiskFullError as exc:
-        writer.discard()
         raise DavError(507, str(exc)) from None
-    except BaseException:
-        writer.discard()  # the client went away (ClientGone) or we are stopping: keep nothing
-        raise
-    if length is not None and size != length:
-        tmp.unlink(missing_ok=True)
-        raise DavError(400, f"the body has {size} bytes but Content-Length said {length}")
+    tmp, checksum, size = received.path, received.sha1, received.size
     if announced is not None and checksum != announced:
         tmp.unlink(missing_ok=True)
         raise DavError(400, "the file's SHA-1 does not match the checksum sent: it was damaged on the way; "
@@ -446,8 +430,8 @@ async def _put(request: Request, box: Photobox, path: tuple[str, ...]) -> Respon
     return _empty(201 if created else 204, headers=headers)
 
 
-async def _get(request: Request, box: Photobox, path: tuple[str, ...]) -> Response:
-    exists, entry = await _lookup(box, path)
+async def _get(request: Request, box: Box, read: Read, path: tuple[str, ...]) -> Response:
+    exists, entry = await _lookup(read, path)
     if not exists:
         raise DavError(404, "no such file or folder")
     if entry is None or entry.is_dir:
@@ -467,7 +451,7 @@ async def _get(request: Request, box: Photobox, path: tuple[str, ...]) -> Respon
             return None, None
         return asset, original_path(box, conn, asset.library_id, asset.rel_path)
 
-    asset, file = await box.db.read(locate)
+    asset, file = await read(locate)
     if asset is None or not await asyncio.to_thread(file.is_file):
         raise DavError(404, "the original is not available (deleted, or on an offline library)")
     media_type = asset.mime or mimetypes.guess_type(entry.name)[0] or "application/octet-stream"
@@ -475,7 +459,7 @@ async def _get(request: Request, box: Photobox, path: tuple[str, ...]) -> Respon
                       cache_control="private, no-cache")
 
 
-async def _delete(request: Request, box: Photobox, path: tuple[str, ...]) -> Response:
+async def _delete(request: Request, box: Box, read: Read, path: tuple[str, ...]) -> Response:
     _writable(path)
 
     def forget(conn) -> None:
@@ -489,7 +473,7 @@ async def _delete(request: Request, box: Photobox, path: tuple[str, ...]) -> Res
     return _empty(204)
 
 
-async def _move_or_copy(request: Request, box: Photobox, path: tuple[str, ...]) -> Response:
+async def _move_or_copy(request: Request, box: Box, read: Read, path: tuple[str, ...]) -> Response:
     move = request.method == "MOVE"
     _writable(path)
     dst = _destination(request)
@@ -522,7 +506,7 @@ async def _move_or_copy(request: Request, box: Photobox, path: tuple[str, ...]) 
     return _empty(201 if created else 204)
 
 
-async def _lock(request: Request, box: Photobox, path: tuple[str, ...]) -> Response:
+async def _lock(request: Request, box: Box, read: Read, path: tuple[str, ...]) -> Response:
     try:
         owner = props.lock_owner(await _small_body(request))
     except props.BadXML as exc:
@@ -538,7 +522,7 @@ async def _lock(request: Request, box: Photobox, path: tuple[str, ...]) -> Respo
                     headers={"Lock-Token": f"<{token}>"})
 
 
-async def _unlock(request: Request, box: Photobox, path: tuple[str, ...]) -> Response:
+async def _unlock(request: Request, box: Box, read: Read, path: tuple[str, ...]) -> Response:
     if not request.headers.get("lock-token"):
         raise DavError(400, "send the Lock-Token header")
     return _empty(204)
@@ -555,14 +539,16 @@ _METHODS = {
 async def dav(scope: Scope, receive: Receive, send: Send) -> None:
     """Every WebDAV method on ``/dav`` and below (see the module docstring)."""
     request: Request = Request(scope, receive)
-    box: Photobox = request.app.state.photobox
+    box = photobox_of(request.app)
     handler = _METHODS.get(request.method)
     try:
         if handler is None:
             raise DavError(405, f"{request.method} is not a WebDAV method photobox answers", headers={"Allow": ALLOW})
-        response = await handler(request, box, _request_path(request))
+        response = await handler(request, box, reader_for(box), _request_path(request))
     except DavError as exc:
         response = exc.response()
+    except QueryTimeout:  # the web's query time limit (photobox.web.deps)
+        response = DavError(503, "this took too long; try again").response()
     except params.BodyCutShort as exc:  # the client closed its side mid-body: it still reads this
         response = DavError(400, str(exc.detail)).response()
     except ClientGone:

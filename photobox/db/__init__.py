@@ -5,7 +5,7 @@ that take an ``apsw.Connection``; this package only opens, migrates and hands ou
 """
 
 from photobox.db.connection import connect
-from photobox.db.database import Database, QueryTimeout
+from photobox.db.database import Database, LimitedReader, QueryTimeout
 from photobox.db.migrate import SchemaTooNewError, migrate, schema_version
 
-__all__ = ["Database", "QueryTimeout", "SchemaTooNewError", "connect", "migrate", "schema_version"]
+__all__ = ["Database", "LimitedReader", "QueryTimeout", "SchemaTooNewError", "connect", "migrate", "schema_version"]

@@ -35,7 +35,7 @@ import apsw
 from photobox.db.connection import connect
 from photobox.db.migrate import MIGRATIONS_DIR, migrate, refuse_newer
 
-__all__ = ["Database", "QueryTimeout"]
+__all__ = ["Database", "LimitedReader", "QueryTimeout"]
 
 T = TypeVar("T")
 
@@ -46,6 +46,34 @@ _ATTACH_SQL = {"geo": ("ATTACH DATABASE ? AS geo", "DETACH DATABASE geo")}
 
 class QueryTimeout(RuntimeError):
     """A query ran past its time limit and was interrupted."""
+
+
+class LimitedReader:
+    """Reads of one :class:`Database` that all run under a time limit (Datasette's
+    ``sql_time_limit_ms``, whose per-query ``custom_time_limit`` may only lower it).
+
+    ``await reader(fn, *args)`` runs ``fn(conn, *args)`` in a reader thread, and ``with
+    reader.connection() as conn`` gives a connection to code already in a thread; both take
+    ``limit_ms`` to ask for less time. A caller can never ask for more: the limit is what
+    keeps one slow page from starving a Pi's few reader threads.
+    """
+
+    __slots__ = ("db", "limit_ms")
+
+    def __init__(self, db: Database, limit_ms: int) -> None:
+        self.db = db
+        self.limit_ms = limit_ms
+
+    def _within(self, limit_ms: int | None) -> int:
+        return self.limit_ms if limit_ms is None else min(limit_ms, self.limit_ms)
+
+    async def __call__(self, fn: Callable[..., T], *args: Any, limit_ms: int | None = None) -> T:
+        """``fn(conn, *args)`` on a reader in a thread, interrupted after the limit (:class:`QueryTimeout`)."""
+        return await self.db.read(fn, *args, time_limit_ms=self._within(limit_ms))
+
+    def connection(self, limit_ms: int | None = None) -> contextlib.AbstractContextManager[apsw.Connection]:
+        """A reader connection (from a thread) whose statements stop after the limit."""
+        return self.db.reader(self._within(limit_ms))
 
 
 class Database:

@@ -16,11 +16,13 @@ from litestar import Request, get, post
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import ClientException, NotFoundException
 from litestar.params import Body, FromPath, FromQuery
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Response
 from msgspec import Struct
 
 from photobox.duplicates import store
 from photobox.library import memories
+from photobox.web.deps import Box, Read
 from photobox.web.params import Id
 from photobox.web.render import page
 
@@ -38,8 +40,7 @@ class DismissForm(Struct):
 
 
 @get("/duplicates", include_in_schema=False)
-async def duplicates_page(request: Request, after: FromQuery[Id] = 0) -> Response:
-    box = request.app.state.photobox
+async def duplicates_page(request: Request, read: Read, after: FromQuery[Id] = 0) -> Response:
 
     def load(conn):
         groups = store.list_groups(conn, after=after, limit=PAGE_SIZE)
@@ -47,21 +48,20 @@ async def duplicates_page(request: Request, after: FromQuery[Id] = 0) -> Respons
                                "LIMIT 1").fetchone() is not None
         return groups, store.count_groups(conn), pending
 
-    groups, total, pending = await box.db.read(load, time_limit_ms=box.settings.web_query_time_limit_ms)
+    groups, total, pending = await read(load)
     more = groups[-1].id if len(groups) == PAGE_SIZE else None
     return page(request, "duplicates.html", block="groups" if after else None, groups=groups, total=total,
                 more=more, pending=pending, after=after)
 
 
-def _done(request: Request) -> Response:
-    if request.headers.get("hx-request") == "true":
+def _done(request: HTMXRequest) -> Response:
+    if request.htmx:
         return Response("", status_code=200, media_type="text/html")  # hx-swap removes the group
     return Redirect("/duplicates", status_code=303)
 
 
 @post("/duplicates/{group_id:int}/keep", include_in_schema=False)
-async def keep(request: Request, group_id: FromPath[int], data: Annotated[KeepForm, Form]) -> Response:
-    box = request.app.state.photobox
+async def keep(request: HTMXRequest, box: Box, group_id: FromPath[int], data: Annotated[KeepForm, Form]) -> Response:
     try:
         await box.db.write(lambda c: store.keep_one(c, group_id, data.keeper, now=time.time()))
     except LookupError as exc:
@@ -70,8 +70,8 @@ async def keep(request: Request, group_id: FromPath[int], data: Annotated[KeepFo
 
 
 @post("/duplicates/{group_id:int}/dismiss", include_in_schema=False)
-async def dismiss(request: Request, group_id: FromPath[int], data: Annotated[DismissForm, Form]) -> Response:
-    box = request.app.state.photobox
+async def dismiss(request: HTMXRequest, box: Box, group_id: FromPath[int],
+                  data: Annotated[DismissForm, Form]) -> Response:
     try:
         await box.db.write(lambda c: store.dismiss_group(c, group_id, now=time.time()))
     except LookupError as exc:
@@ -80,9 +80,9 @@ async def dismiss(request: Request, group_id: FromPath[int], data: Annotated[Dis
 
 
 @get("/memories/{memory_id:int}", include_in_schema=False)
-async def slideshow(request: Request, memory_id: FromPath[int], i: FromQuery[int] = 0) -> Response:
+async def slideshow(request: Request, read: Read, memory_id: FromPath[int], i: FromQuery[int] = 0) -> Response:
     """A full-screen slideshow; without JavaScript each photo is its own page (``?i=``)."""
-    found = await request.app.state.photobox.db.read(memories.get_memory, memory_id)
+    found = await read(memories.get_memory, memory_id)
     if found is None or not found[1]:
         raise NotFoundException("this memory is no longer there")
     memory, photos = found

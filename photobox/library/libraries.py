@@ -131,17 +131,17 @@ def skip_reason(path: Path) -> str | None:
     ext = path.suffix[1:].lower()
     if ext in MEDIA_EXTENSIONS:
         return None
-    from photobox.media import _sniff
+    from photobox.media import SNIFF_BYTES, sniff
 
     named = f"its extension .{path.suffix[1:]} is not a photo or video one" if ext else "it has no extension"
     try:
         with open(path, "rb") as f:
-            head = f.read(_sniff.HEAD_SIZE)
+            head = f.read(SNIFF_BYTES)
     except OSError as exc:
         return f"cannot be read ({exc.strerror or type(exc).__name__}), and {named}"
     if not head:
         return f"empty file (0 bytes), and {named}"
-    mime, kind, label = _sniff.sniff(head)
+    mime, kind, label = sniff(head)
     if kind is not None:
         return None
     found = label or (mime and f"{mime} content") or "content photobox does not recognise"

@@ -22,6 +22,7 @@ from photobox.library.assets import VISIBLE
 
 if TYPE_CHECKING:
     from photobox.core import Photobox
+    from photobox.db import LimitedReader
 
 __all__ = ["Memory", "build_memories", "get_memory", "memories_for", "home_memories", "refresh_memories", "today_for"]
 
@@ -157,8 +158,8 @@ async def refresh_memories(box: Photobox, *, force: bool = False) -> int | None:
     return await box.db.write(run)
 
 
-def home_memories(box: Photobox):
-    """For the timeline page: today's memories (a read of a few rows)."""
+def home_memories(box: Photobox, read: LimitedReader):
+    """For the timeline page: today's memories (a read of a few rows, through the page's ``read``)."""
     today = today_for(box)
-    return box.db.read(lambda c: memories_for(c, today))
+    return read(lambda c: memories_for(c, today))
 

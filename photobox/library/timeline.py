@@ -19,7 +19,7 @@ from photobox.db.sql import id_chunks
 from photobox.inputs import INT64_MAX, int_or_none
 from photobox.library.assets import IN_TRASH, NOT_TRASHED, VISIBLE, VISIBLE_WITH_ARCHIVED
 
-__all__ = ["Scope", "Tile", "month_index", "neighbors", "page", "month_cursor"]
+__all__ = ["Scope", "TILE_COLUMNS", "Tile", "month_index", "neighbors", "page", "month_cursor"]
 
 _TILE = ("a.id, a.kind, a.sort_ts, a.local_date, a.taken_at, coalesce(a.display_width, a.width), "
          "coalesce(a.display_height, a.height), a.duration, a.thumb_version, a.placeholder, a.motion_state, "
@@ -28,6 +28,8 @@ _TILE = ("a.id, a.kind, a.sort_ts, a.local_date, a.taken_at, coalesce(a.display_
          # a file whose thumbnail failed for good says so instead of "Processing…" forever.
          "a.thumb_version = 0 AND EXISTS (SELECT 1 FROM jobs j WHERE j.kind = 'thumbs' "
          "AND j.target = CAST(a.id AS TEXT) AND j.state = 'failed')")
+#: The columns of a :class:`Tile`, for other grids of assets (``assets a``) to select.
+TILE_COLUMNS = _TILE
 
 # name -> (FROM/WHERE without the cursor, order value column, id column)
 _SCOPES: dict[str, tuple[str, str, str]] = {

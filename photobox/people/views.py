@@ -16,6 +16,7 @@ from photobox.library.paths import derived_path
 from photobox.library.timeline import Scope
 from photobox.library.views.timeline import render_grid_page
 from photobox.people import store
+from photobox.web.deps import Box, Read
 from photobox.web.files import serve_file
 from photobox.web.params import Id, query_int
 from photobox.web.render import page
@@ -43,84 +44,87 @@ class FaceForm(Struct):
 
 
 @get("/people", include_in_schema=False)
-async def people_page(request: Request, hidden: FromQuery[bool] = False) -> Response:
-    people = await request.app.state.photobox.db.read(lambda c: store.list_people(c, hidden=hidden))
-    return page(request, "people.html", people=people, showing_hidden=hidden,
-                face_models=request.app.state.photobox.face_models.status())
+async def people_page(request: Request, box: Box, read: Read,
+                      hidden: FromQuery[bool] = False) -> Response:
+    people = await read(lambda c: store.list_people(c, hidden=hidden))
+    return page(request, "people.html", people=people, showing_hidden=hidden, face_models=box.face_models.status())
 
 
-async def _person(request: Request, person_id: int) -> store.Person:
-    person = await request.app.state.photobox.db.read(store.get_person, person_id)
+async def _person(read: Read, person_id: int) -> store.Person:
+    person = await read(store.get_person, person_id)
     if person is None:
         raise NotFoundException("no such person")
     return person
 
 
 @get("/people/{person_id:int}", include_in_schema=False)
-async def person_page(request: Request, person_id: FromPath[int]) -> Response:
-    person = await _person(request, person_id)
+async def person_page(request: Request, read: Read, person_id: FromPath[int]) -> Response:
+    person = await _person(read, person_id)
+
     def load(conn):
         return ([p for p in store.list_people(conn) if p.id != person_id],
                 store.merge_suggestions(conn, person_id))
 
-    others, suggestions = await request.app.state.photobox.db.read(load)
-    return await render_grid_page(request, Scope("person", person_id=person_id), title=person.label, person=person,
-                                  merge_choices=others, suggestions=suggestions)
+    others, suggestions = await read(load)
+    return await render_grid_page(request, read, Scope("person", person_id=person_id), title=person.label,
+                                  person=person, merge_choices=others, suggestions=suggestions)
 
 
 @get("/people/unassigned", include_in_schema=False)
-async def unassigned(request: Request, after: FromQuery[Id] = 0) -> Response:
-    box = request.app.state.photobox
-
+async def unassigned(request: Request, read: Read, after: FromQuery[Id] = 0) -> Response:
     def load(conn):
         return store.unassigned_faces(conn, after_id=after), store.list_people(conn)
 
-    faces, people = await box.db.read(load)
+    faces, people = await read(load)
     return page(request, "unassigned.html", faces=faces, people=people,
                 more=faces[-1][0] if len(faces) == 60 else None)
 
 
 @post("/people/{person_id:int}", include_in_schema=False)
-async def update(request: Request, person_id: FromPath[int], data: Annotated[PersonForm, Form]) -> Response:
-    await _person(request, person_id)
-    await request.app.state.photobox.db.write(
+async def update(box: Box, read: Read, person_id: FromPath[int],
+                 data: Annotated[PersonForm, Form]) -> Response:
+    await _person(read, person_id)
+    await box.db.write(
         lambda c: store.update_person(c, person_id, name=data.name, birth_date=data.birth_date))
     return Redirect(f"/people/{person_id}", status_code=303)
 
 
 @post("/people/{person_id:int}/hide", include_in_schema=False)
-async def hide(request: Request, person_id: FromPath[int]) -> Response:
-    person = await _person(request, person_id)
-    await request.app.state.photobox.db.write(lambda c: store.update_person(c, person_id, hidden=not person.hidden))
+async def hide(box: Box, read: Read, person_id: FromPath[int]) -> Response:
+    person = await _person(read, person_id)
+    await box.db.write(lambda c: store.update_person(c, person_id, hidden=not person.hidden))
     return Redirect("/people", status_code=303)
 
 
 @post("/people/{person_id:int}/merge", include_in_schema=False)
-async def merge(request: Request, person_id: FromPath[int], data: Annotated[MergeForm, Form]) -> Response:
-    await _person(request, person_id)
-    await _person(request, data.other)
-    await request.app.state.photobox.db.write(lambda c: store.merge_people(c, person_id, data.other))
+async def merge(box: Box, read: Read, person_id: FromPath[int],
+                data: Annotated[MergeForm, Form]) -> Response:
+    await _person(read, person_id)
+    await _person(read, data.other)
+    await box.db.write(lambda c: store.merge_people(c, person_id, data.other))
     return Redirect(f"/people/{person_id}", status_code=303)
 
 
 @post("/faces/{face_id:int}/not", include_in_schema=False)
-async def not_this_person(request: Request, face_id: FromPath[int], data: Annotated[FaceForm, Form]) -> Response:
-    if data.person_id is not None:
-        await request.app.state.photobox.db.write(lambda c: store.not_this_person(c, face_id, data.person_id))
+async def not_this_person(box: Box, face_id: FromPath[int], data: Annotated[FaceForm, Form]) -> Response:
+    person_id = data.person_id
+    if person_id is not None:
+        await box.db.write(lambda c: store.not_this_person(c, face_id, person_id))
     return Redirect(local_path(data.back, "/people"), status_code=303)
 
 
 @post("/faces/{face_id:int}/assign", include_in_schema=False)
-async def assign(request: Request, face_id: FromPath[int], data: Annotated[FaceForm, Form]) -> Response:
-    await request.app.state.photobox.db.write(
+async def assign(box: Box, face_id: FromPath[int], data: Annotated[FaceForm, Form]) -> Response:
+    await box.db.write(
         lambda c: store.assign_face(c, face_id, data.person_id, new_name=data.new_name))
     return Redirect(local_path(data.back, "/people"), status_code=303)
 
 
 @post("/people/{person_id:int}/cover", include_in_schema=False)
-async def cover(request: Request, person_id: FromPath[int], data: Annotated[FaceForm, Form]) -> Response:
+async def cover(request: Request, box: Box, person_id: FromPath[int],
+                data: Annotated[FaceForm, Form]) -> Response:
     face_id = query_int(request, "face", 0)
-    await request.app.state.photobox.db.write(lambda c: store.set_cover(c, person_id, face_id))
+    await box.db.write(lambda c: store.set_cover(c, person_id, face_id))
     return Redirect(local_path(data.back, "/people"), status_code=303)
 
 
@@ -138,9 +142,8 @@ def _crop_face(box, face):
 
 
 @get("/api/faces/{face_id:int}/thumbnail", tags=["people"], summary="A face, cropped from its photo (160 px)")
-async def face_thumbnail(request: Request, face_id: FromPath[int]) -> Response:
-    box = request.app.state.photobox
-    face = await box.db.read(lambda c: c.execute(
+async def face_thumbnail(request: Request, box: Box, read: Read, face_id: FromPath[int]) -> Response:
+    face = await read(lambda c: c.execute(
         "SELECT asset_id, x1, y1, x2, y2 FROM faces WHERE id = ?", (face_id,)).fetchone())
     if face is None:
         raise NotFoundException("no such face")

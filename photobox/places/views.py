@@ -14,6 +14,7 @@ from photobox.library.timeline import Scope
 from photobox.library.views.timeline import render_grid_page
 from photobox.places import store
 from photobox.places.geocoder import country_name, installed
+from photobox.web.deps import Box, Read
 from photobox.web.render import page
 from photobox.web.security import map_tile_origin
 
@@ -30,15 +31,14 @@ def _map_context(box) -> dict:
 
 
 @get("/places", include_in_schema=False)
-async def places_page(request: Request) -> Response:
-    box = request.app.state.photobox
+async def places_page(request: Request, box: Box, read: Read) -> Response:
 
     def load(conn):
         info = installed(conn)
         gps = store.any_gps(conn)
         return info, _cached("countries", store.countries)(conn), bool(gps)
 
-    info, countries, any_gps = await box.db.read(load, time_limit_ms=box.settings.web_query_time_limit_ms)
+    info, countries, any_gps = await read(load)
     from photobox.places.data import DEFAULT_SOURCE
 
     return page(request, "places.html", dataset=info, countries=countries, any_gps=any_gps,
@@ -53,11 +53,9 @@ def _country_code(code: str) -> str:
 
 
 @get("/places/{code:str}", include_in_schema=False)
-async def country_page(request: Request, code: FromPath[str]) -> Response:
-    box = request.app.state.photobox
+async def country_page(request: Request, read: Read, code: FromPath[str]) -> Response:
     code = _country_code(code)
-    cities = await box.db.read(_cached(f"cities-{code}", lambda c: store.cities(c, code)),
-                               time_limit_ms=box.settings.web_query_time_limit_ms)
+    cities = await read(_cached(f"cities-{code}", lambda c: store.cities(c, code)))
     if not cities:
         raise NotFoundException("no photos from this country")
     return page(request, "place_country.html", code=code, country=country_name(code), cities=cities[:MAX_TOWNS],
@@ -65,18 +63,18 @@ async def country_page(request: Request, code: FromPath[str]) -> Response:
 
 
 @get("/places/{code:str}/photos", include_in_schema=False)
-async def country_photos(request: Request, code: FromPath[str]) -> Response:
+async def country_photos(request: Request, read: Read, code: FromPath[str]) -> Response:
     code = _country_code(code)
-    return await render_grid_page(request, Scope("country", country=code), title=country_name(code),
+    return await render_grid_page(request, read, Scope("country", country=code), title=country_name(code),
                                   crumbs=[("/places", "Places")])
 
 
 @get("/places/town/{place_id:int}", include_in_schema=False)
-async def town_photos(request: Request, place_id: FromPath[int]) -> Response:
-    place = await request.app.state.photobox.db.read(store.get_place, place_id)
+async def town_photos(request: Request, read: Read, place_id: FromPath[int]) -> Response:
+    place = await read(store.get_place, place_id)
     if place is None:
         raise NotFoundException("no such place")
-    return await render_grid_page(request, Scope("place", place_id=place_id), title=place.city,
+    return await render_grid_page(request, read, Scope("place", place_id=place_id), title=place.city,
                                   crumbs=[("/places", "Places"), (f"/places/{place.country_code}", place.country)],
                                   subtitle=", ".join(p for p in (place.region, place.country) if p))
 
@@ -118,13 +116,16 @@ def _in_box(cell: dict, south: float, west: float, north: float, east: float) ->
     return w <= lon <= e if w <= e else (lon >= w or lon <= e)
 
 
-async def _cells(box, *, south: float, west: float, north: float, east: float, zoom: int) -> list[dict]:
-    limit_ms = box.settings.web_query_time_limit_ms
+async def _cells(box: Box, read: Read, *, south: float, west: float, north: float, east: float,
+                 zoom: int) -> list[dict]:
     if zoom > CACHED_ZOOM:
-        return await box.db.read(lambda c: store.map_cells(c, south=south, west=west, north=north, east=east,
-                                                            zoom=zoom, limit=MAX_CELLS + 1), time_limit_ms=limit_ms)
+        return await read(lambda c: store.map_cells(c, south=south, west=west, north=north, east=east, zoom=zoom,
+                                                    limit=MAX_CELLS + 1))
+    # Filling the world's cache is not this request's own read: like the search index's mirror,
+    # it is built once per library change for every later request, so it runs on the box's
+    # database with a longer limit (four times the web's) than a request may ask for.
     world = await box.db.read(_cached(f"map-{zoom}", lambda c: store.map_cells(
-        c, south=-90, west=-180, north=90, east=180, zoom=zoom, limit=50_000)), time_limit_ms=limit_ms * 4)
+        c, south=-90, west=-180, north=90, east=180, zoom=zoom, limit=50_000)), time_limit_ms=read.limit_ms * 4)
     return [c for c in world if _in_box(c, south, west, north, east)][:MAX_CELLS + 1]
 
 
@@ -132,13 +133,12 @@ async def _cells(box, *, south: float, west: float, north: float, east: float, z
      description="Query: south, west, north, east (degrees; west > east crosses the antimeridian) and zoom "
                  "(0-22, web-mercator). Answers at most 2000 cells, the fullest first; each cell is the mean "
                  "position of its photos, their count and one photo id for a thumbnail.")
-async def map_points(request: Request) -> MapPoints:
-    box = request.app.state.photobox
+async def map_points(request: Request, box: Box, read: Read) -> MapPoints:
     zoom = int_or_none(request.query_params.get("zoom"), lo=-1000, hi=1000)  # junk means the default, like the box
     zoom = 2 if zoom is None else max(0, min(22, zoom))
     south, north = sorted((_float(request, "south", -90.0), _float(request, "north", 90.0)))
     west, east = _float(request, "west", -180.0), _float(request, "east", 180.0)
-    cells = await _cells(box, south=south, west=west, north=north, east=east, zoom=zoom)
+    cells = await _cells(box, read, south=south, west=west, north=north, east=east, zoom=zoom)
     return MapPoints([MapCell(**c) for c in cells[:MAX_CELLS]], store.cell_degrees(zoom), len(cells) > MAX_CELLS)
 
 
@@ -160,14 +160,13 @@ class CountryOut(Struct):
 
 
 @get("/api/places", tags=["places"], summary="Countries with photos, or the towns of one (?country=CC)")
-async def api_places(request: Request) -> list[CountryOut] | list[PlaceOut]:
-    box = request.app.state.photobox
+async def api_places(request: Request, read: Read) -> list[CountryOut] | list[PlaceOut]:
     code = (request.query_params.get("country") or "").upper()
     if code:
-        rows = await box.db.read(lambda c: store.cities(c, _country_code(code)))
-        return [PlaceOut(p.id, p.city, p.region, p.country_code, p.country, p.count) for p in rows]
-    rows = await box.db.read(store.countries)
-    return [CountryOut(c.code, c.name, c.count, c.cities, c.cover_id) for c in rows]
+        towns = await read(lambda c: store.cities(c, _country_code(code)))
+        return [PlaceOut(p.id, p.city, p.region, p.country_code, p.country, p.count) for p in towns]
+    countries = await read(store.countries)
+    return [CountryOut(c.code, c.name, c.count, c.cities, c.cover_id) for c in countries]
 
 
 ROUTES = [places_page, country_page, country_photos, town_photos, map_points, api_places]

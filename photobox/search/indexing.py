@@ -131,7 +131,6 @@ async def _viewer_scope(request, box: Photobox, asset_id: int):
     cached, the ranking takes milliseconds)."""
     from photobox.search.service import search
     from photobox.search.views import SearchScope, search_params
-
     q, like, f, query_string = search_params(request)
     outcome = await asyncio.to_thread(search, box, q=q, like=like, f=f)
     newer = older = None

@@ -1,6 +1,7 @@
 """Search: a description (or "more like this") ranked by CLIP similarity, within filters.
 
-Runs in a reader thread. The filters pick the admissible assets first
+Runs in a thread, reading through the web's time-limited reader (``read``, see
+:mod:`photobox.web.deps`). The filters pick the admissible assets first
 (:mod:`photobox.search.filters`), the vector store ranks exactly within them
 (:mod:`photobox.search.vectors`), and a relevance cut-off drops weak matches so a query
 with no good match says so instead of showing random photos.
@@ -19,6 +20,7 @@ from photobox.search.filters import Filters
 
 if TYPE_CHECKING:
     from photobox.core import Photobox
+    from photobox.db import LimitedReader
 
 __all__ = ["SearchOutcome", "search"]
 
@@ -49,17 +51,22 @@ _MAX_FETCH = 4096
 
 
 def search(box: Photobox, *, q: str = "", like: int | None = None, f: Filters | None = None,
-           limit: int = MAX_RESULTS) -> SearchOutcome:
-    """Rank by a description ``q`` or by similarity to asset ``like``, within filters ``f``."""
+           limit: int = MAX_RESULTS, read: LimitedReader | None = None) -> SearchOutcome:
+    """Rank by a description ``q`` or by similarity to asset ``like``, within filters ``f``;
+    every query through ``read`` (a request's reader; by default one with the web's time limit)."""
+    if read is None:
+        from photobox.web.deps import reader_for
+
+        read = reader_for(box)
     f = f or Filters()
     q = q.strip()
     if not q and like is None:
         if not f.narrowing:
             return SearchOutcome(message=None)
-        with box.db.reader(box.settings.web_query_time_limit_ms) as conn:
+        with read.connection() as conn:
             ids = search_filters.filtered_page(conn, f, before=None, limit=limit)
         return SearchOutcome(ids=ids, message=None if ids else "Nothing matches these filters.")
-    with box.db.reader() as conn:
+    with read.connection() as conn:
         space = vectors.active_space(conn)
     model = box.models.clip() if q else None
     if space is None or (q and model is None):
@@ -72,7 +79,7 @@ def search(box: Photobox, *, q: str = "", like: int | None = None, f: Filters | 
                                      "it is back once the library is indexed again.")
     if q:
         query = model.embed_texts([q])[0]
-    with box.db.reader(box.settings.web_query_time_limit_ms) as conn:
+    with read.connection() as conn:
         if like is not None:
             query = vectors.get_vector(conn, space.id, like)
             if query is None:

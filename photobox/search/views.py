@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
 from litestar import Request, get
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response
 from msgspec import Struct
 
@@ -15,6 +17,7 @@ from photobox.library import timeline
 from photobox.search import filters as search_filters
 from photobox.search.filters import Filters
 from photobox.search.service import search
+from photobox.web.deps import Box, Read
 from photobox.web.params import query_int
 from photobox.web.render import page
 
@@ -51,20 +54,19 @@ def search_params(request: Request) -> tuple[str, int | None, Filters, str]:
 
 
 @get("/search", include_in_schema=False)
-async def search_page(request: Request) -> Response:
-    box = request.app.state.photobox
+async def search_page(request: HTMXRequest, box: Box, read: Read) -> Response:
     q, like, f = _params(request)
     start = query_int(request, "start", 0)
-    outcome = await asyncio.to_thread(search, box, q=q, like=like, f=f)
+    outcome = await asyncio.to_thread(search, box, q=q, like=like, f=f, read=read)
     ids = outcome.ids[start:start + PAGE]
-    tiles = await box.db.read(timeline.tiles_by_ids, ids)
+    tiles = await read(timeline.tiles_by_ids, ids)
     more = None
     if start + PAGE < len(outcome.ids):
         more = "/search?" + _query_string(q, like, f, start=str(start + PAGE))
     scope = SearchScope(_query_string(q, like, f))
-    context = {"q": q, "like": like, "filters": f, "tiles": tiles, "more": more, "scope": scope,
+    context: dict[str, Any] = {"q": q, "like": like, "filters": f, "tiles": tiles, "more": more, "scope": scope,
                "message": outcome.message, "ml": box.models.status()}
-    if request.headers.get("hx-request") == "true":
+    if request.htmx:
         block = "more_tiles" if start else "results"
         return page(request, "search.html", block=block, **context)
 
@@ -76,7 +78,7 @@ async def search_page(request: Request) -> Response:
         return (albums, search_filters.cameras(conn), list_people(conn), cached(conn, "countries", countries),
                 cached(conn, "all_places", all_places))
 
-    albums, cameras, people, place_countries, places = await box.db.read(menus)
+    albums, cameras, people, place_countries, places = await read(menus)
     return page(request, "search.html", albums=albums, cameras=cameras, people=people,
                 place_countries=place_countries, places=places, **context)
 
@@ -95,11 +97,10 @@ class SearchResponse(Struct):
 @get("/api/search", tags=["search"], summary="Search by description (q) or similarity (like=ID) with filters",
      description="Filters: from, to (YYYY-MM-DD), type (image|video), fav=1, album=ID, person=ID, camera, "
                  "country (ISO code), place=ID (a town, see /api/places), archived (exclude|include|only); limit (default 100, at most 1000).")
-async def api_search(request: Request) -> SearchResponse:
-    box = request.app.state.photobox
+async def api_search(request: Request, box: Box, read: Read) -> SearchResponse:
     q, like, f = _params(request)
     limit = min(1000, max(1, query_int(request, "limit", 100)))
-    outcome = await asyncio.to_thread(search, box, q=q, like=like, f=f, limit=limit)
+    outcome = await asyncio.to_thread(search, box, q=q, like=like, f=f, limit=limit, read=read)
     scores = outcome.scores or [None] * len(outcome.ids)
     return SearchResponse([SearchHit(i, s) for i, s in zip(outcome.ids, scores)], outcome.ranked, outcome.message)
 

@@ -24,7 +24,8 @@ import apsw
 from photobox.db.sql import id_chunks
 from photobox.library import albums
 from photobox.library.assets import VISIBLE_WITH_ARCHIVED
-from photobox.library.timeline import _TILE, Tile, keyset_neighbors, parse_cursor
+from photobox.library.timeline import TILE_COLUMNS as _TILE
+from photobox.library.timeline import Tile, keyset_neighbors, parse_cursor
 
 __all__ = ["Share", "create_share", "find_share", "get_share", "list_shares", "revoke_share", "new_token",
            "page", "contains", "neighbors", "asset_ids", "record_view", "token_hash", "MAX_SELECTION",

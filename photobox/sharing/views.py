@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,6 +22,7 @@ from litestar import Request, get, post
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import ClientException, HTTPException, NotFoundException, PermissionDeniedException
 from litestar.params import Body, FromPath, FromQuery
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Response, Stream
 from msgspec import Struct
 
@@ -34,7 +35,8 @@ from photobox.media.camera import camera_name
 from photobox.sharing import redact, store
 from photobox.sharing.limits import TokenBucket
 from photobox.throttle import GuessThrottle, share_key, try_again
-from photobox.web.files import _parse_range, file_blocks, serve_file, stream_zip
+from photobox.web.deps import Box, Read
+from photobox.web.files import attachment, file_blocks, in_thread, serve_file, stream_zip
 from photobox.web.params import Id
 from photobox.web.render import page
 from photobox.web.security import client_address, ensure_anon_cookie, is_secure
@@ -78,22 +80,22 @@ def _cookie_name(share: store.Share) -> str:
     return f"pb_share_{share.id}"
 
 
-def _unlocked(request: Request, share: store.Share) -> bool:
+def _unlocked(request: Request, box: Box, share: store.Share) -> bool:
     if not share.has_password:
         return True
     given = request.cookies.get(_cookie_name(share), "")
-    expected = _unlock_value(request.app.state.photobox.secret_key, share)
+    expected = _unlock_value(box.secret_key, share)
     return bool(given) and hmac.compare_digest(given.encode(), expected.encode())
 
 
-async def _open_share(request: Request, token: str, *, cost: float = 1.0) -> store.Share:
+async def _open_share(request: Request, box: Box, read: Read, token: str, *,
+                      cost: float = 1.0) -> store.Share:
     """Rate limit, then the live share for ``token`` (404 unknown, 410 revoked or expired)."""
     bucket, _ = limits(request.app)
     wait = bucket.take(_addr(request), cost)
     if wait:
         raise _too_many(wait, "requests")
-    box = request.app.state.photobox
-    share = await box.db.read(store.find_share, token)
+    share = await read(store.find_share, token)
     if share is None:
         raise NotFoundException("This link does not exist. Check that it was copied completely.")
     if not share.live(box.clock()):
@@ -101,23 +103,22 @@ async def _open_share(request: Request, token: str, *, cost: float = 1.0) -> sto
     return share
 
 
-async def _open_unlocked(request: Request, token: str, *, cost: float = 1.0) -> store.Share:
-    share = await _open_share(request, token, cost=cost)
-    if not _unlocked(request, share):
+async def _open_unlocked(request: Request, box: Box, read: Read, token: str, *,
+                         cost: float = 1.0) -> store.Share:
+    share = await _open_share(request, box, read, token, cost=cost)
+    if not _unlocked(request, box, share):
         raise PermissionDeniedException("This link needs its password: open the link and enter it.")
     return share
 
 
-async def _member(request: Request, share: store.Share, asset_id: int) -> asset_sql.Asset:
+async def _member(read: Read, share: store.Share, asset_id: int) -> asset_sql.Asset:
     """The asset if the share shows it; 404 otherwise (the same answer as for no asset at all)."""
-    box = request.app.state.photobox
-
     def load(conn) -> asset_sql.Asset | None:
         if not store.contains(conn, share, asset_id):
             return None
         return asset_sql.get_asset(conn, asset_id)
 
-    asset = await box.db.read(load)
+    asset = await read(load)
     if asset is None:
         raise NotFoundException("This photo is not part of the link.")
     return asset
@@ -152,29 +153,28 @@ class UnlockForm(Struct):
 
 
 @get("/s/{token:str}", opt=PUBLIC, include_in_schema=False)
-async def public_share(request: Request, token: FromPath[str], before: FromQuery[str | None] = None) -> Response:
+async def public_share(request: HTMXRequest, box: Box, read: Read, token: FromPath[str],
+                       before: FromQuery[str | None] = None) -> Response:
     """The shared grid (or the password form), newest first, keyset-paginated."""
-    box = request.app.state.photobox
-    share = await _open_share(request, token)
-    if not _unlocked(request, share):
+    share = await _open_share(request, box, read, token)
+    if not _unlocked(request, box, share):
         ensure_anon_cookie(request)
         return _public_page(request, "share_password.html", share=share, token=token, error=None)
-    tiles = await box.db.read(lambda c: store.page(c, share, before=before, limit=PAGE_SIZE),
-                              time_limit_ms=box.settings.web_query_time_limit_ms)
+    tiles = await read(lambda c: store.page(c, share, before=before, limit=PAGE_SIZE))
     more = tiles[-1].cursor if len(tiles) == PAGE_SIZE else None
-    if request.headers.get("hx-request") == "true":
+    if request.htmx:
         return _public_page(request, "_share_tiles.html", share=share, token=token, tiles=tiles, more=more)
     if before is None:
         await box.db.write(store.record_view, share.id)
-    total = await box.db.read(store.count, share)
+    total = await read(store.count, share)
     return _public_page(request, "share_page.html", share=share, token=token, tiles=tiles, more=more, total=total)
 
 
 @post("/s/{token:str}/unlock", opt=PUBLIC, include_in_schema=False)
-async def public_unlock(request: Request, token: FromPath[str], data: Annotated[UnlockForm, Form]) -> Response:
+async def public_unlock(request: Request, box: Box, read: Read, token: FromPath[str],
+                        data: Annotated[UnlockForm, Form]) -> Response:
     """The password form: a right password sets a cookie for this link only."""
-    box = request.app.state.photobox
-    share = await _open_share(request, token)
+    share = await _open_share(request, box, read, token)
     _, guesses = limits(request.app)
     # Per link, from every address together: a short share password must not get more guesses
     # from more addresses, and a right password on another link must not reset this one's count.
@@ -203,15 +203,15 @@ async def public_unlock(request: Request, token: FromPath[str], data: Annotated[
 
 
 @get("/s/{token:str}/p/{asset_id:int}", opt=PUBLIC, include_in_schema=False)
-async def public_viewer(request: Request, token: FromPath[str], asset_id: FromPath[int]) -> Response:
+async def public_viewer(request: Request, box: Box, read: Read, token: FromPath[str],
+                        asset_id: FromPath[int]) -> Response:
     """One shared photo or video large, with newer/older arrows within the share."""
-    box = request.app.state.photobox
-    share = await _open_unlocked(request, token)
-    asset = await _member(request, share, asset_id)
-    newer, older = await box.db.read(store.neighbors, share, asset_id)
+    share = await _open_unlocked(request, box, read, token)
+    asset = await _member(read, share, asset_id)
+    newer, older = await read(store.neighbors, share, asset_id)
     facts: list[tuple[str, str]] = []
     if share.show_metadata:
-        row = await box.db.read(store.camera_and_position, asset_id)
+        row = await read(store.camera_and_position, asset_id)
         if asset.taken_at:
             facts.append(("Taken", asset.taken_at.replace("T", " ")[:16]))
         camera = camera_name(row[0], row[1])
@@ -224,8 +224,8 @@ async def public_viewer(request: Request, token: FromPath[str], asset_id: FromPa
                         older=older, facts=facts, downloadable=can_download(share, asset))
 
 
-def _derived(request: Request, asset: asset_sql.Asset, kind: str, media_type: str) -> Response:
-    path = derived_path(request.app.state.photobox, kind, asset.id)
+def _derived(request: Request, box: Box, asset: asset_sql.Asset, kind: str, media_type: str) -> Response:
+    path = derived_path(box, kind, asset.id)
     if not path.exists():
         raise NotFoundException("not ready yet")
     # Thumbnails and previews are encoded by photobox without EXIF: no metadata to hide.
@@ -236,21 +236,22 @@ def _derived(request: Request, asset: asset_sql.Asset, kind: str, media_type: st
 
 
 @get("/s/{token:str}/a/{asset_id:int}/thumbnail", opt=PUBLIC, include_in_schema=False)
-async def public_thumbnail(request: Request, token: FromPath[str], asset_id: FromPath[int]) -> Response:
-    share = await _open_unlocked(request, token)
-    return _derived(request, await _member(request, share, asset_id), "thumb", "image/webp")
+async def public_thumbnail(request: Request, box: Box, read: Read, token: FromPath[str],
+                           asset_id: FromPath[int]) -> Response:
+    share = await _open_unlocked(request, box, read, token)
+    return _derived(request, box, await _member(read, share, asset_id), "thumb", "image/webp")
 
 
 @get("/s/{token:str}/a/{asset_id:int}/preview", opt=PUBLIC, include_in_schema=False)
-async def public_preview(request: Request, token: FromPath[str], asset_id: FromPath[int]) -> Response:
-    share = await _open_unlocked(request, token)
-    return _derived(request, await _member(request, share, asset_id), "preview", "image/jpeg")
+async def public_preview(request: Request, box: Box, read: Read, token: FromPath[str],
+                         asset_id: FromPath[int]) -> Response:
+    share = await _open_unlocked(request, box, read, token)
+    return _derived(request, box, await _member(read, share, asset_id), "preview", "image/jpeg")
 
 
-async def _original_path(request: Request, asset: asset_sql.Asset) -> Path:
-    box = request.app.state.photobox
+async def _original_path(box: Box, read: Read, asset: asset_sql.Asset) -> Path:
     try:
-        path = await box.db.read(lambda c: original_path(box, c, asset.library_id, asset.rel_path))
+        path = await read(lambda c: original_path(box, c, asset.library_id, asset.rel_path))
     except (ValueError, KeyError):  # a stored path that leaves its library: refuse, never follow
         raise NotFoundException("The original file is not available.") from None
     if not await asyncio.to_thread(path.exists):
@@ -258,60 +259,22 @@ async def _original_path(request: Request, asset: asset_sql.Asset) -> Path:
     return path
 
 
-def _disposition(name: str) -> str:
-    from urllib.parse import quote
-
-    return f"attachment; filename*=UTF-8''{quote(name)}"
-
-
-async def _iterate(gen: Iterator[bytes]) -> AsyncIterator[bytes]:
-    """Run a blocking block iterator in a thread, one block at a time."""
-    done = object()
-    while True:
-        block = await asyncio.to_thread(next, gen, done)
-        if block is done:
-            return
-        yield block  # type: ignore[misc]
-
-
-def _patched_response(request: Request, path: Path, asset: asset_sql.Asset, patches: list[int], *,
-                      media_type: str, download_name: str | None) -> Response:
-    """Like :func:`serve_file` (Range for seeking) for an MP4 with metadata boxes renamed."""
-    size = path.stat().st_size
-    headers = {"Cache-Control": "private, no-store", "Accept-Ranges": "bytes", "X-Content-Type-Options": "nosniff"}
-    if download_name:
-        headers["Content-Disposition"] = _disposition(download_name)
-    start, length, status = 0, size, 200
-    wanted = request.headers.get("range")
-    if wanted:
-        parsed = _parse_range(wanted, size)
-        if parsed == (-1, -1):
-            return Response(None, status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
-        if parsed is not None:
-            start, end = parsed
-            length, status = end - start + 1, 206
-            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    headers["Content-Length"] = str(length)
-    if request.method == "HEAD":
-        return Response(None, status_code=status, headers=headers, media_type=media_type)
-    return Stream(_iterate(redact.read_patched(path, start, length, patches)), status_code=status, headers=headers,
-                  media_type=media_type)
-
-
-async def _serve_original(request: Request, share: store.Share, asset: asset_sql.Asset, *, download: bool,
-                          media_type: str | None = None) -> Response:
-    path = await _original_path(request, asset)
+async def _serve_original(request: Request, box: Box, read: Read, share: store.Share,
+                          asset: asset_sql.Asset, *, download: bool, media_type: str | None = None) -> Response:
+    path = await _original_path(box, read, asset)
     media_type = media_type or asset.mime or "application/octet-stream"
     name = _public_name(share, asset) if download else None
     if share.show_metadata:
         return serve_file(request, path, media_type=media_type, etag=f'"{asset.checksum.hex()}"',
                           cache_control="private, no-cache", download_name=name)
     if asset.mime in redact.JPEG:
+        # A cleaned JPEG is shorter than its file, by an amount known only once it is written:
+        # streamed whole, without ranges.
         headers = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"}
         if name:
-            headers["Content-Disposition"] = _disposition(name)
+            headers["Content-Disposition"] = attachment(name)
         gen = await asyncio.to_thread(redact.jpeg_clean, path)
-        return Stream(_iterate(gen), media_type=media_type, headers=headers)
+        return Stream(in_thread(gen), media_type=media_type, headers=headers)
     if asset.mime in redact.MP4 or asset.mime in redact.HEIF:
         finder = redact.mp4_patches if asset.mime in redact.MP4 else redact.heif_patches
         try:
@@ -319,28 +282,32 @@ async def _serve_original(request: Request, share: store.Share, asset: asset_sql
         except ValueError:
             raise PermissionDeniedException("The owner shares this link without photo metadata, and this file's "
                                             "metadata cannot be removed safely; the preview is available.") from None
-        return _patched_response(request, path, asset, patches, media_type=media_type, download_name=name)
+        # Metadata boxes renamed in place: the same length, so ranges (video seeking) work.
+        return serve_file(request, path, media_type=media_type, etag=None, cache_control="private, no-store",
+                          download_name=name, blocks=lambda p, start, length: redact.read_patched(p, start, length,
+                                                                                                 patches))
     raise PermissionDeniedException("The owner shares this link without photo metadata, and the original of this "
                                     "file type cannot be cleaned of it; the preview is available.")
 
 
 @get("/s/{token:str}/a/{asset_id:int}/original", opt=PUBLIC, include_in_schema=False)
-async def public_original(request: Request, token: FromPath[str], asset_id: FromPath[int]) -> Response:
+async def public_original(request: Request, box: Box, read: Read, token: FromPath[str],
+                          asset_id: FromPath[int]) -> Response:
     """The original as a download, when the link allows it (metadata removed unless shown)."""
-    share = await _open_unlocked(request, token)
-    asset = await _member(request, share, asset_id)
+    share = await _open_unlocked(request, box, read, token)
+    asset = await _member(read, share, asset_id)
     if not share.allow_download:
         raise PermissionDeniedException("The owner does not allow downloads from this link.")
-    return await _serve_original(request, share, asset, download=True)
+    return await _serve_original(request, box, read, share, asset, download=True)
 
 
 @get("/s/{token:str}/a/{asset_id:int}/video", opt=PUBLIC, include_in_schema=False)
-async def public_video(request: Request, token: FromPath[str], asset_id: FromPath[int]) -> Response:
+async def public_video(request: Request, box: Box, read: Read, token: FromPath[str],
+                       asset_id: FromPath[int]) -> Response:
     """A shared video as browsers play it: the rendition if one was made, else the original
     (with its metadata boxes renamed unless metadata is shown). Playing is not downloading."""
-    box = request.app.state.photobox
-    share = await _open_unlocked(request, token, cost=0.1)  # seeking makes many small requests
-    asset = await _member(request, share, asset_id)
+    share = await _open_unlocked(request, box, read, token, cost=0.1)  # seeking makes many small requests
+    asset = await _member(read, share, asset_id)
     if asset.kind != "video":
         raise NotFoundException("not a video")
     rendition = derived_path(box, "video", asset.id)
@@ -348,15 +315,14 @@ async def public_video(request: Request, token: FromPath[str], asset_id: FromPat
         # Renditions are encoded by photobox, which copies no metadata into them.
         return serve_file(request, rendition, media_type="video/mp4", etag=f'"{asset.id}-video-{asset.thumb_version}"',
                           cache_control="private, no-cache")
-    return await _serve_original(request, share, asset, download=False,
+    return await _serve_original(request, box, read, share, asset, download=False,
                                  media_type="video/mp4" if asset.mime == "video/quicktime" else None)
 
 
 @get("/s/{token:str}/download", opt=PUBLIC, include_in_schema=False, status_code=200)
-async def public_download(request: Request, token: FromPath[str]) -> Response:
+async def public_download(request: Request, box: Box, read: Read, token: FromPath[str]) -> Response:
     """Everything the link shows as one zip, streamed (cleaned of metadata unless shown)."""
-    box = request.app.state.photobox
-    share = await _open_unlocked(request, token, cost=20)
+    share = await _open_unlocked(request, box, read, token, cost=20)
     if not share.allow_download:
         raise PermissionDeniedException("The owner does not allow downloads from this link.")
 
@@ -375,7 +341,7 @@ async def public_download(request: Request, token: FromPath[str]) -> Response:
             out.append((safe_file_name(_public_name(share, asset)), path, mode))
         return out
 
-    files = await box.db.read(entries)
+    files = await read(entries)
     if not files:
         raise NotFoundException("Nothing in this link can be downloaded.")
     title = "".join(ch for ch in share.title if ch.isalnum() or ch in " -_")[:60].strip() or "photos"
@@ -416,11 +382,10 @@ def _link(request: Request, token: str) -> str:
     return f"{request.url.scheme}://{request.url.netloc}/s/{token}"
 
 
-async def _render_list(request: Request, *, new_link: str | None = None, new_id: int | None = None,
-                       error: str | None = None, status_code: int = 200) -> Response:
-    box = request.app.state.photobox
-    shares = await box.db.read(store.list_shares)
-    albums = dict(await box.db.read(album_store.album_names))
+async def _render_list(request: Request, box: Box, read: Read, *, new_link: str | None = None,
+                       new_id: int | None = None, error: str | None = None, status_code: int = 200) -> Response:
+    shares = await read(store.list_shares)
+    albums = dict(await read(album_store.album_names))
     return page(request, "shares.html", shares=shares, albums=albums, new_link=new_link, new_id=new_id,
                 error=error, now=box.clock(), status_code=status_code)
 
@@ -431,8 +396,8 @@ _JUST_MADE: dict[int, tuple[float, str]] = {}
 _JUST_MADE_SECONDS = 300
 
 
-def _show_once(request: Request, share_id: int, token: str) -> Redirect:
-    now = request.app.state.photobox.clock()
+def _show_once(box: Box, share_id: int, token: str) -> Redirect:
+    now = box.clock()
     for sid in [k for k, (t, _) in _JUST_MADE.items() if t < now]:
         del _JUST_MADE[sid]
     _JUST_MADE[share_id] = (now + _JUST_MADE_SECONDS, token)
@@ -440,17 +405,18 @@ def _show_once(request: Request, share_id: int, token: str) -> Redirect:
 
 
 @get("/shares", include_in_schema=False)
-async def share_list(request: Request, new: FromQuery[int | None] = None) -> Response:
+async def share_list(request: Request, box: Box, read: Read,
+                     new: FromQuery[int | None] = None) -> Response:
     made = _JUST_MADE.pop(new, None) if new is not None else None
-    if made is not None and made[0] >= request.app.state.photobox.clock():
-        return await _render_list(request, new_link=_link(request, made[1]), new_id=new)
-    return await _render_list(request)
+    if made is not None and made[0] >= box.clock():
+        return await _render_list(request, box, read, new_link=_link(request, made[1]), new_id=new)
+    return await _render_list(request, box, read)
 
 
 @post("/shares", include_in_schema=False)
-async def share_create(request: Request, data: Annotated[ShareForm, Form]) -> Response:
+async def share_create(request: Request, box: Box, read: Read,
+                       data: Annotated[ShareForm, Form]) -> Response:
     """Make a link to an album or to the selected photos; the link is shown once."""
-    box = request.app.state.photobox
     ids = [data.ids] if isinstance(data.ids, int) else list(data.ids)
     if data.expires_days < 0 or data.expires_days > 3650:
         raise ClientException("expiry must be between 0 (never) and 3650 days")
@@ -463,8 +429,8 @@ async def share_create(request: Request, data: Annotated[ShareForm, Form]) -> Re
             allow_download=bool(data.allow_download), show_metadata=bool(data.show_metadata),
             expires_at=now + data.expires_days * 86400 if data.expires_days else None, now=now))
     except ValueError as exc:
-        return await _render_list(request, error=str(exc), status_code=400)
-    return _show_once(request, share.id, token)
+        return await _render_list(request, box, read, error=str(exc), status_code=400)
+    return _show_once(box, share.id, token)
 
 
 class SelectionForm(Struct):
@@ -484,19 +450,19 @@ async def share_new(request: Request, data: Annotated[SelectionForm, Form]) -> R
 
 
 @post("/shares/{share_id:int}/revoke", include_in_schema=False)
-async def share_revoke(request: Request, share_id: FromPath[int]) -> Response:
-    await request.app.state.photobox.db.write(store.revoke_share, share_id)
+async def share_revoke(box: Box, share_id: FromPath[int]) -> Response:
+    await box.db.write(store.revoke_share, share_id)
     return Redirect("/shares", status_code=303)
 
 
 @post("/shares/{share_id:int}/new-link", include_in_schema=False)
-async def share_new_link(request: Request, share_id: FromPath[int]) -> Response:
+async def share_new_link(box: Box, share_id: FromPath[int]) -> Response:
     """A new token for a live link (the old link stops working): links are stored hashed, so
     this is how to see a link again."""
-    token = await request.app.state.photobox.db.write(store.new_token, share_id)
+    token = await box.db.write(store.new_token, share_id)
     if token is None:
         raise NotFoundException("no such live link")
-    return _show_once(request, share_id, token)
+    return _show_once(box, share_id, token)
 
 
 ROUTES = [public_share, public_unlock, public_viewer, public_thumbnail, public_preview, public_original, public_video,

@@ -26,14 +26,16 @@ from litestar.template import TemplateConfig
 from photobox import __version__, auth
 from photobox.core import Photobox
 from photobox.datadir.storage import DiskFullError
+from photobox.db import QueryTimeout
 from photobox.db.sql import MissingRow
 from photobox.resources import STATIC_DIR, TEMPLATES_DIR
 from photobox.settings import Settings, load_settings
 from photobox.throttle import GuessThrottle
 from photobox.web import basic_auth, storage_gate
 from photobox.web.api import server as api_server
+from photobox.web.deps import DEPENDENCIES, photobox_of
 from photobox.web.params import BodyCutShortMiddleware, PhotoboxRequest, bounded_path_ids
-from photobox.web.render import page
+from photobox.web.render import from_htmx, page
 from photobox.web.security import AuthMiddleware, SecurityHeadersMiddleware, guard
 from photobox.web.views import account, health, jobs, settings_page
 
@@ -55,18 +57,18 @@ def _wants_html(request: Request) -> bool:
 def _not_authorized(request: Request, exc: NotAuthorizedException) -> Response:
     if basic_auth.is_dav_request(request):
         return basic_auth.unauthorized(request)
-    if not _wants_html(request) and request.headers.get("hx-request") != "true":
+    if not _wants_html(request) and not from_htmx(request):
         return Response({"status_code": 401, "detail": "authentication required: log in or send an API key"},
                         status_code=401, headers={"WWW-Authenticate": 'Bearer realm="photobox"'})
     target = "/login"
-    with request.app.state.photobox.db.reader() as conn:  # one indexed row: fine inline
+    with photobox_of(request.app).db.reader() as conn:  # one indexed row: fine inline
         if auth.get_owner(conn) is None:
             target = "/setup"
     if target == "/login" and request.method == "GET" and _path(request) != "/":
         from urllib.parse import quote
         query = request.scope.get("query_string", b"").decode("latin-1")
         target += "?next=" + quote(_path(request) + (f"?{query}" if query else ""), safe="/")
-    if request.headers.get("hx-request") == "true":
+    if from_htmx(request):
         return Response("", status_code=401, headers={"HX-Redirect": target})
     return Redirect(target, status_code=303)
 
@@ -79,7 +81,7 @@ def _http_error(request: Request, exc: HTTPException) -> Response:
                             for e in extra[:5] if isinstance(e, dict))
         exc = HTTPException(status_code=400, detail=f"{exc.detail}: {reasons}" if reasons else exc.detail,
                             headers=exc.headers)
-    if _wants_html(request) and request.headers.get("hx-request") != "true":
+    if _wants_html(request) and not from_htmx(request):
         return page(request, "error.html", status_code=exc.status_code, status=exc.status_code, detail=exc.detail)
     return Response({"status_code": exc.status_code, "detail": exc.detail}, status_code=exc.status_code,
                     headers=getattr(exc, "headers", None) or None)
@@ -91,6 +93,13 @@ def _missing_row(request: Request, exc: MissingRow) -> Response:
 
 def _disk_full(request: Request, exc: DiskFullError) -> Response:
     return _http_error(request, HTTPException(status_code=507, detail=str(exc)))
+
+
+def _query_timeout(request: Request, exc: QueryTimeout) -> Response:
+    # The web query time limit (photobox.web.deps) stopped a read: the server is fine, the
+    # question was too big for it. A 503 says so; a 500 would say photobox is broken.
+    log.warning("%s %s stopped: %s", request.method, _path(request), exc)
+    return _http_error(request, HTTPException(status_code=503, detail="this took too long; try a narrower view"))
 
 
 def _database_full(request: Request, exc: Exception) -> Response:
@@ -135,6 +144,7 @@ def create_app(settings: Settings | None = None, *, photobox: Photobox | None = 
         middleware=[SecurityHeadersMiddleware(), storage_gate.StorageGateMiddleware(), BodyCutShortMiddleware(),
                     AuthMiddleware()],
         guards=[guard, bounded_path_ids],
+        dependencies=DEPENDENCIES,
         request_class=PhotoboxRequest,
         # One budget for every way a password is tried (login, WebDAV, share links): photobox.throttle.
         state=State({"photobox": box, "password_throttle": GuessThrottle(limit=box.settings.login_attempts)}),
@@ -154,6 +164,7 @@ def create_app(settings: Settings | None = None, *, photobox: Photobox | None = 
             HTTPException: _http_error,
             DiskFullError: _disk_full,
             MissingRow: _missing_row,
+            QueryTimeout: _query_timeout,
             apsw.FullError: _database_full,
             Exception: _server_error,
         },

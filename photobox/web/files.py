@@ -6,17 +6,19 @@ from __future__ import annotations
 import asyncio
 import os
 import queue
+import sys
 import threading
 import zipfile
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 from litestar import Request, Response
 from litestar.response import Stream
 
 from photobox.datadir.storage import safe_file_name
 
-__all__ = ["file_blocks", "serve_file", "stream_zip"]
+__all__ = ["attachment", "file_blocks", "file_range", "in_thread", "serve_file", "stream_zip"]
 
 _BLOCK = 256 * 1024
 
@@ -41,33 +43,57 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
     return start, min(end, size - 1)
 
 
-async def _read(path: Path, start: int, length: int) -> AsyncIterator[bytes]:
-    f = await asyncio.to_thread(open, path, "rb")
-    try:
-        await asyncio.to_thread(f.seek, start)
+def file_range(path: Path, start: int, length: int) -> Iterator[bytes]:
+    """Bytes ``start .. start+length`` of ``path`` in blocks, never whole."""
+    with open(path, "rb") as f:
+        f.seek(start)
         remaining = length
         while remaining > 0:
-            block = await asyncio.to_thread(f.read, min(_BLOCK, remaining))
+            block = f.read(min(_BLOCK, remaining))
             if not block:
-                break
+                return
             remaining -= len(block)
             yield block
+
+
+async def in_thread(blocks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """A blocking block iterator run in a thread, one block at a time (the event loop never
+    reads a file); it is closed when the response ends early (a client gone mid-download)."""
+    done = object()
+    try:
+        while True:
+            block = await asyncio.to_thread(next, blocks, done)
+            if block is done:
+                return
+            yield block  # type: ignore[misc]
     finally:
-        f.close()
+        close = getattr(blocks, "close", None)
+        if close is not None:
+            close()
 
 
-def serve_file(request: Request, path: Path, *, media_type: str, etag: str, cache_control: str,
-               download_name: str | None = None) -> Response:
-    """A file response honouring If-None-Match, Range and HEAD."""
-    st = os.stat(path)
-    size = st.st_size
-    headers = {"ETag": etag, "Cache-Control": cache_control, "Accept-Ranges": "bytes",
-               "X-Content-Type-Options": "nosniff"}
+def attachment(name: str) -> str:
+    """A ``Content-Disposition`` that downloads as ``name`` (any characters, RFC 6266)."""
+    return f"attachment; filename*=UTF-8''{quote(name)}"
+
+
+def serve_file(request: Request, path: Path, *, media_type: str, etag: str | None, cache_control: str,
+               download_name: str | None = None,
+               blocks: Callable[[Path, int, int], Iterator[bytes]] = file_range) -> Response:
+    """A file response honouring If-None-Match, Range, If-Range and HEAD.
+
+    ``blocks(path, start, length)`` gives the bytes of a range, in a thread; by default the
+    file's own. A share link passes one that serves the original with its metadata renamed
+    (same length, other bytes) and no ``etag``: then nothing is cached or revalidated, and a
+    Range is honoured unless an ``If-Range`` asks for a version photobox never named.
+    """
+    size = os.stat(path).st_size
+    headers = {"Cache-Control": cache_control, "Accept-Ranges": "bytes", "X-Content-Type-Options": "nosniff"}
+    if etag is not None:
+        headers["ETag"] = etag
     if download_name is not None:
-        from urllib.parse import quote
-
-        headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(download_name)}"
-    if etag in {t.strip() for t in request.headers.get("if-none-match", "").split(",")}:
+        headers["Content-Disposition"] = attachment(download_name)
+    if etag is not None and etag in {t.strip() for t in request.headers.get("if-none-match", "").split(",")}:
         return Response(None, status_code=304, headers=headers)
     status = 200
     start, length = 0, size
@@ -85,7 +111,7 @@ def serve_file(request: Request, path: Path, *, media_type: str, etag: str, cach
     headers["Content-Length"] = str(length)
     if request.method == "HEAD":
         return Response(None, status_code=status, headers=headers, media_type=media_type)
-    return Stream(_read(path, start, length), status_code=status, headers=headers, media_type=media_type)
+    return Stream(in_thread(blocks(path, start, length)), status_code=status, headers=headers, media_type=media_type)
 
 
 class _QueueWriter:
@@ -109,10 +135,8 @@ class _QueueWriter:
 
 
 def file_blocks(path: Path) -> Iterator[bytes]:
-    """A file's bytes in blocks, never whole."""
-    with open(path, "rb") as f:
-        while block := f.read(_BLOCK):
-            yield block
+    """A file's bytes in blocks, never whole (read lazily, to its end)."""
+    yield from file_range(path, 0, sys.maxsize)
 
 
 def stream_zip(entries: Iterable[tuple[str, Path]], name: str, *,
@@ -169,10 +193,8 @@ def stream_zip(entries: Iterable[tuple[str, Path]], name: str, *,
                 except queue.Empty:
                     await asyncio.sleep(0.01)
 
-    from urllib.parse import quote
-
     return Stream(body(), media_type="application/zip",
-                  headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}",
+                  headers={"Content-Disposition": attachment(name),
                            "Cache-Control": "no-store"})
 
 

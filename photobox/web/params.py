@@ -6,8 +6,9 @@
   a 404 on every route, including routes added later.
 * :func:`parse_int`, :func:`query_int`, :func:`content_length`: integers read by hand from
   text (query strings, headers): ASCII digits only, within bounds, else 400.
-* :class:`PhotoboxRequest`: the app's request class; its ``json()`` refuses bodies larger
-  than :data:`MAX_JSON_BYTES` (413) or nested deeper than :data:`MAX_JSON_DEPTH` (400).
+* :class:`PhotoboxRequest`: the app's request class, an HTMX request (``request.htmx`` is
+  truthy for a request HTMX made, and holds its headers); its ``json()`` refuses bodies
+  larger than :data:`MAX_JSON_BYTES` (413) or nested deeper than :data:`MAX_JSON_DEPTH` (400).
 * :class:`BodyCutShortMiddleware`: a body that ends before its Content-Length (the client
   closed its side early) is a 400 for every route, not Litestar's 500 "client disconnected".
 
@@ -23,6 +24,7 @@ from litestar import Request
 from litestar.exceptions import ClientException, HTTPException, NotFoundException
 from litestar.middleware import ASGIMiddleware
 from litestar.params import Parameter
+from litestar.plugins.htmx import HTMXRequest
 from msgspec import Meta
 
 from photobox.inputs import INT64_MAX, int_or_none, json_depth_exceeds
@@ -92,8 +94,9 @@ async def bounded_path_ids(connection: ASGIConnection, handler: BaseRouteHandler
             raise NotFoundException(f"nothing has this {name}: ids are at most {INT64_MAX}")
 
 
-class PhotoboxRequest(Request):
-    """The app's request class: JSON bodies are bounded in size and depth before decoding."""
+class PhotoboxRequest(HTMXRequest):
+    """The app's request class: ``request.htmx`` (litestar-htmx) says whether HTMX sent it,
+    and JSON bodies are bounded in size and depth before decoding."""
 
     async def json(self) -> Any:
         body = await self.body()

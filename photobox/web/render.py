@@ -6,18 +6,27 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
 
 from photobox import __version__
 from photobox.hints import command
+from photobox.web.deps import photobox_of
 from photobox.web.security import csrf_token_for
 
-__all__ = ["page"]
+__all__ = ["from_htmx", "page"]
 
 
-def page(request: Request, name: str, *, block: str | None = None, status_code: int = 200, **context: Any) -> Response:
+def from_htmx(request: Request) -> bool:
+    """Whether HTMX sent ``request``. The app's request class is an ``HTMXRequest``, whose
+    ``request.htmx`` handlers read directly; code given any request (error handlers) asks here."""
+    return isinstance(request, HTMXRequest) and bool(request.htmx)
+
+
+def page(request: Request, name: str, *, block: str | None = None, status_code: int = 200,
+         **context: Any) -> Response:
     """Render ``name`` with the common context; for an HTMX request with ``block``, just that block."""
-    box = request.app.state.photobox
+    box = photobox_of(request.app)
     user = request.scope.get("user")
     context.update(
         # cli("places", "install"): a command to show, written to work as typed (photobox.hints);
@@ -32,7 +41,7 @@ def page(request: Request, name: str, *, block: str | None = None, status_code: 
         # backup: missing library folders (unmounted disks), shown as a banner on every page
         storage_problems=getattr(box, "storage_problems", None) or [],
     )
-    if block is not None and request.headers.get("hx-request") == "true":
+    if block is not None and from_htmx(request):
         engine = request.app.template_engine
         template = engine.engine.get_template(name)  # type: ignore[attr-defined]
         ctx = template.new_context(context)

@@ -18,7 +18,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
@@ -28,9 +28,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from photobox import auth
 from photobox.web import proxy
-
-if TYPE_CHECKING:
-    from photobox.core import Photobox
+from photobox.web.deps import photobox_of
 
 __all__ = ["Auth", "AuthMiddleware", "SecurityHeadersMiddleware", "SESSION_COOKIE", "ANON_COOKIE",
            "DEVICE_COOKIE", "client_address", "guard", "is_secure", "csrf_token_for", "local_path", "from_this_site",
@@ -100,7 +98,7 @@ class AuthMiddleware(ASGIMiddleware):
     scopes = ("http", "websocket")
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        box: Photobox = scope["litestar_app"].state.photobox
+        box = photobox_of(scope["litestar_app"])
         scope["user"] = None
         scope["auth"] = None
         key = _api_key_from(scope)
@@ -139,7 +137,7 @@ def csrf_token_for(connection: ASGIConnection) -> str | None:
     anon = connection.scope.get("pb_anon") or connection.cookies.get(ANON_COOKIE)
     if not anon:
         return None
-    return auth.anonymous_csrf_token(connection.app.state.photobox.secret_key, anon)
+    return auth.anonymous_csrf_token(photobox_of(connection.app).secret_key, anon)
 
 
 def ensure_anon_cookie(connection: ASGIConnection) -> str:
@@ -268,12 +266,12 @@ def local_path(target: str | None, default: str = "/") -> str:
 
 def client_address(scope: Scope) -> str:
     """The client's address, seen through a trusted reverse proxy (:mod:`photobox.web.proxy`)."""
-    return proxy.client_address(scope, scope["litestar_app"].state.photobox.settings.trusted_proxies)
+    return proxy.client_address(scope, photobox_of(scope["litestar_app"]).settings.trusted_proxies)
 
 
 def is_secure(connection: ASGIConnection) -> bool:
     """Whether to mark cookies Secure (setting ``secure_cookies``)."""
-    settings = connection.app.state.photobox.settings
+    settings = photobox_of(connection.app).settings
     if settings.secure_cookies != "auto":
         return settings.secure_cookies == "always"
     if connection.url.scheme == "https":
@@ -340,7 +338,7 @@ class SecurityHeadersMiddleware(ASGIMiddleware):
         started = time.perf_counter()
         path = scope.get("path", "")
         public_share = path.startswith("/s/")
-        box = scope["litestar_app"].state.photobox if "litestar_app" in scope else None
+        box = photobox_of(scope["litestar_app"]) if "litestar_app" in scope else None
         security_headers = _headers_for(box.settings.map_tile_url) if box is not None else _HEADERS
         secure_always = box is not None and box.settings.secure_cookies == "always"
 

@@ -24,22 +24,21 @@ import os
 import secrets
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from litestar import Request, Response, delete, head, patch, post
 from litestar.exceptions import ClientException, HTTPException, NotFoundException
 from litestar.params import FromPath, JSONBody
 from msgspec import Struct
 
-from photobox.datadir.storage import DiskFullError, ensure_space
+from photobox.datadir.storage import DiskFullError
 from photobox.inputs import parse_time
 from photobox.library import uploads
 from photobox.library.api.assets import duplicate_of, ingest_upload, parse_checksum
 from photobox.library.ingest import hash_file
+from photobox.web.deps import Box, Read
+from photobox.web.intake import room_for
 from photobox.web.params import Count, parse_int
-
-if TYPE_CHECKING:
-    from photobox.core import Photobox
 
 __all__ = ["MAX_CHUNK_BYTES", "ROUTES"]
 
@@ -67,7 +66,7 @@ class UploadState(Struct):
 _PROGRESS = uploads.PROGRESS
 
 
-def _resumable_dir(box: Photobox) -> Path:
+def _resumable_dir(box: Box) -> Path:
     folder = box.path("tmp", "resumable")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
@@ -80,8 +79,8 @@ def _client_time(value: Any) -> float | None:
         raise ClientException(str(exc)) from None
 
 
-async def _upload_row(box: Photobox, upload_id: str) -> tuple | None:
-    return await box.db.read(uploads.get_upload, upload_id)
+async def _upload_row(read: Read, upload_id: str) -> tuple | None:
+    return await read(uploads.get_upload, upload_id)
 
 
 def _gone() -> NotFoundException:
@@ -89,14 +88,13 @@ def _gone() -> NotFoundException:
 
 
 @post("/api/uploads", tags=["uploads"], summary="Start a resumable upload")
-async def create_upload(request: Request, data: JSONBody[NewUpload]) -> Response:
-    box: Photobox = request.app.state.photobox
+async def create_upload(box: Box, read: Read, data: JSONBody[NewUpload]) -> Response:
     checksum = parse_checksum(data.checksum)
     mtime = _client_time(data.mtime)
-    existing = await duplicate_of(box, checksum)
+    existing = await duplicate_of(read, checksum)
     if existing is not None:
         return Response(UploadState("", data.size, data.size, "duplicate", existing.id), status_code=200)
-    ensure_space(box.path("tmp"), data.size, box.settings.disk_reserve_bytes)
+    room_for(box, data.size)
     upload_id = secrets.token_urlsafe(18)
     now = time.time()
     (_resumable_dir(box) / f"{upload_id}.part").touch()
@@ -106,8 +104,8 @@ async def create_upload(request: Request, data: JSONBody[NewUpload]) -> Response
 
 
 @head("/api/uploads/{upload_id:str}", tags=["uploads"], summary="How many bytes of an upload arrived")
-async def upload_offset(request: Request, upload_id: FromPath[str]) -> Response[None]:
-    row = await _upload_row(request.app.state.photobox, upload_id)
+async def upload_offset(read: Read, upload_id: FromPath[str]) -> Response[None]:
+    row = await _upload_row(read, upload_id)
     if row is None:
         raise _gone()
     return Response(None, headers={"Upload-Offset": str(row[4]), "Upload-Length": str(row[2]), "Cache-Control": "no-store"})
@@ -129,12 +127,11 @@ def _conflict(upload_id: str, received: int, size: int, why: str) -> Response:
 
 @patch("/api/uploads/{upload_id:str}", tags=["uploads"], summary="Append a chunk at Upload-Offset",
        request_max_body_size=MAX_CHUNK_BYTES + 1)
-async def upload_chunk(request: Request, upload_id: FromPath[str]) -> Response:
-    box: Photobox = request.app.state.photobox
+async def upload_chunk(request: Request, box: Box, read: Read, upload_id: FromPath[str]) -> Response:
     offset = parse_int(request.headers.get("upload-offset"), name="Upload-Offset")
     data = await request.body()
     async with _PROGRESS.lock(upload_id):
-        row = await _upload_row(box, upload_id)
+        row = await _upload_row(read, upload_id)
         if row is None:
             done = _PROGRESS.finished.get(upload_id)
             if done is None:
@@ -149,7 +146,7 @@ async def upload_chunk(request: Request, upload_id: FromPath[str]) -> Response:
         if offset + len(data) > size:
             raise ClientException("more bytes than the announced size")
         part = _resumable_dir(box) / f"{upload_id}.part"
-        await asyncio.to_thread(ensure_space, part.parent, len(data), box.settings.disk_reserve_bytes)
+        await asyncio.to_thread(room_for, box, len(data), part.parent)
         try:
             await asyncio.to_thread(_append, part, offset, data)
         except OSError as exc:
@@ -165,7 +162,7 @@ async def upload_chunk(request: Request, upload_id: FromPath[str]) -> Response:
 
         if not await box.db.write(claim):
             _PROGRESS.hashers.pop(upload_id, None)
-            current = await _upload_row(box, upload_id)
+            current = await _upload_row(read, upload_id)
             return _conflict(upload_id, current[4] if current else size, size, "another request moved this upload on")
         if received < size:
             return Response(UploadState(upload_id, received, size), headers={"Upload-Offset": str(received)})
@@ -174,7 +171,7 @@ async def upload_chunk(request: Request, upload_id: FromPath[str]) -> Response:
         return Response(body, status_code=status_code)
 
 
-async def _complete(box: Photobox, upload_id: str, part: Path, name: str, size: int, announced: bytes | None,
+async def _complete(box: Box, upload_id: str, part: Path, name: str, size: int, announced: bytes | None,
                     mtime: float | None) -> tuple[int, Any]:
     """Hand the finished file to the pipeline; returns (status code, body) to answer with."""
     cached = _PROGRESS.hashers.pop(upload_id, None)
@@ -197,10 +194,9 @@ async def _complete(box: Photobox, upload_id: str, part: Path, name: str, size: 
 
 
 @delete("/api/uploads/{upload_id:str}", tags=["uploads"], summary="Cancel a resumable upload", status_code=204)
-async def cancel_upload(request: Request, upload_id: FromPath[str]) -> None:
-    box: Photobox = request.app.state.photobox
+async def cancel_upload(box: Box, read: Read, upload_id: FromPath[str]) -> None:
     async with _PROGRESS.lock(upload_id):
-        if await _upload_row(box, upload_id) is None:
+        if await _upload_row(read, upload_id) is None:
             raise _gone()
         await box.db.write(uploads.delete_upload, upload_id)
         (_resumable_dir(box) / f"{upload_id}.part").unlink(missing_ok=True)

@@ -7,14 +7,16 @@ import shutil
 from pathlib import Path
 from typing import Annotated
 
-from litestar import Request, post
+from litestar import post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response
 from msgspec import Struct
 
 from photobox.library import assets, libraries
 from photobox.library.paths import UPLOAD_LIBRARY_ID
+from photobox.web.deps import Box, Read
 from photobox.web.params import Count
 from photobox.web.views.settings_page import render_settings
 
@@ -43,39 +45,40 @@ def storage_section(box, conn) -> dict:
                         "uploaded_bytes": size, "external": ext_count}}
 
 
-async def _render(request: Request, **kw) -> Response:
-    return await render_settings(request, block="libraries", block_template=SECTION, **kw)
+async def _render(request: HTMXRequest, box: Box, read: Read, **kw) -> Response:
+    return await render_settings(request, box, read, block="libraries", block_template=SECTION, **kw)
 
 
 @post("/settings/libraries", include_in_schema=False)
-async def add_library(request: Request, data: Annotated[LibraryForm, Form]) -> Response:
-    box = request.app.state.photobox
+async def add_library(request: HTMXRequest, box: Box, read: Read,
+                      data: Annotated[LibraryForm, Form]) -> Response:
     patterns = [p.strip() for p in data.exclusions.replace(",", "\n").splitlines() if p.strip()]
     try:
         lib_id = await box.db.write(lambda c: libraries.add_library(
             c, Path(data.path), name=data.name, exclusions=[*libraries.DEFAULT_EXCLUSIONS, *patterns],
             scan_minutes=max(0, data.scan_minutes), now=box.clock(), data_dir=box.data_dir))
     except ValueError as exc:
-        return await _render(request, error=str(exc), status_code=400)
+        return await _render(request, box, read, error=str(exc), status_code=400)
     await box.scheduler.enqueue("scan", str(lib_id), force=True)
-    return await _render(request, message="Library added; the first scan has started.")
+    return await _render(request, box, read, message="Library added; the first scan has started.")
 
 
 @post("/settings/libraries/{library_id:int}/scan", include_in_schema=False)
-async def scan_library(request: Request, library_id: FromPath[int]) -> Response:
-    box = request.app.state.photobox
+async def scan_library(request: HTMXRequest, box: Box, read: Read,
+                       library_id: FromPath[int]) -> Response:
     await box.scheduler.enqueue("scan", str(library_id), force=True)
-    return await _render(request, message="Scan started.")
+    return await _render(request, box, read, message="Scan started.")
 
 
 @post("/settings/libraries/{library_id:int}/remove", include_in_schema=False)
-async def remove_library(request: Request, library_id: FromPath[int]) -> Response:
-    box = request.app.state.photobox
+async def remove_library(request: HTMXRequest, box: Box, read: Read,
+                         library_id: FromPath[int]) -> Response:
     try:
         await box.db.write(libraries.remove_library, library_id)
     except ValueError as exc:
-        return await _render(request, error=str(exc), status_code=400)
-    return await _render(request, message="Library removed. Its files were not touched; its photos are in the trash.")
+        return await _render(request, box, read, error=str(exc), status_code=400)
+    return await _render(request, box, read,
+                         message="Library removed. Its files were not touched; its photos are in the trash.")
 
 
 ROUTES = [add_library, scan_library, remove_library]

@@ -17,24 +17,20 @@ it is ``SameSite=Lax``). Anything else needs the usual token (see ``security.gua
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from litestar import Request, Response, get, post
-from litestar.exceptions import ClientException, HTTPException
+from litestar.exceptions import HTTPException
 from litestar.params import FromQuery
 from litestar.response import Redirect
-from multipart import MultipartError, MultipartSegment, PushMultipartParser
 
-from photobox.datadir.storage import DiskFullError, TempWriter, ensure_space
+from photobox.datadir.storage import DiskFullError
 from photobox.library import assets
 from photobox.library.ingest import RejectedFile, ingest_temp_file
 from photobox.resources import STATIC_DIR
-from photobox.web.params import Count, content_length, parse_int
+from photobox.web.deps import Box, Read
+from photobox.web.intake import Multipart, receive_body
+from photobox.web.params import Count, parse_int
 from photobox.web.render import page
-
-if TYPE_CHECKING:
-    from photobox.core import Photobox
 
 __all__ = ["ROUTES"]
 
@@ -50,64 +46,36 @@ async def service_worker() -> Response:
                     headers={"Cache-Control": "no-cache", "Service-Worker-Allowed": "/"})
 
 
-async def _store_files(box: Photobox, request: Request) -> tuple[list[int], list[int], list[str]]:
+#: The share sheet's multipart body: up to :data:`MAX_FILES` photos and videos.
+SHARE_FORM = Multipart(_FILE_FIELDS, what="the share", max_files=MAX_FILES, max_segments=MAX_FILES + 10,
+                       not_multipart="share photos or videos: the request must be multipart/form-data")
+
+
+async def _store_files(box: Box, request: Request) -> tuple[list[int], list[int], list[str]]:
     """Stream every file of the multipart body to tmp/ and ingest it; (created, duplicates, refused)."""
-    ctype = request.headers.get("content-type", "")
-    if not ctype.startswith("multipart/form-data") or "boundary=" not in ctype:
-        raise ClientException("share photos or videos: the request must be multipart/form-data")
-    boundary = ctype.split("boundary=", 1)[1].split(";")[0].strip().strip('"')
-    length = content_length(request.headers, -1)
-    reserve = box.settings.disk_reserve_bytes
-    if length > 0:
-        ensure_space(box.path("tmp"), length, reserve)
-    stored: list[tuple[Path, bytes, int, str]] = []
-    writer: TempWriter | None = None
-    name = ""
-    try:
-        with PushMultipartParser(boundary, content_length=length, max_segment_count=MAX_FILES + 10) as parser:
-            async for chunk in request.stream():
-                for event in parser.parse(chunk):
-                    if isinstance(event, MultipartSegment):
-                        if event.filename is not None and event.name in _FILE_FIELDS:
-                            writer = TempWriter(box.path("tmp"), reserve=reserve)
-                            name = event.filename or "shared"
-                    elif event is None:
-                        if writer is not None:
-                            path, checksum, size = await writer.finish()
-                            stored.append((path, checksum, size, name))
-                            writer = None
-                    elif writer is not None:
-                        await writer.write(event)
-            parser.parse(b"")
-    except BaseException as exc:
-        if writer is not None:
-            writer.discard()
-        for path, *_ in stored:
-            path.unlink(missing_ok=True)
-        if isinstance(exc, MultipartError):
-            raise ClientException(f"the share was cut short or malformed: {exc}") from None
-        raise
+    body = await receive_body(box, request.stream(), request.headers, form=SHARE_FORM)
     created: list[int] = []
     duplicates: list[int] = []
     refused: list[str] = []
-    for i, (path, checksum, size, file_name) in enumerate(stored):
+    for i, file in enumerate(body.files):
+        file_name = file.name or "shared"
         try:
-            result = await asyncio.to_thread(ingest_temp_file, box, path, checksum, size, original_name=file_name)
+            result = await asyncio.to_thread(ingest_temp_file, box, file.path, file.sha1, file.size,
+                                             original_name=file_name)
         except RejectedFile as exc:
             refused.append(f"{file_name}: {exc}")
             continue
         except DiskFullError as exc:
-            for later, *_ in stored[i + 1:]:
-                later.unlink(missing_ok=True)
+            for later in body.files[i + 1:]:
+                later.path.unlink(missing_ok=True)
             raise HTTPException(status_code=507, detail=str(exc)) from None
         (created if result.status == "created" else duplicates).append(result.asset_id)
     return created, duplicates, refused
 
 
 @post("/share", include_in_schema=False, request_max_body_size=None, opt={"csrf": "fetch-metadata"})
-async def share_target(request: Request) -> Response:
+async def share_target(request: Request, box: Box) -> Response:
     """The manifest's share target: store the shared files, then show what happened."""
-    box: Photobox = request.app.state.photobox
     created, duplicates, refused = await _store_files(box, request)
     from urllib.parse import urlencode
 
@@ -125,13 +93,13 @@ def _ids(text: str, name: str) -> list[int]:
 
 
 @get("/share/done", include_in_schema=False)
-async def share_done(request: Request, new: FromQuery[str] = "", dup: FromQuery[str] = "",
+async def share_done(request: Request, read: Read, new: FromQuery[str] = "", dup: FromQuery[str] = "",
                      refused: FromQuery[Count] = 0) -> Response:
     """What a share saved: the new photos, the ones photobox had already, and how many were refused."""
     new_ids, dup_ids = _ids(new, "new"), _ids(dup, "dup")
     wanted = new_ids + dup_ids
 
-    rows = await request.app.state.photobox.db.read(assets.summaries, wanted)
+    rows = await read(assets.summaries, wanted)
     return page(request, "share.html", new=[rows[i] for i in new_ids if i in rows],
                 dup=[rows[i] for i in dup_ids if i in rows], refused=max(0, refused))
 

@@ -12,12 +12,15 @@ from litestar import Request, get, post
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import ClientException, NotFoundException
 from litestar.params import Body, FromQuery
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Response
 from msgspec import Struct
 
 from photobox.library import actions, albums, assets, timeline
+from photobox.library.memories import home_memories
 from photobox.library.paths import original_path
 from photobox.library.timeline import Scope, Tile
+from photobox.web.deps import Box, Read
 from photobox.web.files import stream_zip
 from photobox.web.params import Id
 from photobox.web.render import page
@@ -75,66 +78,62 @@ def group_days(tiles: list[Tile], last_day: str | None, *, by_trash: bool = Fals
 _month_cache: dict[str, object] = {"key": None, "value": []}
 
 
-async def months(box) -> list:
+async def months(read: Read) -> list:
     """The scrubber's years and months, cached until an asset changes."""
-    key = await box.db.read(assets.version)
+    key = await read(assets.version)
     if _month_cache["key"] != key:
-        _month_cache["value"] = await box.db.read(timeline.month_index, time_limit_ms=box.settings.web_query_time_limit_ms)
+        _month_cache["value"] = await read(timeline.month_index)
         _month_cache["key"] = key
     return _month_cache["value"]  # type: ignore[return-value]
 
 
-async def grid_context(request: Request, scope: Scope, before: str | None, last_day: str | None) -> dict:
-    box = request.app.state.photobox
-    tiles = await box.db.read(lambda c: timeline.page(c, scope, before=before, limit=PAGE_SIZE),
-                              time_limit_ms=box.settings.web_query_time_limit_ms)
+async def grid_context(read: Read, scope: Scope, before: str | None, last_day: str | None) -> dict:
+    tiles = await read(lambda c: timeline.page(c, scope, before=before, limit=PAGE_SIZE))
     days = group_days(tiles, last_day, by_trash=scope.by_trash_time)
     more = tiles[-1].cursor if len(tiles) == PAGE_SIZE else None
     return {"days": days, "scope": scope, "more": more, "last_day": days[-1].date if days else last_day,
             "empty": not tiles and before is None}
 
 
-async def render_grid_page(request: Request, scope: Scope, *, before: str | None = None, **extra) -> Response:
-    box = request.app.state.photobox
-    context = await grid_context(request, scope, before, None)
+async def render_grid_page(request: Request, read: Read, scope: Scope, *, before: str | None = None,
+                           **extra) -> Response:
+    """A grid page (timeline, favourites, an album, a person…): its first page of tiles by day."""
+    context = await grid_context(read, scope, before, None)
     if scope.name == "timeline":
-        context["months"] = await months(box)
+        context["months"] = await months(read)
     return page(request, "grid_page.html", title=extra.pop("title", TITLES.get(scope.name, "Photos")),
                 jump=before, **context, **extra)
 
 
 @get("/", include_in_schema=False)
-async def home(request: Request, at: FromQuery[str | None] = None) -> Response:
+async def home(request: Request, box: Box, read: Read, at: FromQuery[str | None] = None) -> Response:
     before = None
     if at and len(at) == 7 and at[:4].isdigit() and at[5:7].isdigit() and 1 <= int(at[5:7]) <= 12:
         before = timeline.month_cursor(int(at[:4]), int(at[5:7]))
-    from photobox.library.memories import home_memories
-
-    shown = await home_memories(request.app.state.photobox) if before is None else []
-    return await render_grid_page(request, Scope("timeline"), before=before, memories=shown)
+    shown = await home_memories(box, read) if before is None else []
+    return await render_grid_page(request, read, Scope("timeline"), before=before, memories=shown)
 
 
 @get("/favorites", include_in_schema=False)
-async def favorites(request: Request) -> Response:
-    return await render_grid_page(request, Scope("favorites"))
+async def favorites(request: Request, read: Read) -> Response:
+    return await render_grid_page(request, read, Scope("favorites"))
 
 
 @get("/archive", include_in_schema=False)
-async def archive(request: Request) -> Response:
-    return await render_grid_page(request, Scope("archive"))
+async def archive(request: Request, read: Read) -> Response:
+    return await render_grid_page(request, read, Scope("archive"))
 
 
 @get("/trash", include_in_schema=False)
-async def trash(request: Request) -> Response:
-    days = request.app.state.photobox.settings.trash_days
-    return await render_grid_page(request, Scope("trash"), trash_days=days)
+async def trash(request: Request, box: Box, read: Read) -> Response:
+    return await render_grid_page(request, read, Scope("trash"), trash_days=box.settings.trash_days)
 
 
 @get("/grid", include_in_schema=False)
-async def grid_more(request: Request, before: FromQuery[str | None] = None,
+async def grid_more(request: Request, read: Read, before: FromQuery[str | None] = None,
                     day: FromQuery[str | None] = None) -> Response:
     """The next page of any grid (HTMX infinite scroll)."""
-    context = await grid_context(request, Scope.parse(request.query_params.get("in")), before, day)
+    context = await grid_context(read, Scope.parse(request.query_params.get("in")), before, day)
     return page(request, "_grid.html", **context)
 
 
@@ -148,21 +147,22 @@ class BulkForm(Struct):
 
 
 @post("/assets/bulk", include_in_schema=False)
-async def bulk(request: Request, data: Annotated[BulkForm, Body(media_type=RequestEncodingType.URL_ENCODED)]) -> Response:
+async def bulk(request: HTMXRequest, box: Box,
+               data: Annotated[BulkForm, Body(media_type=RequestEncodingType.URL_ENCODED)]) -> Response:
     """Selection mode and viewer buttons: favourite, archive, trash, restore, delete, albums."""
-    box = request.app.state.photobox
     ids = [data.ids] if isinstance(data.ids, int) else list(data.ids)
     if not ids:
         raise ClientException("nothing selected")
     if len(ids) > 50_000:
         raise ClientException("too many at once")
     now = time.time()
+    album = data.album_id
     if data.action in assets.ACTIONS:
         await box.db.write(lambda c: assets.apply_action(c, data.action, ids, now=now))
-    elif data.action == "album_add" and data.album_id:
-        await box.db.write(lambda c: albums.add_to_album(c, data.album_id, ids, now=now))
-    elif data.action == "album_remove" and data.album_id:
-        await box.db.write(lambda c: albums.remove_from_album(c, data.album_id, ids, now=now))
+    elif data.action == "album_add" and album:
+        await box.db.write(lambda c: albums.add_to_album(c, album, ids, now=now))
+    elif data.action == "album_remove" and album:
+        await box.db.write(lambda c: albums.remove_from_album(c, album, ids, now=now))
     elif data.action == "album_new":
         def create(c):
             album_id = albums.create_album(c, data.album_name or "New album", now=now)
@@ -177,7 +177,7 @@ async def bulk(request: Request, data: Annotated[BulkForm, Body(media_type=Reque
     else:
         raise ClientException(f"unknown action {data.action!r}")
     back = local_path(data.back)
-    if request.headers.get("hx-request") == "true":
+    if request.htmx:
         return Response("", status_code=204, headers={"HX-Location": back} if data.action == "album_new"
                         else {"HX-Refresh": "true"})
     return Redirect(back, status_code=303)
@@ -189,10 +189,9 @@ class DownloadForm(Struct):
 
 
 @post("/assets/download", include_in_schema=False, status_code=200)
-async def download(request: Request,
+async def download(box: Box, read: Read,
                    data: Annotated[DownloadForm, Body(media_type=RequestEncodingType.URL_ENCODED)]) -> Response:
     """The selected originals as one zip, streamed (never built in memory or on disk)."""
-    box = request.app.state.photobox
     ids = [data.ids] if isinstance(data.ids, int) else list(data.ids)
     if not ids:
         raise ClientException("nothing selected")
@@ -206,7 +205,7 @@ async def download(request: Request,
                 continue
         return out
 
-    files = await box.db.read(entries)
+    files = await read(entries)
     if not files:
         raise NotFoundException("none of those photos exist")
     return stream_zip(files, f"photobox-{time.strftime('%Y%m%d-%H%M%S')}.zip")

@@ -17,6 +17,7 @@ from photobox.library import assets, timeline
 from photobox.library.assets import date_basis
 from photobox.library.timeline import Scope
 from photobox.media.camera import camera_name
+from photobox.web.deps import Box, Read
 from photobox.web.render import page
 
 
@@ -60,8 +61,7 @@ def date_fact(asset: dict) -> tuple[str, str]:
 
 
 @get("/photos/{asset_id:int}", include_in_schema=False)
-async def viewer(request: Request, asset_id: FromPath[int]) -> Response:
-    box = request.app.state.photobox
+async def viewer(request: Request, box: Box, read: Read, asset_id: FromPath[int]) -> Response:
     scope = Scope.parse(request.query_params.get("in"))
 
     def load(conn):
@@ -84,7 +84,7 @@ async def viewer(request: Request, asset_id: FromPath[int]) -> Response:
         asset["failure"] = asset_failure(conn, asset_id) if not asset["thumb_version"] else None
         return asset, view_scope, newer, older, albums, album_name
 
-    loaded = await box.db.read(load, time_limit_ms=box.settings.web_query_time_limit_ms)
+    loaded = await read(load)
     if loaded is None:
         raise NotFoundException("no such photo")
     asset, view_scope, newer, older, albums, album_name = loaded

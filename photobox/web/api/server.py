@@ -12,6 +12,7 @@ from msgspec import Struct
 from photobox import __version__
 from photobox.db import schema_version
 from photobox.jobs import store
+from photobox.web.deps import Box, Read
 from photobox.web.params import OptionalId
 
 
@@ -34,9 +35,8 @@ class JobCounts(Struct):
 
 
 @get("/api/server", tags=["server"], summary="Version, schema and available features")
-async def server_info(request: Request) -> ServerInfo:
-    box = request.app.state.photobox
-    schema = await box.db.read(schema_version)
+async def server_info(read: Read) -> ServerInfo:
+    schema = await read(schema_version)
     return ServerInfo(__version__, schema, sys.version.split()[0], platform.machine(),
                       features={"clip_search": False, "faces": False})
 
@@ -48,15 +48,14 @@ async def me(request: Request) -> Me:
 
 
 @get("/api/jobs", tags=["jobs"], summary="Job counts by kind and state")
-async def job_counts(request: Request) -> JobCounts:
-    return JobCounts(await request.app.state.photobox.db.read(store.counts))
+async def job_counts(read: Read) -> JobCounts:
+    return JobCounts(await read(store.counts))
 
 
 @post("/api/jobs/retry", tags=["jobs"], summary="Queue failed jobs again", status_code=200)
 async def retry_jobs(
-    request: Request, kind: FromQuery[str | None] = None, job_id: FromQuery[OptionalId] = None
+    box: Box, kind: FromQuery[str | None] = None, job_id: FromQuery[OptionalId] = None
 ) -> dict[str, int]:
-    box = request.app.state.photobox
     n = await box.db.write(lambda c: store.retry(c, now=box.clock(), job_id=job_id, kind=kind))
     box.scheduler.notify()
     return {"retried": n}

@@ -2,25 +2,30 @@
 
 HTMX polls the progress block every two seconds and stops (status 286) once nothing is
 queued or running; a retry swaps the block back in, which starts polling again.
+(litestar-htmx's ``HXStopPolling`` answers 286 with an empty body; here the last state must
+be swapped in, so the page keeps its body and takes the status.)
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Request, get, post
+from litestar import get, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body
+from litestar.plugins.htmx import HTMXRequest, HXStopPolling
 from litestar.response import Redirect, Response
 from msgspec import Struct
 
 from photobox.jobs import store
 from photobox.jobs.failures import list_failures
+from photobox.web.deps import Box, Read
 from photobox.web.params import Id
 from photobox.web.render import page
 from photobox.web.security import local_path
 
 STATES = ("queued", "running", "done", "failed")
+_STOP_POLLING = HXStopPolling().status_code  # 286
 
 
 class RetryForm(Struct):
@@ -30,35 +35,33 @@ class RetryForm(Struct):
     csrf_token: str = ""
 
 
-async def _render(request: Request) -> Response:
-    box = request.app.state.photobox
-
+async def _render(request: HTMXRequest, box: Box, read: Read) -> Response:
     def load(conn):
         return store.counts(conn), list_failures(conn, box.pipeline.asset_kinds(), limit=50)
 
-    counts, failed = await box.db.read(load)
+    counts, failed = await read(load)
     names = box.scheduler.registry.titles()
     kinds = [k for k in names if k in counts] + sorted(k for k in counts if k not in names)
     busy = any(counts[k].get("queued") or counts[k].get("running") for k in counts)
     response = page(request, "jobs.html", block="progress", counts=counts, kinds=kinds, names=names,
                     states=STATES, failed=failed, busy=busy)
-    if request.headers.get("hx-request") == "true" and request.method == "GET" and not busy:
-        response.status_code = 286  # htmx swaps this last state in and stops polling
+    if request.htmx and request.method == "GET" and not busy:
+        response.status_code = _STOP_POLLING  # htmx swaps this last state in and stops polling
     return response
 
 
 @get("/jobs", include_in_schema=False)
-async def jobs_page(request: Request) -> Response:
-    return await _render(request)
+async def jobs_page(request: HTMXRequest, box: Box, read: Read) -> Response:
+    return await _render(request, box, read)
 
 
 @post("/jobs/retry", include_in_schema=False)
-async def retry(request: Request, data: Annotated[RetryForm, Body(media_type=RequestEncodingType.URL_ENCODED)]) -> Response:
-    box = request.app.state.photobox
+async def retry(request: HTMXRequest, box: Box, read: Read,
+                data: Annotated[RetryForm, Body(media_type=RequestEncodingType.URL_ENCODED)]) -> Response:
     await box.db.write(lambda c: store.retry(c, now=box.clock(), job_id=data.job_id, kind=data.kind or None))
     box.scheduler.notify()
-    if request.headers.get("hx-request") == "true" and not data.back:
-        return await _render(request)
+    if request.htmx and not data.back:
+        return await _render(request, box, read)
     return Redirect(local_path(data.back) if data.back else "/jobs", status_code=303)
 
 
