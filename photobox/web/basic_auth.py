@@ -33,6 +33,7 @@ from litestar import Request, Response
 
 from photobox import auth
 from photobox.throttle import GuessThrottle, address_key
+from photobox.web.params import scope_extra
 
 if TYPE_CHECKING:
     from litestar.types import Scope
@@ -104,7 +105,7 @@ async def resolve_basic(box: Photobox, scope: Scope, credentials: str) -> Auth |
     if hit is None:  # a known credential is never throttled: others' failures cannot lock it out
         retry = guesses.retry_after(guess_key)
         if retry:
-            scope["dav_retry_after"] = retry
+            scope_extra(scope)["dav_retry_after"] = retry
             return None
     if not (ok_name and await asyncio.to_thread(auth.verify_password, row[2], password)):
         guesses.failed(guess_key)

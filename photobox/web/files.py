@@ -11,6 +11,7 @@ import threading
 import zipfile
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
+from typing import IO, cast
 from urllib.parse import quote
 
 from litestar import Request, Response
@@ -154,7 +155,7 @@ def stream_zip(entries: Iterable[tuple[str, Path]], name: str, *,
 
     def produce() -> None:
         try:
-            with zipfile.ZipFile(_QueueWriter(q), "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            with zipfile.ZipFile(cast(IO[bytes], _QueueWriter(q)), "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
                 used: set[str] = set()
                 for arcname, path in entries:
                     if cancelled.is_set():

@@ -18,9 +18,10 @@ into a 400 that repeats its message.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from litestar import Request
+from litestar.enums import ScopeType
 from litestar.exceptions import ClientException, HTTPException, NotFoundException
 from litestar.middleware import ASGIMiddleware
 from litestar.params import Parameter
@@ -32,10 +33,10 @@ from photobox.inputs import INT64_MAX, int_or_none, json_depth_exceeds
 if TYPE_CHECKING:
     from litestar.connection import ASGIConnection
     from litestar.handlers import BaseRouteHandler
-    from litestar.types import ASGIApp, Message, Receive, Scope, Send
+    from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
 
 __all__ = ["BodyCutShort", "BodyCutShortMiddleware", "Count", "Id", "MAX_JSON_BYTES", "MAX_JSON_DEPTH", "OptionalId", "PhotoboxRequest", "bounded_path_ids",
-           "content_length", "parse_int", "query_int"]
+           "content_length", "parse_int", "query_int", "scope_extra"]
 
 #: An id of a row (asset, album, person, face…): what SQLite can hold, never negative. The
 #: bounds are stated twice because msgspec checks ``Meta`` (form and JSON fields) while
@@ -123,14 +124,14 @@ class BodyCutShortMiddleware(ASGIMiddleware):
     through unchanged.
     """
 
-    scopes = ("http",)
+    scopes = (ScopeType.HTTP,)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         received = 0
         complete = False
         announced = next((v for k, v in scope.get("headers", ()) if k == b"content-length"), None)
 
-        async def checked_receive() -> Message:
+        async def checked_receive() -> ReceiveMessage:
             nonlocal received, complete
             message = await receive()
             if message["type"] == "http.request":
@@ -144,3 +145,9 @@ class BodyCutShortMiddleware(ASGIMiddleware):
             return message
 
         await next_app(scope, checked_receive, send)
+
+
+def scope_extra(scope: Any) -> dict[str, Any]:
+    """The ASGI scope as a plain dict, for the few values photobox keeps on it between its own
+    middleware and handlers (the anonymous CSRF id, a WebDAV client's retry time)."""
+    return cast("dict[str, Any]", scope)

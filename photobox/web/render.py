@@ -43,7 +43,7 @@ def page(request: Request, name: str, *, block: str | None = None, status_code: 
     )
     if block is not None and from_htmx(request):
         engine = request.app.template_engine
-        template = engine.engine.get_template(name)  # type: ignore[attr-defined]
+        template = engine.engine.get_template(name)  # type: ignore[union-attr]
         ctx = template.new_context(context)
         html = "".join(template.blocks[block](ctx))
         return Response(html, media_type="text/html", status_code=status_code)

@@ -21,14 +21,16 @@ from http.cookies import SimpleCookie
 from typing import Any
 
 from litestar.connection import ASGIConnection
+from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Message, Receive, Scope, Send
 
 from photobox import auth
 from photobox.web import proxy
 from photobox.web.deps import photobox_of
+from photobox.web.params import scope_extra
 
 __all__ = ["Auth", "AuthMiddleware", "SecurityHeadersMiddleware", "SESSION_COOKIE", "ANON_COOKIE",
            "DEVICE_COOKIE", "client_address", "guard", "is_secure", "csrf_token_for", "local_path", "from_this_site",
@@ -95,7 +97,7 @@ class AuthMiddleware(ASGIMiddleware):
     It never rejects: the :func:`guard` decides, so public routes see who is logged in too.
     """
 
-    scopes = ("http", "websocket")
+    scopes = (ScopeType.HTTP, ScopeType.WEBSOCKET)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         box = photobox_of(scope["litestar_app"])
@@ -134,7 +136,7 @@ def csrf_token_for(connection: ASGIConnection) -> str | None:
     a: Auth | None = connection.scope.get("auth")
     if a is not None and a.kind == "session":
         return a.csrf_token
-    anon = connection.scope.get("pb_anon") or connection.cookies.get(ANON_COOKIE)
+    anon = scope_extra(connection.scope).get("pb_anon") or connection.cookies.get(ANON_COOKIE)
     if not anon:
         return None
     return auth.anonymous_csrf_token(photobox_of(connection.app).secret_key, anon)
@@ -145,8 +147,7 @@ def ensure_anon_cookie(connection: ASGIConnection) -> str:
     anon = connection.cookies.get(ANON_COOKIE)
     if not anon:
         anon = secrets.token_urlsafe(24)
-        connection.scope["pb_anon"] = anon
-        connection.scope["pb_set_anon"] = anon
+        scope_extra(connection.scope).update(pb_anon=anon, pb_set_anon=anon)
     return anon
 
 
@@ -219,7 +220,7 @@ async def guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
     # Every key is held to its scope, whichever header carried it (Bearer, X-API-Key, or the
     # Basic password of a WebDAV app); the owner's own password has scope "all".
     if not public and a is not None and a.api_key_id is not None and not scope_allows(
-            a.scopes, connection.scope.get("method", "GET"), _full_path(connection.scope)):
+            a.scopes, str(connection.scope.get("method", "GET")), _full_path(connection.scope)):
         raise PermissionDeniedException(f"this API key's scope ({a.scopes}) does not allow this request")
     if connection.scope.get("method", "GET") in SAFE_METHODS or connection.scope["type"] != "http":
         return
@@ -332,7 +333,7 @@ class SecurityHeadersMiddleware(ASGIMiddleware):
     """Security headers on every response, the anonymous CSRF cookie when one was made, and
     a ``Server-Timing`` header with the time spent in photobox (``scripts/bench web`` reads it)."""
 
-    scopes = ("http",)
+    scopes = (ScopeType.HTTP,)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         started = time.perf_counter()
@@ -351,7 +352,7 @@ class SecurityHeadersMiddleware(ASGIMiddleware):
                     headers.extend(h for h in _SHARE_HEADERS if h[0] not in present)
                     present.update(h[0] for h in _SHARE_HEADERS)
                 headers.extend(h for h in security_headers if h[0] not in present)
-                anon = scope.get("pb_set_anon")
+                anon = scope_extra(scope).get("pb_set_anon")
                 if anon:
                     secure = "; Secure" if scope.get("scheme") == "https" or secure_always else ""
                     cookie = f"{ANON_COOKIE}={anon}; Path=/; HttpOnly; SameSite=Lax; Max-Age=86400{secure}"
@@ -362,8 +363,11 @@ class SecurityHeadersMiddleware(ASGIMiddleware):
         if "\x00" in path:
             # A NUL byte (%00) in a path is never legitimate; refuse it before any handler
             # (Litestar's static files answered 500 "embedded null byte").
-            await send_with_headers({"type": "http.response.start", "status": 400,
-                                     "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
-            await send_with_headers({"type": "http.response.body", "body": b"bad request: NUL in path"})
+            start: HTTPResponseStartEvent = {"type": "http.response.start", "status": 400,
+                                             "headers": [(b"content-type", b"text/plain; charset=utf-8")]}
+            await send_with_headers(start)
+            body: HTTPResponseBodyEvent = {"type": "http.response.body", "body": b"bad request: NUL in path",
+                                           "more_body": False}
+            await send_with_headers(body)
             return
         await next_app(scope, receive, send_with_headers)

@@ -15,8 +15,9 @@ import json
 import logging
 from typing import TYPE_CHECKING
 
+from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
 
 from photobox.datadir import StorageMissingError
 
@@ -84,7 +85,7 @@ storage is back; reload this page then.</p></section></main></body></html>"""
 class StorageGateMiddleware(ASGIMiddleware):
     """While the storage is missing, answer 503 with an explanation (static files still load)."""
 
-    scopes = ("http",)
+    scopes = (ScopeType.HTTP,)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         missing = getattr(scope["litestar_app"].state, "storage_missing", None)
@@ -98,7 +99,10 @@ class StorageGateMiddleware(ASGIMiddleware):
         else:
             body = _PAGE.format(message=html.escape(missing)).encode()
             ctype = b"text/html; charset=utf-8"
-        await send({"type": "http.response.start", "status": 503,
-                    "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode()),
-                                (b"retry-after", b"5"), (b"cache-control", b"no-store")]})
-        await send({"type": "http.response.body", "body": body})
+        start: HTTPResponseStartEvent = {
+            "type": "http.response.start", "status": 503,
+            "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode()),
+                        (b"retry-after", b"5"), (b"cache-control", b"no-store")]}
+        await send(start)
+        end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": body, "more_body": False}
+        await send(end)

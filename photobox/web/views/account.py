@@ -115,8 +115,8 @@ async def setup_submit(request: HTMXRequest, box: Box, read: Read,
         user = await box.db.write(create, durable=True)
     except ValueError:
         return Redirect("/login", status_code=303)
-    if user is None:
-        return await _setup_closed(request, read)
+    if user is None:  # closed while the form was filled in
+        return await _setup_closed(request, read) or Redirect("/login", status_code=303)
     ua = request.headers.get("user-agent", "")
     addr = client_address(request.scope)
     token = await box.db.write(lambda c: auth.create_session(c, user, days=box.settings.session_days, user_agent=ua, remote_addr=addr))
