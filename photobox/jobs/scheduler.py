@@ -121,6 +121,7 @@ class Scheduler:
         self._periodic: list[tuple[float, Callable[[], Awaitable[object]], str]] = []
         self._periodic_tasks: list[asyncio.Task] = []
         self._unsettled: set[int] = set()  # ended, but the end could not be written (see _settle)
+        self._finished = 0  # jobs ended so far; run_until_idle compares it across a round
         self._storage_trouble = False
 
     # -- enqueueing ------------------------------------------------------------------
@@ -312,10 +313,13 @@ class Scheduler:
     async def run_until_idle(self, max_rounds: int = 10_000) -> None:
         """Run jobs until none is due at ``clock()`` and none is running (tests, CLI)."""
         for _ in range(max_rounds):
+            finished_before = self._finished
             started = await self.run_pending()
             if self._running:
                 await asyncio.wait(list(self._running.values()), return_when=asyncio.FIRST_COMPLETED)
-            elif not started:
+            elif not started and self._finished == finished_before:
+                # Idle only if no job ended while this round claimed: one that did may have freed
+                # a slot of a kind the round had already passed over, or queued a follow-up.
                 return
         raise RuntimeError("run_until_idle: jobs keep coming")
 
@@ -339,6 +343,7 @@ class Scheduler:
             await self._settle(job, lambda conn: store.complete(conn, job.id, now=self.clock()))
         finally:
             self._running.pop(job.id, None)
+            self._finished += 1
             self._per_kind[spec.kind] -= 1
             self.notify()
 

@@ -11,7 +11,7 @@ import threading
 import zipfile
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, Any, cast
 from urllib.parse import quote
 
 from litestar import Request, Response
@@ -54,23 +54,34 @@ def file_range(path: Path, start: int, length: int) -> Iterator[bytes]:
             if not block:
                 return
             remaining -= len(block)
-            yield block
+            yield cast(bytes, block)
 
 
 async def in_thread(blocks: Iterator[bytes]) -> AsyncIterator[bytes]:
     """A blocking block iterator run in a thread, one block at a time (the event loop never
-    reads a file); it is closed when the response ends early (a client gone mid-download)."""
+    reads a file); it is closed when the response ends early (a client gone mid-download).
+
+    A client that leaves while a thread is inside ``next(blocks)`` cancels this generator but
+    not the thread, and a generator cannot be closed while it runs: the read is shielded and
+    the close waits for it to end."""
+    loop = asyncio.get_running_loop()
     done = object()
+    reading: asyncio.Future[Any] | None = None
     try:
         while True:
-            block = await asyncio.to_thread(next, blocks, done)
+            reading = loop.run_in_executor(None, next, blocks, done)
+            block = await asyncio.shield(reading)
+            reading = None
             if block is done:
                 return
-            yield block  # type: ignore[misc]
+            yield cast(bytes, block)
     finally:
         close = getattr(blocks, "close", None)
         if close is not None:
-            close()
+            if reading is not None and not reading.done():
+                reading.add_done_callback(lambda read: (read.cancelled() or read.exception(), close()))
+            else:
+                close()
 
 
 def attachment(name: str) -> str:
